@@ -1,0 +1,117 @@
+"""Reading shards: file discovery, the manifest, and record parsing.
+
+Stage 1 of the pipeline (``docs/data.md``): raw ``tf.train.Example`` ->
+decoded physical values at the requested image size.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from taskonomy_tf.data import schema
+from taskonomy_tf.data.decode import decode_png_tensor, physical_from_pixels, physical_from_vector
+
+# channels of each decoded png domain (decode.py table)
+_CHANNELS = {"rgb": 3, "normal": 3, "principal_curvature": 2}
+_NEAREST = {"segment_unsup2d", "segment_unsup25d", "segment_semantic", "mask_valid"}
+
+
+def find_shards(path: str | Path, split: str | None) -> list[str]:
+    """Shard files of ``split`` in a folder (every shard for ``None``), or one file.
+
+    Raises:
+        FileNotFoundError: nothing matches, with what the folder does hold.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [str(path)]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such folder of TFRecord shards")
+    shards = sorted(p for p in path.iterdir() if schema.parse_shard_name(p.name))
+    picked = [str(p) for p in shards if split is None or schema.parse_shard_name(p.name)[0] == split]
+    if not picked:
+        splits = sorted({schema.parse_shard_name(p.name)[0] for p in shards})
+        raise FileNotFoundError(
+            f"{path}: no shards for split {split!r}; splits present: {splits or 'none'}"
+        )
+    return picked
+
+
+def domains_in(files: list[str]) -> list[str]:
+    """Domains the records hold: from ``manifest.json`` if there is one,
+    else from the first record of every shard."""
+    folder = Path(files[0]).parent
+    manifest = folder / schema.MANIFEST_NAME
+    if manifest.exists():
+        m = json.loads(manifest.read_text())
+        names = {Path(f).name for f in files}
+        held = set()
+        for part in m.get("splits", {}).values():
+            if names & {s["name"] for s in part["shards"]}:
+                held |= set(part["domain_counts"])
+        if held:
+            return sorted(held)
+    held = set()
+    for f in files:
+        for raw in tf.data.TFRecordDataset(f).take(1):
+            ex = tf.train.Example.FromString(raw.numpy())
+            held |= {d.decode() for d in ex.features.feature[schema.META_DOMAINS].bytes_list.value}
+    return sorted(held)
+
+
+def feature_spec(domains: list[str]) -> dict[str, tf.io.FixedLenFeature]:
+    spec = {
+        schema.META_BUILDING: tf.io.FixedLenFeature([], tf.string),
+        schema.META_POINT: tf.io.FixedLenFeature([], tf.int64),
+        schema.META_VIEW: tf.io.FixedLenFeature([], tf.int64),
+    }
+    for d in domains:
+        ds = schema.DOMAINS[d]
+        if ds.storage == "npy":
+            spec[ds.values_key] = tf.io.FixedLenFeature([ds.length], tf.float32,
+                                                        default_value=[0.0] * ds.length)
+        else:
+            spec[ds.encoded_key] = tf.io.FixedLenFeature([], tf.string, default_value="")
+    return spec
+
+
+def _resize(x: tf.Tensor, size: int, nearest: bool) -> tf.Tensor:
+    if nearest:
+        return tf.image.resize(x, [size, size], method="nearest")
+    return tf.image.resize(tf.cast(x, tf.float32), [size, size], antialias=True)
+
+
+def decode_domain(parsed: dict, domain: str, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """One domain of a parsed record -> ``(values, valid)`` at ``size`` x ``size``.
+
+    A domain missing from the record gives zeros and ``valid`` all False
+    (the original loaders' "missing label -> zero mask", load_ops.py).
+    Images: values (S, S, C), valid (S, S) bool; class vectors: (K,), scalar.
+    """
+    spec = schema.DOMAINS[domain]
+    if spec.storage == "npy":
+        values = parsed[spec.values_key]
+        present = tf.reduce_any(tf.not_equal(values, 0.0))
+        return physical_from_vector(domain, values), present
+    data = parsed[spec.encoded_key]
+    channels = _CHANNELS.get(domain, 1)
+    nearest = domain in _NEAREST
+    out_dtype = tf.int32 if domain in _NEAREST and domain != "mask_valid" else tf.float32
+
+    def decoded():
+        values, valid = physical_from_pixels(domain, decode_png_tensor(data, spec))
+        values = _resize(tf.cast(values, out_dtype), size, nearest)
+        if nearest:
+            valid = _resize(tf.cast(valid, tf.uint8)[..., None], size, True)[..., 0] > 0
+        else:  # bilinear mask, then binarise below 0.99 (load_ops.py)
+            valid = _resize(tf.cast(valid, tf.float32)[..., None], size, False)[..., 0] >= 0.99
+        return tf.cast(values, out_dtype), valid
+
+    def missing():
+        return tf.zeros([size, size, channels], out_dtype), tf.zeros([size, size], tf.bool)
+
+    values, valid = tf.cond(tf.strings.length(data) > 0, decoded, missing)
+    return tf.ensure_shape(values, [size, size, channels]), tf.ensure_shape(valid, [size, size])

@@ -1,0 +1,227 @@
+"""View tuples for the tasks labelled from the camera JSON.
+
+An index pass reads each record's building, point, view and point_info;
+numpy then builds the tuples each task needs (registry ``TUPLES``, keyed by
+``TaskSpec.decode``) with their labels (``geometry``):
+
+* ``relative_pose``: ordered pairs of views of one point (fixated);
+* ``relative_pose_nonfixated``: pairs of views of different points of one
+  building where the second view's point is visible in the first
+  (``nonfixated_points_in_view``);
+* ``egomotion``: triplets of views of one point;
+* ``point_match``: same-point pairs (class 1) and as many pairs of different
+  points of one building (class 0);
+* ``room_layout``, ``vanishing_points``: single views.
+
+Tuples never cross a shard (the converter keeps each point within one), so
+a shard's images are loaded once and gathered. Pose and layout vectors are
+standardised with the mean and std over every shard of the folder (the
+original hard-coded constants from its own split; reference section 8).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from taskonomy_tf.data import geometry, records, schema
+from taskonomy_tf.data.decode import decode_png_tensor, physical_from_pixels
+from taskonomy_tf.registry import Registry
+from taskonomy_tf.tasks import TaskSpec
+
+TUPLES = Registry("view-tuple rule")
+STANDARDISED = {"relative_pose", "relative_pose_nonfixated", "egomotion", "room_layout"}
+
+
+def read_index(file: str) -> list[dict]:
+    """Per record of one shard: building, point, view and the parsed point_info."""
+    spec = {
+        schema.META_BUILDING: tf.io.FixedLenFeature([], tf.string),
+        schema.META_POINT: tf.io.FixedLenFeature([], tf.int64),
+        schema.META_VIEW: tf.io.FixedLenFeature([], tf.int64),
+        schema.POINT_INFO_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+    out = []
+    ds = tf.data.TFRecordDataset(file).map(lambda r: tf.io.parse_single_example(r, spec))
+    for rec in ds.as_numpy_iterator():
+        info = rec[schema.POINT_INFO_KEY]
+        out.append({
+            "building": rec[schema.META_BUILDING].decode(),
+            "point": int(rec[schema.META_POINT]), "view": int(rec[schema.META_VIEW]),
+            "info": json.loads(info) if info else None,
+        })
+    return out
+
+
+def _by_point(index: list[dict]) -> dict[tuple[str, int], list[int]]:
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, r in enumerate(index):
+        if r["info"] is not None:
+            groups.setdefault((r["building"], r["point"]), []).append(i)
+    return groups
+
+
+def _cam(r: dict) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(r["info"]["camera_location"]), np.asarray(r["info"]["camera_rotation_final"])
+
+
+def _pose(index, pairs) -> np.ndarray:
+    if not pairs:
+        return np.zeros((0, 6))
+    a = [_cam(index[i]) for i, _ in pairs]
+    b = [_cam(index[j]) for _, j in pairs]
+    return geometry.relative_pose(np.array([x[0] for x in a]), np.array([x[1] for x in a]),
+                                  np.array([x[0] for x in b]), np.array([x[1] for x in b]))
+
+
+@TUPLES.register("relative_pose")
+def _fixated(index, rng):
+    pairs = [p for g in _by_point(index).values() for p in itertools.permutations(g, 2)]
+    return pairs, _pose(index, pairs)
+
+
+@TUPLES.register("relative_pose_nonfixated")
+def _nonfixated(index, rng):
+    by_building: dict[str, dict[int, list[int]]] = {}
+    for (b, p), views_ in _by_point(index).items():
+        by_building.setdefault(b, {})[p] = views_
+    pairs = []
+    for i, r in enumerate(index):
+        if r["info"] is None:
+            continue
+        seen = set(r["info"].get("nonfixated_points_in_view") or ())
+        for p, views_ in by_building.get(r["building"], {}).items():
+            if p != r["point"] and p in seen:
+                pairs.extend((i, j) for j in views_)
+    return pairs, _pose(index, pairs)
+
+
+@TUPLES.register("egomotion")
+def _egomotion(index, rng):
+    triples = [t for g in _by_point(index).values() for t in itertools.combinations(g, 3)]
+    if not triples:
+        return [], np.zeros((0, 18))
+    locs = np.array([[_cam(index[k])[0] for k in t] for t in triples])
+    rots = np.array([[_cam(index[k])[1] for k in t] for t in triples])
+    return triples, geometry.egomotion(locs, rots)
+
+
+@TUPLES.register("point_match")
+def _point_match(index, rng):
+    groups = _by_point(index)
+    positives = [p for g in groups.values() for p in itertools.combinations(g, 2)]
+    keys = sorted(groups)
+    negatives = []
+    for _ in range(len(positives)):
+        a, b = rng.choice(len(keys), 2, replace=False)
+        if keys[a][0] == keys[b][0]:
+            negatives.append((int(rng.choice(groups[keys[a]])), int(rng.choice(groups[keys[b]]))))
+    pairs = positives + negatives
+    labels = np.zeros((len(pairs), 2))
+    labels[: len(positives), 1] = 1.0
+    labels[len(positives):, 0] = 1.0
+    return pairs, labels
+
+
+@TUPLES.register("vanishing_points")
+def _vanishing(index, rng):
+    singles = [(i,) for g in _by_point(index).values() for i in g]
+    return singles, np.array([geometry.vanishing_points(_cam(index[i])[1]) for (i,) in singles]
+                             ).reshape(-1, 9)
+
+
+@TUPLES.register("room_layout")
+def _layout(index, rng):
+    singles = [(i,) for g in _by_point(index).values() for i in g
+               if "bounding_box_ranges" in index[i]["info"]]
+    return singles, np.array([geometry.room_layout(*_cam(index[i]),
+                                                   index[i]["info"]["bounding_box_ranges"])
+                              for (i,) in singles]).reshape(-1, 9)
+
+
+def build_tuples(files: list[str], spec: TaskSpec, seed: int, with_counts: bool = False):
+    """Tuples and raw labels per file: a list of (int (n, V), float (n, D));
+    with ``with_counts`` also the number of records of each file."""
+    rule = TUPLES.get(spec.decode)
+    out, counts = [], []
+    for n, f in enumerate(files):
+        rng = np.random.default_rng([seed, n])
+        index = read_index(f)
+        tuples, labels = rule(index, rng)
+        idx = np.asarray(tuples, np.int64).reshape(-1, spec.views)
+        out.append((idx, np.asarray(labels, np.float64).reshape(-1, spec.channels)))
+        counts.append(len(index))
+    return (out, counts) if with_counts else out
+
+
+def label_stats(folder_files: list[str], spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the task's raw labels over every shard of the folder."""
+    labels = np.concatenate([lab for _, lab in build_tuples(folder_files, spec, 0)])
+    if len(labels) == 0:
+        return np.zeros(spec.channels), np.ones(spec.channels)
+    std = labels.std(0)
+    return labels.mean(0), np.where(std > 1e-8, std, 1.0)
+
+
+def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int,
+                held: list[str]) -> tf.data.Dataset:
+    """Dataset of (images (V, S, S, 3) in [0, 1], label) for one point_info task."""
+    if "point_info" not in held:
+        raise ValueError(f"task {spec.name!r} needs domain 'point_info', missing from the "
+                         f"records; domains present: {', '.join(held)}")
+    per_file, counts = build_tuples(files, spec, seed, with_counts=True)
+    if spec.decode in STANDARDISED:
+        folder = Path(files[0]).parent
+        mean, std = label_stats(records.find_shards(folder, None) if Path(path).is_dir() else files,
+                                spec)
+        per_file = [(i, (lab - mean) / std) for i, lab in per_file]
+    if not sum(len(i) for i, _ in per_file):
+        raise ValueError(f"task {spec.name!r}: the records give no view tuples (need "
+                         f"{spec.views} views per point with point_info)")
+    if shuffle:
+        rng = np.random.default_rng(seed)
+        per_file = [(i[p], lab[p]) for i, lab in per_file for p in [rng.permutation(len(i))]]
+    keep = [n for n, (i, _) in enumerate(per_file) if len(i)]
+    names = tf.constant([files[n] for n in keep])
+    sizes = tf.constant([counts[n] for n in keep], tf.int64)
+    idx = tf.ragged.constant([per_file[n][0].tolist() for n in keep], ragged_rank=1, dtype=tf.int64)
+    labs = tf.ragged.constant([per_file[n][1].tolist() for n in keep], ragged_rank=1,
+                              dtype=tf.float32)
+    rgb = schema.DOMAINS["rgb"]
+
+    def load(file, size_, tuples, labels):
+        raw = tf.data.TFRecordDataset(file).map(
+            lambda r: tf.io.parse_single_example(
+                r, {rgb.encoded_key: tf.io.FixedLenFeature([], tf.string)})[rgb.encoded_key])
+        images = raw.batch(size_).get_single_element()  # one shard's PNG bytes
+        return tf.data.Dataset.from_tensor_slices((tf.gather(images, tuples), labels))
+
+    def decode(encoded, label):
+        def one(b):
+            values, _ = physical_from_pixels("rgb", decode_png_tensor(b, rgb))
+            return tf.image.resize(values, [size, size], antialias=True)
+
+        imgs = tf.map_fn(one, encoded, fn_output_signature=tf.float32)
+        imgs = tf.ensure_shape(imgs, [spec.views, size, size, 3])
+        return imgs, label
+
+    ds = tf.data.Dataset.from_tensor_slices((names, sizes, idx, labs))
+    ds = ds.interleave(load, cycle_length=min(4, len(keep)))
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def to_example(spec: TaskSpec):
+    """(index, (images, label)) -> (input in [-1, 1], {task: label}, {task: 1})."""
+
+    def fn(index, element):
+        images, label = element
+        x = images * 2.0 - 1.0
+        if spec.views == 1:
+            x = x[0]
+        return x, {spec.name: label}, {spec.name: tf.constant(1.0)}
+
+    return fn

@@ -1,0 +1,149 @@
+"""``TaskSpec``: every fact about one task, as plain data.
+
+Fields are strings, numbers, tuples and enums, never callables, so a spec
+serialises to JSON (``TaskSpec.to_dict``) and can be written into
+``config.json``. Behaviour is reached through registries by key: ``decode``
+names a target encoding in ``taskonomy_tf.data.targets``, ``loss`` and
+``metric`` name entries of the model-side registries, ``mask`` a validity
+rule, ``input`` an input rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from typing import Any
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Cluster(str, enum.Enum):
+    """Task families of the paper's task-similarity tree (``task_tree.jpg``)."""
+
+    GEOMETRIC_3D = "3d"
+    TEXTURE_2D = "2d"
+    LOW_DIM = "low_dim"  # low-dimensional geometric
+    SEMANTIC = "semantic"
+
+
+class OutputKind(str, enum.Enum):
+    """What the network predicts."""
+
+    DENSE = "dense"  # a per-pixel map, (H/stride, W/stride, channels)
+    VECTOR = "vector"  # a low-dimensional regression target, (channels,)
+    CLASSES = "classes"  # a (soft) class distribution, (channels,)
+    NONE = "none"  # no labels (random projection)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """One task of the catalog.
+
+    Args:
+        name: canonical snake_case name (registry and CLI key).
+        title: readable name for plots and reports.
+        domain: dataset domain folder the label is read from (``None`` for
+            tasks without labels); ``"rgb"`` for self-supervised tasks.
+        aliases: every other accepted name (paper, original code, results
+            files, short names).
+        output: what the network predicts.
+        channels: output channels (dense) or vector length / class count.
+        output_stride: dense output resolution is ``image_size // stride``.
+        loss: key of the loss (model registries, issue 4).
+        metric: key of the evaluation metric.
+        decode: key of the target encoding in ``taskonomy_tf.data.targets``
+            (how the decoded domain becomes the training target).
+        value_range: range of the decoded value mapped onto [-1, 1] by the
+            linear encodings; ``None`` where not applicable.
+        clip: whether ``value_range`` clips.
+        blur_sigma: Gaussian blur of the target, in pixels at 256 px.
+        mask: key of the validity-mask rule, ``None`` for none.
+        cluster: family in the paper's task tree.
+        views: number of input images per sample (2 for pairs, 3 for
+            triplets, 9 for jigsaw tiles).
+        input: key of the input rule (``rgb``, ``noisy_rgb``, ``luminance``,
+            ``centre_masked``, ``jigsaw_tiles``).
+        source_only: trained only to serve as a transfer source.
+        hflip: horizontal-flip rule for augmentation: ``"keep"`` (target
+            flips with the image), ``"negate_x"`` (also negate channel 0),
+            ``"never"`` (the label is not flip-equivariant).
+        code_name: name in the original TF1 code (``rgb2sfnorm``).
+        results_name: name in the released result files.
+        classes: key of a class-name list in ``tasks.classes`` or ``None``.
+        description: one line, with the source of its constants.
+    """
+
+    name: str
+    title: str
+    domain: str | None
+    aliases: tuple[str, ...]
+    output: OutputKind
+    channels: int
+    loss: str
+    metric: str
+    decode: str
+    cluster: Cluster
+    code_name: str
+    results_name: str
+    description: str
+    output_stride: int = 1
+    value_range: tuple[float, float] | None = None
+    clip: bool = False
+    blur_sigma: float = 0.0
+    mask: str | None = None
+    views: int = 1
+    input: str = "rgb"
+    source_only: bool = False
+    hflip: str = "keep"
+    classes: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _SNAKE.match(self.name):
+            raise ValueError(f"TaskSpec.name must be snake_case, got {self.name!r}")
+        if self.output is not OutputKind.NONE and self.channels <= 0:
+            raise ValueError(f"TaskSpec {self.name!r}: channels must be > 0")
+        if self.hflip not in ("keep", "negate_x", "never"):
+            raise ValueError(f"TaskSpec {self.name!r}: bad hflip {self.hflip!r}")
+        if self.views < 1:
+            raise ValueError(f"TaskSpec {self.name!r}: views must be >= 1")
+
+    # --- derived values -------------------------------------------------
+    @property
+    def decoder(self) -> str:
+        """Decoder family: ``conv`` (pixels), ``fc``, ``siamese_fc`` or ``none``."""
+        if self.output is OutputKind.NONE:
+            return "none"
+        if self.output is OutputKind.DENSE:
+            return "conv"
+        return "siamese_fc" if self.views > 1 else "fc"
+
+    @property
+    def is_dense(self) -> bool:
+        return self.output is OutputKind.DENSE
+
+    @property
+    def uses_point_info(self) -> bool:
+        """Whether the label derives from the point_info camera JSON."""
+        return self.domain == "point_info"
+
+    def output_shape(self, image_size: int) -> tuple[int, ...]:
+        """Shape of one prediction (no batch axis) for a square input."""
+        if self.output is OutputKind.NONE:
+            return ()
+        if self.is_dense:
+            side = image_size // self.output_stride
+            return (side, side, self.channels)
+        return (self.channels,)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name that resolves to this task."""
+        extra = (self.code_name, self.results_name)
+        return tuple(dict.fromkeys((self.name, *self.aliases, *extra)))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["output"] = self.output.value
+        out["cluster"] = self.cluster.value
+        return out

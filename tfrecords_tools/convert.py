@@ -1,0 +1,227 @@
+"""Raw Taskonomy / Omnidata folders -> sharded TFRecords and a manifest.
+
+    python -m tfrecords_tools.convert --src DIR --out DIR [--domains ...]
+        [--split-csv FILE --split train|val|test] [--resize N]
+        [--shard-size N] [--workers N] [--strict]
+
+One ``tf.train.Example`` per view with every requested domain (schema in
+``taskonomy_tf.data.schema`` and ``docs/data.md``). Shards are named
+``<split>-00000-of-000NN.tfrecord`` (split ``all`` without a split file) and
+hold whole points, so that the views of a point stay together. Re-running
+with the same arguments after an interruption writes only the shards that
+are missing; different arguments into the same ``--out`` are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime
+import hashlib
+import json
+import multiprocessing
+import sys
+from pathlib import Path
+from typing import Any
+
+from taskonomy_tf.data import schema
+from tfrecords_tools.reader import read_split_csv, scan
+from tfrecords_tools.writer import StrictError, sha256_file, write_json_atomic, write_shard
+
+
+class ConvertError(RuntimeError):
+    """A conversion that cannot proceed; the message is one line."""
+
+
+def plan_shards(samples: dict, shard_size: int) -> list[list]:
+    """Groups sorted samples into shards of about ``shard_size`` views, whole points only."""
+    shards: list[list] = [[]]
+    last_point = None
+    for key, files in samples.items():
+        point = key[:2]
+        if len(shards[-1]) >= shard_size and point != last_point:
+            shards.append([])
+        shards[-1].append([list(key), {d: str(p) for d, p in files.items()}])
+        last_point = point
+    return [s for s in shards if s]
+
+
+def _plan_id(args: dict[str, Any], shards: list[list]) -> str:
+    h = hashlib.sha256(json.dumps([args, shards], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def convert(src: str, out: str, domains: list[str] | None = None,
+            split_csv: str | None = None, split: str | None = None,
+            resize: int | None = None, shard_size: int = 256, workers: int = 1,
+            strict: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Converts ``src`` into shards under ``out``; returns the manifest.
+
+    Raises:
+        ConvertError: bad arguments, nothing to convert, a conflicting
+            earlier conversion in ``out``, or (with ``strict``) a bad file.
+    """
+    if domains:
+        unknown = sorted(set(domains) - set(schema.DOMAINS))
+        if unknown:
+            raise ConvertError(
+                f"--domains: unknown {', '.join(unknown)}; known: {', '.join(sorted(schema.DOMAINS))}"
+            )
+        if "rgb" not in domains:
+            domains = ["rgb", *domains]
+    if (split_csv is None) != (split is None):
+        raise ConvertError("--split-csv and --split go together")
+    if shard_size < 1 or workers < 1 or (resize is not None and resize < 8):
+        raise ConvertError("--shard-size and --workers must be >= 1, --resize >= 8")
+    try:
+        found = scan(src, domains)
+    except FileNotFoundError as exc:
+        raise ConvertError(str(exc)) from None
+    samples = found.samples
+    if split_csv is not None:
+        try:
+            keep = read_split_csv(split_csv, split)
+        except (OSError, ValueError) as exc:
+            raise ConvertError(str(exc)) from None
+        samples = {k: v for k, v in samples.items() if k[0] in keep}
+    if not samples:
+        raise ConvertError(f"--src {src}: no raw samples found (expected <building>/<domain>/"
+                           "point_P_view_V_domain_D.ext or the Omnidata layout)")
+    wanted = sorted(domains) if domains else sorted(found.domain_counts())
+    split_name = split or "all"
+    shards = plan_shards(samples, shard_size)
+    names = [schema.shard_name(split_name, i, len(shards)) for i in range(len(shards))]
+    args = {"src": str(Path(src).resolve()), "domains": wanted, "split": split_name,
+            "split_csv": str(split_csv) if split_csv else None, "resize": resize,
+            "shard_size": shard_size, "schema_version": schema.SCHEMA_VERSION}
+    plan_id = _plan_id(args, shards)
+
+    outdir = Path(out)
+    state = outdir / ".convert"
+    state.mkdir(parents=True, exist_ok=True)
+    plan_path = state / f"plan-{split_name}.json"
+    if plan_path.exists():
+        old = json.loads(plan_path.read_text())
+        if old.get("plan_id") != plan_id:
+            raise ConvertError(
+                f"--out {out} holds a {split_name!r} conversion made with other arguments or "
+                "other source files; use a new --out or remove it"
+            )
+    else:
+        write_json_atomic(plan_path, {"plan_id": plan_id, "args": args, "shards": names})
+
+    jobs = []
+    reports: dict[str, dict] = {}
+    for name, shard in zip(names, shards):
+        report_path = state / f"{name}.json"
+        if (outdir / name).exists() and report_path.exists():
+            reports[name] = json.loads(report_path.read_text())
+            continue
+        jobs.append({"out": str(outdir), "name": name, "samples": shard,
+                     "domains": wanted, "resize": resize, "strict": strict})
+    total_views = sum(len(s) for s in shards)
+    done_views = sum(r["records"] + len(r["dropped"]) for r in reports.values())
+    bar = _progress(total_views, done_views, progress)
+    try:
+        for report in _run(jobs, workers):
+            reports[report["shard"]] = report
+            bar.update(report["records"] + len(report["dropped"]))
+    except StrictError as exc:
+        raise ConvertError(f"--strict: {exc}") from None
+    finally:
+        bar.close()
+
+    section = _manifest(args, names, reports, found, outdir)
+    section["buildings"] = sorted({k[0] for k in samples})
+    manifest_path = outdir / schema.MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.update({"schema_version": schema.SCHEMA_VERSION, "created": section.pop("created")})
+    manifest.setdefault("splits", {})[split_name] = section
+    write_json_atomic(manifest_path, manifest)
+    return manifest
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="view", desc="convert",
+                disable=not enabled, leave=False)
+
+
+def _run(jobs: list[dict], workers: int):
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield write_shard(job)
+        return
+    ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [pool.submit(write_shard, job) for job in jobs]
+        try:
+            for fut in cf.as_completed(futures):
+                yield fut.result()
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _manifest(args: dict, names: list[str], reports: dict[str, dict], found,
+              outdir: Path) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for r in reports.values():
+        for d, n in r["domain_counts"].items():
+            counts[d] = counts.get(d, 0) + n
+    shards = []
+    for name in names:
+        r = reports[name]
+        if sha256_file(outdir / name) != r["sha256"]:
+            raise ConvertError(f"{outdir / name}: checksum differs from its report; remove it "
+                               "and re-run to rewrite it")
+        shards.append({"name": name, "records": r["records"], "sha256": r["sha256"]})
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": {"path": args["src"], "layouts": sorted(found.layouts)},
+        "split": args["split"],
+        "arguments": args,
+        "records": sum(s["records"] for s in shards),
+        "domains": args["domains"],
+        "domain_counts": dict(sorted(counts.items())),
+        "missing_domains": [m for n in names for m in reports[n]["missing"]],
+        "rejected_files": [x for n in names for x in reports[n]["rejected"]],
+        "dropped_samples": [x for n in names for x in reports[n]["dropped"]],
+        "ignored_files": [list(x) for x in found.ignored],
+        "shards": shards,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.convert", description=__doc__.split("\n")[0])
+    p.add_argument("--src", required=True, help="dataset root (either layout)")
+    p.add_argument("--out", required=True, help="output folder for shards and manifest")
+    p.add_argument("--domains", nargs="+", help="domains to keep (default: every domain found)")
+    p.add_argument("--split-csv", help="official train_val_test_*.csv (id,train,val,test)")
+    p.add_argument("--split", choices=["train", "val", "test"], help="split column to keep")
+    p.add_argument("--resize", type=int, help="re-encode images at N x N")
+    p.add_argument("--shard-size", type=int, default=256, help="views per shard (whole points)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--strict", action="store_true", help="fail on the first bad file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    try:
+        m = convert(a.src, a.out, a.domains, a.split_csv, a.split, a.resize, a.shard_size,
+                    a.workers, a.strict, progress=not a.quiet)
+    except ConvertError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    part = m["splits"][a.split or "all"]
+    print(f"{part['records']} views in {len(part['shards'])} shard(s) -> {a.out} "
+          f"({len(part['rejected_files'])} rejected, {len(part['ignored_files'])} ignored files)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
