@@ -31,7 +31,7 @@ def _decode_png(data: bytes, spec: schema.DomainSpec) -> np.ndarray:
         raise BadFile(f"{info.bit_depth}-bit PNG where {spec.name} expects {spec.bit_depth}-bit")
     if info.palette:
         raise BadFile(f"palette PNG where {spec.name} expects plain values")
-    channels = 3 if spec.name == "rgb" and info.channels == 4 else info.channels
+    channels = 3 if spec.drop_alpha and info.channels == 4 else info.channels
     if channels not in spec.channels:
         raise BadFile(f"{info.channels}-channel PNG where {spec.name} expects {spec.channels}")
     try:
@@ -88,7 +88,7 @@ def check_png(data: bytes, spec: schema.DomainSpec,
         raise BadFile(f"size {hw[1]}x{hw[0]} differs from the view's RGB {size[1]}x{size[0]}")
     if resize is None:
         return data, hw
-    if arr.ndim == 3 and arr.shape[-1] == 4 and spec.name == "rgb":
+    if arr.ndim == 3 and arr.shape[-1] == 4 and spec.drop_alpha:
         arr = arr[..., :3]
     return _encode_png(_resize(arr, resize, spec.resize)), hw
 

@@ -42,25 +42,6 @@ DEPTH_INVALID_FROM = 64500  # load_ops.py: raw >= 64500 is masked
 NORMAL_INVALID = 128  # (128, 128, 128) = no geometry (verified on samples)
 CURVATURE_ZERO = 127.0  # data/README: 127 encodes zero curvature
 
-# domain -> decoding rule
-_RULE = {
-    "rgb": "rgb",
-    "depth_zbuffer": "depth",
-    "depth_euclidean": "depth",
-    "normal": "normal",
-    "principal_curvature": "curvature",
-    "reshading": "unit8_first",
-    "edge_texture": "unit16",
-    "edge_occlusion": "unit16",
-    "keypoints2d": "unit16",
-    "keypoints3d": "unit16",
-    "segment_unsup2d": "ids",
-    "segment_unsup25d": "ids",
-    "segment_semantic": "semantic",
-    "mask_valid": "binary",
-}
-
-
 def resolve_domain(domain: str) -> schema.DomainSpec:
     """Accepts a domain folder name, an old folder name or a file token."""
     name = schema.FOLDER_TO_DOMAIN.get(domain) or schema.TOKEN_TO_DOMAIN.get(domain)
@@ -78,14 +59,14 @@ def _all_true(x: tf.Tensor) -> tf.Tensor:
 def decode_png_tensor(data: tf.Tensor, spec: schema.DomainSpec) -> tf.Tensor:
     """PNG bytes -> uint8 or uint16 tensor (H, W, C) at the domain's bit depth."""
     dtype = tf.uint16 if spec.bit_depth == 16 else tf.uint8
-    channels = 3 if spec.name == "rgb" else 0
+    channels = 3 if spec.drop_alpha else 0
     img = tf.io.decode_png(data, channels=channels, dtype=dtype)
     return tf.ensure_shape(img, [None, None, None])
 
 
 def physical_from_pixels(domain: str, img: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Decoded PNG pixels (H, W, C) -> ``(values, valid)`` in physical units."""
-    rule = _RULE[resolve_domain(domain).name]
+    rule = resolve_domain(domain).decode
     if rule == "rgb":
         values = tf.cast(img[..., :3], tf.float32) / 255.0
         return values, _all_true(img)
@@ -120,9 +101,9 @@ def physical_from_vector(domain: str, values: tf.Tensor) -> tf.Tensor:
     """A class file's stored float vector -> probabilities (float32)."""
     spec = resolve_domain(domain)
     values = tf.cast(values, tf.float32)
-    if spec.name == "class_object":  # the file holds ImageNet logits (load_ops)
+    if spec.decode == "logits":
         return tf.nn.softmax(values)
-    return values  # class_scene holds Places probabilities already
+    return values
 
 
 def decode_raw(domain: str, data: bytes) -> tuple[np.ndarray, np.ndarray]:

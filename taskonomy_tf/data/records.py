@@ -14,9 +14,6 @@ import tensorflow as tf
 from taskonomy_tf.data import schema
 from taskonomy_tf.data.decode import decode_png_tensor, physical_from_pixels, physical_from_vector
 
-# channels of each decoded png domain (decode.py table)
-_CHANNELS = {"rgb": 3, "normal": 3, "principal_curvature": 2}
-_NEAREST = {"segment_unsup2d", "segment_unsup25d", "segment_semantic", "mask_valid"}
 
 
 def find_shards(path: str | Path, split: str | None) -> list[str]:
@@ -97,9 +94,9 @@ def decode_domain(parsed: dict, domain: str, size: int) -> tuple[tf.Tensor, tf.T
         present = tf.reduce_any(tf.not_equal(values, 0.0))
         return physical_from_vector(domain, values), present
     data = parsed[spec.encoded_key]
-    channels = _CHANNELS.get(domain, 1)
-    nearest = domain in _NEAREST
-    out_dtype = tf.int32 if domain in _NEAREST and domain != "mask_valid" else tf.float32
+    channels = spec.decoded_channels
+    nearest = spec.labels
+    out_dtype = tf.int32 if spec.labels else tf.float32
 
     def decoded():
         values, valid = physical_from_pixels(domain, decode_png_tensor(data, spec))

@@ -40,6 +40,10 @@ class DomainSpec:
         resize: interpolation used by ``convert --resize``: ``bilinear`` for
             values without an invalid code, ``nearest`` for labels and for
             maps whose invalid code must not be blended into valid values.
+        decode: the decoding rule in ``taskonomy_tf.data.decode``.
+        decoded_channels: channels of the decoded values.
+        labels: integer labels, resized with nearest neighbours when read.
+        drop_alpha: an alpha channel is accepted and dropped (RGB).
     """
 
     name: str
@@ -50,6 +54,10 @@ class DomainSpec:
     tokens: tuple[str, ...] = ()
     folders: tuple[str, ...] = ()
     resize: str = "nearest"
+    decode: str = ""
+    decoded_channels: int = 1
+    labels: bool = False
+    drop_alpha: bool = False
 
     @property
     def extension(self) -> str:
@@ -70,9 +78,9 @@ class DomainSpec:
         return self.folders or (self.name,)
 
 
-def _png(name: str, bits: int, channels: tuple[int, ...], resize: str = "nearest",
-         **kw) -> DomainSpec:
-    return DomainSpec(name, "png", bits, channels, resize=resize, **kw)
+def _png(name: str, bits: int, channels: tuple[int, ...], decode: str,
+         resize: str = "nearest", **kw) -> DomainSpec:
+    return DomainSpec(name, "png", bits, channels, resize=resize, decode=decode, **kw)
 
 
 # Bit depths and channels: taskonomy data/README and the verified samples in
@@ -80,24 +88,30 @@ def _png(name: str, bits: int, channels: tuple[int, ...], resize: str = "nearest
 DOMAINS: dict[str, DomainSpec] = {
     d.name: d
     for d in (
-        _png("rgb", 8, (3,), "bilinear"),
-        _png("depth_zbuffer", 16, (1,), folders=("depth_zbuffer", "depth")),
-        _png("depth_euclidean", 16, (1,), folders=("depth_euclidean", "mist")),
-        _png("normal", 8, (3,)),
-        _png("principal_curvature", 8, (3,), folders=("principal_curvature", "curvature")),
-        _png("reshading", 8, (1, 3), folders=("reshading", "reshade")),
-        _png("edge_texture", 16, (1,), "bilinear", folders=("edge_texture", "edge")),
-        _png("edge_occlusion", 16, (1,), "bilinear"),
-        _png("keypoints2d", 16, (1,), "bilinear", folders=("keypoints2d", "keypoint_2d")),
-        _png("keypoints3d", 16, (1,), "bilinear"),
-        _png("segment_unsup2d", 8, (1,), folders=("segment_unsup2d", "segment2d")),
-        _png("segment_unsup25d", 8, (1,), folders=("segment_unsup25d", "segment25d")),
-        _png("segment_semantic", 8, (1,),
+        _png("rgb", 8, (3,), "rgb", "bilinear", decoded_channels=3, drop_alpha=True),
+        _png("depth_zbuffer", 16, (1,), "depth", folders=("depth_zbuffer", "depth")),
+        _png("depth_euclidean", 16, (1,), "depth", folders=("depth_euclidean", "mist")),
+        _png("normal", 8, (3,), "normal", decoded_channels=3),
+        _png("principal_curvature", 8, (3,), "curvature", decoded_channels=2,
+             folders=("principal_curvature", "curvature")),
+        _png("reshading", 8, (1, 3), "unit8_first", folders=("reshading", "reshade")),
+        _png("edge_texture", 16, (1,), "unit16", "bilinear", folders=("edge_texture", "edge")),
+        _png("edge_occlusion", 16, (1,), "unit16", "bilinear"),
+        _png("keypoints2d", 16, (1,), "unit16", "bilinear",
+             folders=("keypoints2d", "keypoint_2d")),
+        _png("keypoints3d", 16, (1,), "unit16", "bilinear"),
+        _png("segment_unsup2d", 8, (1,), "ids", labels=True,
+             folders=("segment_unsup2d", "segment2d")),
+        _png("segment_unsup25d", 8, (1,), "ids", labels=True,
+             folders=("segment_unsup25d", "segment25d")),
+        _png("segment_semantic", 8, (1,), "semantic", labels=True,
              tokens=("segmentsemantic", "segment_semantic"),
              folders=("segment_semantic", "segmentsemantic")),
-        _png("mask_valid", 8, (1,)),
-        DomainSpec("class_object", "npy", length=1000),
-        DomainSpec("class_scene", "npy", length=365,
+        _png("mask_valid", 8, (1,), "binary", labels=True),
+        # class_object holds ImageNet logits, class_scene Places
+        # probabilities (taskonomy data/README, load_ops.py)
+        DomainSpec("class_object", "npy", length=1000, decode="logits"),
+        DomainSpec("class_scene", "npy", length=365, decode="probabilities",
                    tokens=("class_places", "class_scene")),
         DomainSpec("point_info", "json", tokens=("point_info", "fixatedpose"),
                    folders=("point_info", "points")),

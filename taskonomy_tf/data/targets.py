@@ -121,6 +121,12 @@ def _ab_bins(spec, values, valid):
         tf.cast(valid, tf.float32)[..., None], [side, side])[..., 0]
 
 
+@TARGETS.register("jigsaw_permutation")
+def _jigsaw(spec, values, valid):
+    raise RuntimeError("the jigsaw label is made by the 'jigsaw_tiles' input rule, "
+                       "together with the tiles")
+
+
 # ------------------------------------------------------------ helpers
 def gaussian_blur(x: tf.Tensor, sigma: tf.Tensor | float) -> tf.Tensor:
     """Separable Gaussian blur of an (H, W, C) float map, reflect-padded."""
@@ -179,15 +185,21 @@ def soft_encode_ab(ab: tf.Tensor) -> tf.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def jigsaw_permutations() -> np.ndarray:
-    """100 permutations of 9 tiles chosen greedily for maximal Hamming
-    distance (the original's procedure; its .npy is not redistributed)."""
+    """100 permutations of 9 tiles, far apart: each next one maximises its
+    minimum Hamming distance to those chosen, ties broken by the sum
+    (Noroozi & Favaro 2016; Taskonomy's own set, a greedy sum, is not
+    redistributed)."""
     perms = np.array(list(itertools.permutations(range(9))), np.int8)
     chosen = [0]  # the identity first, deterministically
+    nearest = np.full(len(perms), 9, np.int32)
     total = np.zeros(len(perms), np.int32)
     for _ in range(JIGSAW_PERMUTATIONS - 1):
-        total += (perms != perms[chosen[-1]]).sum(1)
-        total[chosen] = -1
-        chosen.append(int(np.argmax(total)))
+        d = (perms != perms[chosen[-1]]).sum(1)
+        nearest = np.minimum(nearest, d)
+        total += d
+        score = nearest * 1000 + total
+        score[chosen] = -1
+        chosen.append(int(np.argmax(score)))
     return perms[chosen].astype(np.int32)
 
 

@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny raw datasets in the Taskonomy layouts, and records."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import re
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLES = SHARED / "data" / "taskonomy_samples" / "taskonomy"
+RESULTS = SHARED / "data" / "taskonomy_results"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip("../shared/data/taskonomy_samples is absent")
+    return SAMPLES
+
+
+def arrange_samples(samples: Path, root: Path, layout: str, building: str = "bldg") -> Path:
+    """Symlinks the flat real samples into a layout (never copies them).
+
+    Display copies (``..._domain_depth_zbuffer2.png``) go into the folder of
+    their base domain, where a reader must still ignore them.
+    """
+    for f in sorted(samples.iterdir()):
+        m = re.match(r"point_\d+_view_\d+_domain_(\w+?)2?\.\w+$", f.name)
+        if not m:
+            continue
+        folder = m.group(1)
+        target = root / (f"{building}/{folder}" if layout == "original"
+                         else f"{folder}/taskonomy/{building}")
+        target.mkdir(parents=True, exist_ok=True)
+        (target / f.name).symlink_to(f)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fake_raw(tmp_path_factory) -> Path:
+    from tfrecords_tools.fake import write_fake_dataset
+
+    return write_fake_dataset(tmp_path_factory.mktemp("fake") / "raw", buildings=2, points=3,
+                              views=3, size=32)
+
+
+@pytest.fixture(scope="session")
+def fake_records(fake_raw, tmp_path_factory) -> Path:
+    from tfrecords_tools.convert import convert
+
+    out = tmp_path_factory.mktemp("fake") / "records"
+    convert(str(fake_raw), str(out), shard_size=4, progress=False)
+    return out
