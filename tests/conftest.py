@@ -57,3 +57,16 @@ def fake_records(fake_raw, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fake") / "records"
     convert(str(fake_raw), str(out), shard_size=4, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def arrange():
+    """The ``arrange_samples`` helper, for tests that build layouts."""
+    return arrange_samples
+
+
+@pytest.fixture(scope="session")
+def results_dir() -> Path:
+    if not RESULTS.is_dir():
+        pytest.skip("../shared/data/taskonomy_results is absent")
+    return RESULTS

@@ -26,7 +26,10 @@ class BadFile(ValueError):
 
 
 def _decode_png(data: bytes, spec: schema.DomainSpec) -> np.ndarray:
-    info = png_info(data)
+    try:
+        info = png_info(data)
+    except ValueError as exc:
+        raise BadFile(str(exc)) from None
     if info.bit_depth != spec.bit_depth:
         raise BadFile(f"{info.bit_depth}-bit PNG where {spec.name} expects {spec.bit_depth}-bit")
     if info.palette:
@@ -97,8 +100,9 @@ def check_npy(data: bytes, spec: schema.DomainSpec) -> list[float]:
     """Validates a class vector; returns its values as floats."""
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:
-        raise BadFile(f".npy does not load ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # never unpickled: object arrays are refused
+        reason = "holds Python objects" if "allow_pickle" in str(exc) else type(exc).__name__
+        raise BadFile(f".npy does not load as a numeric array ({reason})") from None
     if not np.issubdtype(arr.dtype, np.number):
         raise BadFile(f".npy of dtype {arr.dtype}, expected numbers")
     arr = arr.astype(np.float64).ravel()

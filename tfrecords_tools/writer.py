@@ -130,7 +130,7 @@ def write_shard(job: dict[str, Any]) -> dict[str, Any]:
                 lacking = sorted(set(job["domains"]) - set(held))
                 if lacking:
                     missing.append([sample_id, lacking])
-                writer.write(example.SerializeToString())
+                writer.write(example.SerializeToString(deterministic=True))
                 records += 1
         report = {
             "shard": job["name"], "records": records, "sha256": sha256_file(tmp),

@@ -1,0 +1,195 @@
+"""Converter: round trip, resume after an interruption, bad files, --strict."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from taskonomy_tf.data import decode_raw, make_dataset, schema
+from tfrecords_tools import convert as C
+from tfrecords_tools.fake import write_fake_dataset
+
+
+def records_of(folder: Path) -> list[tf.train.Example]:
+    out = []
+    for f in sorted(folder.glob("*.tfrecord")):
+        out += [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(f))]
+    return out
+
+
+def test_round_trip_keeps_every_file(fake_raw, fake_records):
+    manifest = json.loads((fake_records / "manifest.json").read_text())
+    part = manifest["splits"]["all"]
+    assert manifest["schema_version"] == schema.SCHEMA_VERSION
+    assert part["records"] == 18 and part["domain_counts"]["rgb"] == 18
+    assert not part["missing_domains"] and not part["rejected_files"]
+    exs = records_of(fake_records)
+    assert len(exs) == 18
+    for ex in exs:
+        f = ex.features.feature
+        b = f[schema.META_BUILDING].bytes_list.value[0].decode()
+        p, v = f[schema.META_POINT].int64_list.value[0], f[schema.META_VIEW].int64_list.value[0]
+        for domain in ("rgb", "depth_zbuffer", "segment_semantic"):
+            spec = schema.DOMAINS[domain]
+            token = spec.all_tokens()[0]
+            raw = (fake_raw / b / domain / f"point_{p}_view_{v}_domain_{token}.png").read_bytes()
+            assert f[spec.encoded_key].bytes_list.value[0] == raw  # bytes kept as they are
+        npy = (fake_raw / b / "class_scene" / f"point_{p}_view_{v}_domain_class_places.npy")
+        np.testing.assert_allclose(f["class_scene/values"].float_list.value,
+                                   np.load(npy), rtol=1e-6)
+        info = json.loads(f[schema.POINT_INFO_KEY].bytes_list.value[0])
+        assert info["view_id"] == v
+
+
+def test_batches_match_decode_raw(fake_raw, fake_records):
+    """raw file -> record -> batch equals the raw file decoded directly."""
+    ds = make_dataset(fake_records, "depth_zbuffer", split="all", batch_size=18, image_size=32,
+                      shuffle=False, augment=False)
+    x, y, w = next(iter(ds))
+    assert x.shape == (18, 32, 32, 3)
+    first = fake_raw / "fakebldg0" / "depth_zbuffer" / "point_0_view_0_domain_depth_zbuffer.png"
+    metres, valid = decode_raw("depth_zbuffer", first.read_bytes())
+    expected = np.log1p(metres * 512) / np.log(2**16)
+    np.testing.assert_allclose(y["depth_zbuffer"][0].numpy()[valid], expected[valid], rtol=1e-5)
+    np.testing.assert_array_equal(w["depth_zbuffer"][0].numpy(), valid.astype(np.float32))
+    rgb, _ = decode_raw("rgb", (fake_raw / "fakebldg0/rgb/point_0_view_0_domain_rgb.png").read_bytes())
+    np.testing.assert_allclose(x[0].numpy(), rgb * 2 - 1, atol=1e-6)
+
+
+def test_real_samples_convert_and_decode(samples_dir, tmp_path, arrange):
+    root = arrange(samples_dir, tmp_path / "src", "omnidata")
+    m = C.convert(str(root), str(tmp_path / "out"), progress=False)["splits"]["all"]
+    assert m["records"] == 2 and not m["rejected_files"]
+    assert len(m["ignored_files"]) == 14  # display copies, colour-coded semantics
+    missing = dict((s, set(d)) for s, d in m["missing_domains"])
+    assert "depth_zbuffer" in missing["bldg/21/2"]
+    ds = make_dataset(tmp_path / "out", ["depth_euclidean", "normals"], split=None,
+                      batch_size=2, image_size=512, shuffle=False, augment=False)
+    x, y, w = next(iter(ds))
+    idx = [i for i in range(2) if float(tf.reduce_sum(w["depth_euclidean"][i])) > 0][0]
+    raw = np.expm1(y["depth_euclidean"][idx].numpy() * np.log(2**16)) / 512
+    assert abs(raw[255:257, 255:257].mean() - 7.56) < 0.03
+    n, nw = y["normals"][idx].numpy(), w["normals"][idx].numpy() > 0
+    np.testing.assert_allclose(np.linalg.norm(n[nw], axis=-1), 1.0, atol=1e-4)
+
+
+def test_resume_rewrites_only_what_is_missing(fake_raw, tmp_path):
+    out = tmp_path / "out"
+    C.convert(str(fake_raw), str(out), shard_size=4, progress=False)
+    shards = sorted(out.glob("*.tfrecord"))
+    reference = {p.name: p.read_bytes() for p in shards}
+    stamps = {p.name: p.stat().st_mtime_ns for p in shards}
+    # an interruption: one shard never finished, a half-written temporary
+    # file is left behind, and the manifest was never written
+    shards[1].unlink()
+    (out / f".{shards[1].name}.tmp-999").write_bytes(b"half")
+    (out / "manifest.json").unlink()
+    C.convert(str(fake_raw), str(out), shard_size=4, progress=False)
+    for p in sorted(out.glob("*.tfrecord")):
+        assert p.read_bytes() == reference[p.name]
+        if p.name != shards[1].name:
+            assert p.stat().st_mtime_ns == stamps[p.name]  # not rewritten
+    m = json.loads((out / "manifest.json").read_text())["splits"]["all"]
+    assert [s["name"] for s in m["shards"]] == sorted(reference)
+    assert m["records"] == 18
+
+
+def test_other_arguments_into_the_same_folder_are_refused(fake_raw, tmp_path):
+    C.convert(str(fake_raw), str(tmp_path), shard_size=4, progress=False)
+    with pytest.raises(C.ConvertError, match="other arguments"):
+        C.convert(str(fake_raw), str(tmp_path), shard_size=5, progress=False)
+
+
+def _png(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def bad_raw(tmp_path) -> Path:
+    root = write_fake_dataset(tmp_path / "raw", buildings=1, points=2, views=2, size=16)
+    b = root / "fakebldg0"
+    (b / "depth_zbuffer/point_0_view_0_domain_depth_zbuffer.png").write_bytes(
+        _png(np.full((16, 16), 7, np.uint8)))  # 8-bit where 16-bit is expected
+    (b / "normal/point_0_view_1_domain_normal.png").write_bytes(
+        (b / "normal/point_0_view_1_domain_normal.png").read_bytes()[:60])  # truncated
+    (b / "reshading/point_1_view_0_domain_reshading.png").write_bytes(
+        _png(np.zeros((8, 8), np.uint8)))  # wrong size
+    (b / "class_object/point_0_view_0_domain_class_object.npy").write_bytes(b"garbage")
+    (b / "point_info/point_1_view_0_domain_point_info.json").write_text("{not json")
+    (b / "rgb/point_1_view_1_domain_rgb.png").write_bytes(b"\x89PNG broken")
+    return root
+
+
+def test_bad_files_are_reported_with_reasons(bad_raw, tmp_path):
+    m = C.convert(str(bad_raw), str(tmp_path / "out"), progress=False)["splits"]["all"]
+    reasons = {Path(p).name: r for p, r in m["rejected_files"]}
+    assert "8-bit PNG where depth_zbuffer expects 16-bit" in reasons[
+        "point_0_view_0_domain_depth_zbuffer.png"]
+    assert "does not decode" in reasons["point_0_view_1_domain_normal.png"]
+    assert "differs from the view's RGB" in reasons["point_1_view_0_domain_reshading.png"]
+    assert "does not load" in reasons["point_0_view_0_domain_class_object.npy"]
+    assert "not JSON" in reasons["point_1_view_0_domain_point_info.json"]
+    assert "not a PNG" in reasons["point_1_view_1_domain_rgb.png"]
+    assert m["dropped_samples"] == [["fakebldg0/1/1", "rgb rejected"]]
+    assert m["records"] == 3
+    missing = dict((s, d) for s, d in m["missing_domains"])
+    assert missing["fakebldg0/0/0"] == ["class_object", "depth_zbuffer"]
+
+
+def test_strict_fails_with_one_line_and_leaves_no_partial_file(bad_raw, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = C.main(["--src", str(bad_raw), "--out", str(out), "--strict", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith("error: --strict: ") and "point_0_view_0_domain_class_object" in err
+    assert "pickle" not in err
+    assert not list(out.glob(".*.tmp-*")) and not list(out.glob("*.tfrecord"))
+
+
+def test_split_csv_selects_buildings(fake_raw, tmp_path):
+    csv = tmp_path / "split.csv"
+    csv.write_text("id,train,val,test\nfakebldg0,1,0,0\nfakebldg1,0,0,1\n")
+    C.convert(str(fake_raw), str(tmp_path / "o"), split_csv=str(csv), split="train",
+              progress=False)
+    C.convert(str(fake_raw), str(tmp_path / "o"), split_csv=str(csv), split="test",
+              progress=False)
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["splits"]["train"]["buildings"] == ["fakebldg0"]
+    assert m["splits"]["test"]["buildings"] == ["fakebldg1"]
+    names = sorted(p.name for p in (tmp_path / "o").glob("*.tfrecord"))
+    assert names == ["test-00000-of-00001.tfrecord", "train-00000-of-00001.tfrecord"]
+
+
+def test_resize_reencodes_at_the_new_size(fake_raw, tmp_path):
+    C.convert(str(fake_raw), str(tmp_path / "o"), resize=16, progress=False,
+              domains=["depth_zbuffer", "edge_texture"])
+    ex = records_of(tmp_path / "o")[0].features.feature
+    for domain in ("rgb", "depth_zbuffer", "edge_texture"):
+        v, _ = decode_raw(domain, ex[f"{domain}/encoded"].bytes_list.value[0])
+        assert v.shape[:2] == (16, 16)
+    assert "normal/encoded" not in ex
+
+
+def test_bad_arguments_get_one_line_errors(tmp_path, capsys):
+    assert C.main(["--src", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert C.main(["--src", str(tmp_path), "--out", str(tmp_path / "o"), "--domains", "dpeth"]) == 2
+    assert "unknown dpeth" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_bytes(fake_raw, tmp_path):
+    C.convert(str(fake_raw), str(tmp_path / "a"), shard_size=4, progress=False)
+    C.convert(str(fake_raw), str(tmp_path / "b"), shard_size=4, workers=2, progress=False)
+    for p in sorted((tmp_path / "a").glob("*.tfrecord")):
+        assert p.read_bytes() == (tmp_path / "b" / p.name).read_bytes()
+    shutil.rmtree(tmp_path / "a")
