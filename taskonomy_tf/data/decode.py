@@ -76,8 +76,7 @@ def physical_from_pixels(domain: str, img: tf.Tensor) -> tuple[tf.Tensor, tf.Ten
     if rule == "normal":
         v = tf.cast(img[..., :3], tf.float32)
         valid = tf.reduce_any(tf.not_equal(img[..., :3], NORMAL_INVALID), axis=-1)
-        n = v / 255.0 * 2.0 - 1.0
-        n = tf.math.divide_no_nan(n, tf.norm(n, axis=-1, keepdims=True))
+        n = tf.math.l2_normalize(v * (2.0 / 255.0) - 1.0, axis=-1)
         return n * tf.cast(valid, tf.float32)[..., None], valid
     if rule == "curvature":
         valid = tf.reduce_any(tf.not_equal(img[..., :3], 0), axis=-1)

@@ -75,10 +75,23 @@ def feature_spec(domains: list[str]) -> dict[str, tf.io.FixedLenFeature]:
     return spec
 
 
-def _resize(x: tf.Tensor, size: int, nearest: bool) -> tf.Tensor:
-    if nearest:
-        return tf.image.resize(x, [size, size], method="nearest")
-    return tf.image.resize(tf.cast(x, tf.float32), [size, size], antialias=True)
+def _resize(x: tf.Tensor, size: int, nearest: bool, antialias: bool = False) -> tf.Tensor:
+    """Nearest for labels; bilinear otherwise, as the original's skimage
+    order-1 resize (load_ops.py; no anti-aliasing in the skimage of 2017).
+    The RGB input alone is anti-aliased, for a clean input at any scale."""
+    x = x if nearest else tf.cast(x, tf.float32)
+    same = tf.reduce_all(tf.equal(tf.shape(x)[:2], size))
+
+    def resized():
+        if nearest:
+            return tf.image.resize(x, [size, size], method="nearest")
+        shrink = tf.shape(x)[0] > size
+        if antialias:  # a box filter when shrinking: anti-aliased and cheap
+            return tf.cond(shrink, lambda: tf.image.resize(x, [size, size], method="area"),
+                           lambda: tf.image.resize(x, [size, size]))
+        return tf.image.resize(x, [size, size])
+
+    return tf.cond(same, lambda: tf.cast(x, tf.float32) if not nearest else x, resized)
 
 
 def decode_domain(parsed: dict, domain: str, size: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -100,8 +113,10 @@ def decode_domain(parsed: dict, domain: str, size: int) -> tuple[tf.Tensor, tf.T
 
     def decoded():
         values, valid = physical_from_pixels(domain, decode_png_tensor(data, spec))
-        values = _resize(tf.cast(values, out_dtype), size, nearest)
-        if nearest:
+        values = _resize(tf.cast(values, out_dtype), size, nearest, antialias=spec.antialias)
+        if not spec.invalid_code:
+            valid = tf.ones([size, size], tf.bool)
+        elif nearest:
             valid = _resize(tf.cast(valid, tf.uint8)[..., None], size, True)[..., 0] > 0
         else:  # bilinear mask, then binarise below 0.99 (load_ops.py)
             valid = _resize(tf.cast(valid, tf.float32)[..., None], size, False)[..., 0] >= 0.99

@@ -44,6 +44,9 @@ class DomainSpec:
         decoded_channels: channels of the decoded values.
         labels: integer labels, resized with nearest neighbours when read.
         drop_alpha: an alpha channel is accepted and dropped (RGB).
+        invalid_code: some stored value means "no label" (so a validity
+            mask must be decoded and resized along with the values).
+        antialias: anti-alias when resizing for the pipeline (the input).
     """
 
     name: str
@@ -58,6 +61,8 @@ class DomainSpec:
     decoded_channels: int = 1
     labels: bool = False
     drop_alpha: bool = False
+    invalid_code: bool = False
+    antialias: bool = False
 
     @property
     def extension(self) -> str:
@@ -88,11 +93,12 @@ def _png(name: str, bits: int, channels: tuple[int, ...], decode: str,
 DOMAINS: dict[str, DomainSpec] = {
     d.name: d
     for d in (
-        _png("rgb", 8, (3,), "rgb", "bilinear", decoded_channels=3, drop_alpha=True),
-        _png("depth_zbuffer", 16, (1,), "depth", folders=("depth_zbuffer", "depth")),
-        _png("depth_euclidean", 16, (1,), "depth", folders=("depth_euclidean", "mist")),
-        _png("normal", 8, (3,), "normal", decoded_channels=3),
-        _png("principal_curvature", 8, (3,), "curvature", decoded_channels=2,
+        _png("rgb", 8, (3,), "rgb", "bilinear", decoded_channels=3, drop_alpha=True,
+             antialias=True),
+        _png("depth_zbuffer", 16, (1,), "depth", invalid_code=True, folders=("depth_zbuffer", "depth")),
+        _png("depth_euclidean", 16, (1,), "depth", invalid_code=True, folders=("depth_euclidean", "mist")),
+        _png("normal", 8, (3,), "normal", decoded_channels=3, invalid_code=True),
+        _png("principal_curvature", 8, (3,), "curvature", decoded_channels=2, invalid_code=True,
              folders=("principal_curvature", "curvature")),
         _png("reshading", 8, (1, 3), "unit8_first", folders=("reshading", "reshade")),
         _png("edge_texture", 16, (1,), "unit16", "bilinear", folders=("edge_texture", "edge")),
@@ -104,10 +110,10 @@ DOMAINS: dict[str, DomainSpec] = {
              folders=("segment_unsup2d", "segment2d")),
         _png("segment_unsup25d", 8, (1,), "ids", labels=True,
              folders=("segment_unsup25d", "segment25d")),
-        _png("segment_semantic", 8, (1,), "semantic", labels=True,
+        _png("segment_semantic", 8, (1,), "semantic", labels=True, invalid_code=True,
              tokens=("segmentsemantic", "segment_semantic"),
              folders=("segment_semantic", "segmentsemantic")),
-        _png("mask_valid", 8, (1,), "binary", labels=True),
+        _png("mask_valid", 8, (1,), "binary", labels=True, invalid_code=True),
         # class_object holds ImageNet logits, class_scene Places
         # probabilities (taskonomy data/README, load_ops.py)
         DomainSpec("class_object", "npy", length=1000, decode="logits"),

@@ -1,0 +1,51 @@
+"""Entry points and the package's import weight."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_import_is_light():
+    out = run("-c", "import sys, taskonomy_tf; taskonomy_tf.get_task('edges'); "
+                    "print(sorted(m for m in ('tensorflow', 'keras', 'ortools', 'seaborn') "
+                    "if m in sys.modules))")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["tfrecords_tools.convert", "tfrecords_tools.inspect",
+                                    "tfrecords_tools.fake"])
+def test_help(module):
+    out = run("-m", module, "--help")
+    assert out.returncode == 0 and "usage" in out.stdout
+
+
+def test_inspect_prints_domains_and_ranges(fake_records):
+    from tfrecords_tools.inspect import format_summary, inspect
+
+    s = inspect(fake_records)
+    assert s["records"] == 18 and s["splits"] == {"all": 18}
+    d = s["domains"]["depth_zbuffer"]
+    assert d["shape"] == [32, 32, 1] and d["dtype"] == "uint16" and 1.0 < d["min"] < d["max"] < 20
+    assert 0.9 < d["valid_fraction"] < 1.0
+    text = format_summary(s)
+    assert "depth_zbuffer" in text and "18 records in 3 shard(s)" in text
+
+
+def test_inspect_missing_path_is_one_line(tmp_path, capsys):
+    from tfrecords_tools.inspect import main
+
+    assert main([str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_task_table_cli():
+    out = run("-m", "taskonomy_tf.tasks")
+    assert out.returncode == 0 and "`normals`" in out.stdout
