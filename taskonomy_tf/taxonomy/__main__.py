@@ -1,0 +1,150 @@
+"""Taxonomy commands.
+
+    python -m taskonomy_tf.taxonomy affinities --losses TABLE.csv --out DIR_OR_FILE
+    python -m taskonomy_tf.taxonomy solve --affinities FILE --budget B [--max-order K]
+        [--cost TASK=C ...] [--transfer-cost TASK=C ...] [--importance TASK=V ...]
+        [--unused TASK ...] [--json OUT]
+    python -m taskonomy_tf.taxonomy sweep --affinities FILE --budgets 1-10
+        [--wins-task FILE --wins-pixels FILE] [--max-order K] [--json OUT]
+    python -m taskonomy_tf.taxonomy group --candidates CSV --budget B [--json OUT]
+
+Errors in the input print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from taskonomy_tf.taxonomy import (
+    TableError, TaxonomyError, load_table, parse_budgets, read_candidates, solve_grouping,
+    solve_taxonomy, sweep, tables_from_losses,
+)
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        name, _, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise TaxonomyError(f"{flag} {item!r}: expected TASK=NUMBER") from None
+    return out
+
+
+def _write_json(path: str | None, obj) -> None:
+    if path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(obj, indent=1) + "\n")
+        os.replace(tmp, p)
+
+
+def cmd_affinities(a) -> None:
+    tables = tables_from_losses(a.losses)
+    out = Path(a.out)
+    if out.suffix == ".json":  # one file: the affinities, the win rates beside it
+        targets = {"affinities": out, "wins_vs_task": out.with_name(f"{out.stem}_wins_vs_task.json"),
+                   "wins_vs_pixels": out.with_name(f"{out.stem}_wins_vs_pixels.json")}
+    else:
+        targets = {k: out / f"{k}.json" for k in tables}
+    for k, table in tables.items():
+        table.save(targets[k])
+        print(f"{k}: {len(table.records)} records for {len(table.targets)} targets -> {targets[k]}")
+
+
+def _options(a) -> dict:
+    return {"supervision_cost": _pairs(a.cost, "--cost"),
+            "transfer_cost": _pairs(a.transfer_cost, "--transfer-cost"),
+            "importance": _pairs(a.importance, "--importance"), "unused": a.unused or []}
+
+
+def cmd_solve(a) -> None:
+    s = solve_taxonomy(load_table(a.affinities), a.budget, a.max_order, **_options(a),
+                       time_limit=a.time_limit)
+    proof = "proven optimal" if s.optimal else f"NOT proven optimal (status {s.status})"
+    print(f"budget {s.budget:g}, max order {s.max_order}: objective {s.objective:.4f} "
+          f"(bound {s.bound:.4f}, {proof}), cost {s.cost:g}, {s.candidates} candidates, "
+          f"{s.wall_s:.2f} s")
+    print("supervised: " + ", ".join(s.roots))
+    for target, sources in s.choice.items():
+        if sources != ["<root>"]:
+            print(f"  {' + '.join(sources)} -> {target}")
+    _write_json(a.json, s.to_dict())
+
+
+def cmd_sweep(a) -> None:
+    wins_task = load_table(a.wins_task) if a.wins_task else None
+    wins_pixels = load_table(a.wins_pixels) if a.wins_pixels else None
+    rows = sweep(load_table(a.affinities), parse_budgets(a.budgets), a.max_order,
+                 wins_task, wins_pixels, **_options(a), time_limit=a.time_limit)
+    print(f"{'budget':>6} {'status':>10} {'objective':>9} {'gain':>6} {'quality':>7}  roots")
+    for r in rows:
+        if r["status"] == "INFEASIBLE":
+            print(f"{r['budget']:6g} {'INFEASIBLE':>10}  {r['message']}")
+            continue
+        fmt = lambda v: f"{v:.3f}" if v is not None else "-"  # noqa: E731
+        print(f"{r['budget']:6g} {r['status']:>10} {r['objective']:9.4f} {fmt(r['gain']):>6} "
+              f"{fmt(r['quality']):>7}  {', '.join(r['roots'])}")
+    _write_json(a.json, rows)
+
+
+def cmd_group(a) -> None:
+    s = solve_grouping(read_candidates(a.candidates), a.budget, a.time_limit)
+    print(f"budget {a.budget:g}: total loss {s.objective:.6g} ({s.status}), cost {s.cost:g}, "
+          f"networks {s.chosen}")
+    _write_json(a.json, s.to_dict())
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m taskonomy_tf.taxonomy",
+                                description="Win rates, AHP and the task-dictionary program.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("affinities", help="losses table -> affinities and win rates")
+    s.add_argument("--losses", required=True)
+    s.add_argument("--out", required=True, help="a folder, or FILE.json for the affinities")
+    s.set_defaults(fn=cmd_affinities)
+    for name, fn in (("solve", cmd_solve), ("sweep", cmd_sweep)):
+        s = sub.add_parser(name)
+        s.add_argument("--affinities", required=True)
+        if name == "solve":
+            s.add_argument("--budget", type=float, required=True)
+        else:
+            s.add_argument("--budgets", required=True, help="e.g. 1-10 or 2,4,6")
+            s.add_argument("--wins-task", help="Quality file (wins_vs_task)")
+            s.add_argument("--wins-pixels", help="Gain file (wins_vs_pixels)")
+        s.add_argument("--max-order", type=int, default=5)
+        s.add_argument("--cost", nargs="+", metavar="TASK=C", help="supervision cost (default 1)")
+        s.add_argument("--transfer-cost", nargs="+", metavar="TASK=C",
+                       help="cost of a transfer into TASK (default 0)")
+        s.add_argument("--importance", nargs="+", metavar="TASK=V", help="default 1")
+        s.add_argument("--unused", nargs="+", metavar="TASK")
+        s.add_argument("--time-limit", type=float, default=60.0)
+        s.add_argument("--json")
+        s.set_defaults(fn=fn)
+    s = sub.add_parser("group", help="Standley et al.'s network-selection problem")
+    s.add_argument("--candidates", required=True)
+    s.add_argument("--budget", type=float, required=True)
+    s.add_argument("--time-limit", type=float, default=60.0)
+    s.add_argument("--json")
+    s.set_defaults(fn=cmd_group)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    try:
+        a.fn(a)
+    except (TableError, TaxonomyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

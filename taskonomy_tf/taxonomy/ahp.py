@@ -1,0 +1,85 @@
+"""Win rates and AHP normalisation (numpy only).
+
+For one target, each candidate transfer is evaluated on the same test
+images. ``win_rates`` forms the tournament matrix; ``ahp`` turns it into
+affinities the way Taskonomy did (``../shared/docs/taskonomy_reference.md``
+section 5): clip to [0.001, 0.999], form the ratio matrix W / W^T, take its
+principal (Perron) eigenvector and scale it to sum 1 over the target's
+candidates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLIP = (0.001, 0.999)  # reference section 5 (Taskonomy's tournament clip)
+# Saaty's random consistency index RI(n), n = 1..15 (Saaty 1980, table 1).
+_RANDOM_INDEX = (0.0, 0.0, 0.58, 0.90, 1.12, 1.24, 1.32, 1.41, 1.45, 1.49, 1.51, 1.48, 1.56,
+                 1.57, 1.59)
+
+
+def win_rates(losses: np.ndarray) -> np.ndarray:
+    """Tournament matrix of one target's candidates.
+
+    Args:
+        losses: (n_candidates, n_images) per-image losses, lower is better.
+
+    Returns:
+        float64 (n, n): W[i, j] = share of images where i's loss is lower
+        than j's, ties counting one half; W + W^T = 1, diagonal 0.5.
+
+    Raises:
+        ValueError: not 2-D, no images, or non-finite losses.
+    """
+    losses = np.asarray(losses, np.float64)
+    if losses.ndim != 2 or losses.shape[1] == 0:
+        raise ValueError(f"losses must be (candidates, images) with images > 0, got {losses.shape}")
+    if not np.all(np.isfinite(losses)):
+        raise ValueError("losses hold NaN or infinite values")
+    a, b = losses[:, None, :], losses[None, :, :]
+    return ((a < b).mean(-1) + 0.5 * (a == b).mean(-1))
+
+
+def _ratio(w: np.ndarray) -> np.ndarray:
+    w = np.asarray(w, np.float64)
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] == 0:
+        raise ValueError(f"a tournament matrix must be square and non-empty, got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("the tournament matrix holds NaN or infinite values")
+    c = np.clip(w, *CLIP)
+    return c / c.T
+
+
+def _principal(m: np.ndarray) -> tuple[np.ndarray, float]:
+    vals, vecs = np.linalg.eig(m)
+    k = int(np.argmax(vals.real))
+    v = np.abs(vecs[:, k].real)  # Perron vector of a positive matrix: one sign
+    return v / v.sum(), float(vals[k].real)
+
+
+def ahp(w: np.ndarray) -> np.ndarray:
+    """AHP affinities of one target's candidates.
+
+    Args:
+        w: (n, n) tournament matrix from ``win_rates`` (any candidate order).
+
+    Returns:
+        float64 (n,) positive weights summing to 1, in the order of ``w``.
+    """
+    return _principal(_ratio(w))[0]
+
+
+def consistency_ratio(w: np.ndarray) -> float:
+    """Saaty's consistency ratio CR = CI / RI of the ratio matrix (0 = fully
+    consistent; below 0.1 is the usual "acceptable"). ``nan`` for n < 3.
+
+    The ratio matrix W / W^T is reciprocal by construction, so Saaty's
+    index CI = (lambda_max - n) / (n - 1) applies. RI beyond n = 15 uses
+    the table's last value.
+    """
+    ratio = _ratio(w)
+    n = ratio.shape[0]
+    if n < 3:
+        return float("nan")
+    lam = _principal(ratio)[1]
+    return float(((lam - n) / (n - 1)) / _RANDOM_INDEX[min(n, len(_RANDOM_INDEX)) - 1])
