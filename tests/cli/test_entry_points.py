@@ -12,6 +12,12 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
 
 
+def test_taxonomy_needs_no_tensorflow():
+    out = run("-c", "import sys, taskonomy_tf.taxonomy; "
+                    "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    assert out.returncode == 0 and out.stdout.strip() == "False"
+
+
 def test_import_is_light():
     out = run("-c", "import sys, taskonomy_tf; taskonomy_tf.get_task('edges'); "
                     "print(sorted(m for m in ('tensorflow', 'keras', 'ortools', 'seaborn') "
