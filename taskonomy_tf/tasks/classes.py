@@ -50,6 +50,24 @@ SCENES: tuple[str, ...] = (
 N_IMAGENET = 1000
 N_PLACES365 = 365
 
+# ImageNet-1k indices (the standard class order) of the objects the
+# embedded synthetic dataset furnishes rooms with, keyed by SEMANTIC name.
+IMAGENET_INDEX: dict[str, int] = {
+    "chair": 559,  # folding chair
+    "couch": 831,  # studio couch
+    "potted_plant": 738,  # pot, flowerpot
+    "bed": 564,  # four-poster
+    "dining_table": 532,  # dining table
+    "toilet": 861,  # toilet seat
+    "tv": 851,  # television
+    "refrigerator": 760,
+    "bottle": 907,  # wine bottle
+    "vase": 883,
+    "clock": 892,  # wall clock
+    "book": 453,  # bookcase
+    "sink": 896,  # washbasin
+}
+
 CLASS_LISTS: dict[str, tuple[str, ...]] = {
     "semantic": SEMANTIC,
     "places63": SCENES,

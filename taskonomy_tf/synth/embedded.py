@@ -1,0 +1,88 @@
+"""The embedded default dataset: generated and converted once, then reused.
+
+``embedded_dataset()`` returns a folder of TFRecord shards split into
+train/val/test by building (4/1/1 of 6 buildings by default). It is built
+in the user's cache folder (``$TASKONOMY_TF_CACHE``, else
+``~/.cache/taskonomy_tf``) under a name derived from its settings. A folder
+is used only when its ``READY.json`` stamp names every shard with its size
+and SHA-256 and they all match; anything else (an interrupted build, a
+corrupted shard) is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from taskonomy_tf.synth.generate import SynthConfig, generate
+
+READY = "READY.json"
+DEFAULT = SynthConfig(buildings=6, points=100, views=5, size=128, seed=0)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TASKONOMY_TF_CACHE", Path.home() / ".cache" / "taskonomy_tf"))
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_ready(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete, uncorrupted build."""
+    stamp = folder / READY
+    try:
+        shards = json.loads(stamp.read_text())["shards"]
+        return all((folder / s["name"]).stat().st_size == s["bytes"]
+                   and _sha(folder / s["name"]) == s["sha256"] for s in shards)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def splits_for(buildings: list[str]) -> dict[str, str]:
+    """building -> split: the last one test, the one before val, the rest train."""
+    out = {b: "train" for b in buildings}
+    if len(buildings) >= 3:
+        out[buildings[-1]] = "test"
+        out[buildings[-2]] = "val"
+    return out
+
+
+def embedded_dataset(cfg: SynthConfig = DEFAULT, cache: str | os.PathLike | None = None,
+                     workers: int | None = None, progress: bool = True) -> Path:
+    """Path of the ready TFRecord folder for ``cfg`` (building it if needed)."""
+    from tfrecords_tools.convert import convert
+
+    key = hashlib.sha256(json.dumps(vars(cfg) if not hasattr(cfg, "__dataclass_fields__")
+                                    else cfg.__dict__, sort_keys=True).encode()).hexdigest()[:10]
+    root = Path(cache) if cache is not None else cache_root()
+    folder = root / f"synth-{cfg.size}px-{key}"
+    records = folder / "records"
+    if is_ready(records):
+        return records
+    if folder.exists():
+        shutil.rmtree(folder)  # half-written or corrupted: never used
+    raw = folder / "raw"
+    generate(raw, cfg, workers=workers or os.cpu_count() or 1, progress=progress)
+    buildings = sorted(p.name for p in raw.iterdir() if p.is_dir())
+    csv = folder / "splits.csv"
+    split_of = splits_for(buildings)
+    csv.write_text("id,train,val,test\n" + "".join(
+        f"{b},{int(split_of[b] == 'train')},{int(split_of[b] == 'val')},"
+        f"{int(split_of[b] == 'test')}\n" for b in buildings))
+    for split in sorted(set(split_of.values())):
+        convert(str(raw), str(records), split_csv=str(csv), split=split, shard_size=256,
+                progress=progress)
+    shards = sorted(p for p in records.glob("*.tfrecord"))
+    stamp = {"config": cfg.__dict__, "shards": [
+        {"name": p.name, "bytes": p.stat().st_size, "sha256": _sha(p)} for p in shards]}
+    (records / READY).write_text(json.dumps(stamp, indent=1) + "\n")
+    shutil.rmtree(raw)  # the records hold everything
+    return records

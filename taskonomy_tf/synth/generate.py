@@ -1,0 +1,221 @@
+"""Writes a synthetic building set in the original Taskonomy release layout.
+
+    DIR/<building>/<domain>/point_<P>_view_<V>_domain_<token>.<ext>
+
+For each point: a fixation point on a visible surface of a room, then V
+cameras at other places in the same room that all look at it (it projects
+to the image centre in every view), with a field of view drawn from 45 to
+75 degrees and no roll. Every domain comes from the same rays (``render``).
+Each (building, point) draws from its own seeded generator, so the same
+seed gives byte-identical files whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import functools
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from taskonomy_tf.data import schema
+from taskonomy_tf.data.geometry import matrix_to_euler
+from taskonomy_tf.synth.render import render
+from taskonomy_tf.synth.scene import Room, cast, inside_solid, make_building
+
+FOV_RANGE = (np.radians(45.0), np.radians(75.0))  # about the dataset's range (mean 61.2 deg)
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig:
+    buildings: int = 2
+    points: int = 10
+    views: int = 3
+    size: int = 128
+    seed: int = 0
+    rooms: int = 3
+
+
+def look_at(location: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Camera-to-world rotation of a roll-free Blender camera (-Z towards target)."""
+    forward = (target - location) / np.linalg.norm(target - location)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    return np.stack([right, np.cross(right, forward), -forward], axis=1)
+
+
+@functools.lru_cache(maxsize=4)
+def building_rooms(cfg: SynthConfig, b: int) -> list[Room]:
+    return make_building(np.random.default_rng([cfg.seed, b, 0]), cfg.rooms)
+
+
+def _free_point(rng, room: Room, z_range=(0.9, 1.9)) -> np.ndarray:
+    for _ in range(200):
+        p = np.array([rng.uniform(room.lo[0], room.hi[0]), rng.uniform(room.lo[1], room.hi[1]),
+                      room.lo[2] + rng.uniform(*z_range)])
+        if not inside_solid(p, room):
+            return p
+    raise RuntimeError(f"no free space in {room.name}")
+
+
+def _fixation(rng, room: Room) -> tuple[np.ndarray, np.ndarray]:
+    """A point on a visible surface, away from silhouettes, and its normal."""
+    while True:
+        o = _free_point(rng, room)
+        d = rng.normal(size=3)
+        d[2] = -abs(d[2]) * 0.5
+        d /= np.linalg.norm(d)
+        # the point and four rays 1 degree around it must land on one surface
+        side = np.cross(d, [0.0, 0.0, 1.0]) + 1e-9
+        side /= np.linalg.norm(side)
+        up = np.cross(side, d)
+        rays = np.stack([d, *(d + 0.0175 * s * a for s in (1, -1) for a in (side, up))])
+        hit = cast(o, rays, room)
+        t0 = hit.t[0]
+        if (np.all(np.isfinite(hit.t)) and t0 > 0.5 and np.all(hit.obj == hit.obj[0])
+                and np.all(np.abs(hit.t / np.linalg.norm(rays, axis=1) - t0) < 0.1 * t0)):
+            return o + t0 * d, hit.normal[0]
+
+
+def _camera(rng, room: Room, point: np.ndarray) -> np.ndarray | None:
+    for _ in range(100):
+        loc = _free_point(rng, room)
+        dist = np.linalg.norm(point - loc)
+        if not 1.0 <= dist <= 6.0:
+            continue
+        d = (point - loc) / dist
+        hit = cast(loc, d[None], room)
+        if abs(hit.t[0] - dist) < 0.01 * dist + 0.02:  # the point is visible
+            return loc
+    return None
+
+
+def _corners(room: Room) -> np.ndarray:
+    boxes = [np.concatenate([room.lo, room.hi])] + [p.params for p in room.prims
+                                                    if p.kind == "box"]
+    return np.array([[b[0 + 3 * i], b[1 + 3 * j], b[2 + 3 * k]]
+                     for b in boxes for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+
+
+def _point_info(cfg, b, p, v, room, point, normal, loc, rot, fov, visible_points) -> dict:
+    euler = matrix_to_euler(rot)
+    forward = -rot[:, 2]
+    # world axes in the camera frame, with x and y negated as in the real
+    # sample's vanishing_points_gaussian_sphere (reference section 2)
+    axes = rot.T  # column j = world axis j in Blender camera coordinates
+    sphere = {k: (axes[:, j] * (-1 if k in "xy" else 1)).tolist() for j, k in enumerate("xyz")}
+    half = np.tan(fov / 2)
+    vp_image = {}
+    for j, k in enumerate("xyz"):
+        c = axes[:, j]
+        z = -c[2] if abs(c[2]) > 1e-9 else 1e-9
+        vp_image[k] = [float((c[0] / z / half + 1) / 2 * cfg.size),
+                       float((-c[1] / z / half + 1) / 2 * cfg.size)]
+    return {
+        "camera_location": loc.tolist(), "camera_rotation_final": euler.tolist(),
+        "camera_rotation_original": euler.tolist(),
+        "camera_rotation_from_original_to_final": [0.0, 0.0, 0.0],
+        "field_of_view_rads": float(fov), "resolution": cfg.size,
+        "camera_uuid": f"b{b}p{p}v{v}", "room": room.name, "room_type": room.kind,
+        "point_uuid": str(p), "point_location": point.tolist(), "point_normal": normal.tolist(),
+        "point_pitch": float(np.arcsin(np.clip(forward[2], -1, 1))),
+        "camera_distance": float(np.linalg.norm(point - loc)),
+        "obliqueness_angle": float(np.arccos(np.clip(abs(normal @ forward), 0, 1))),
+        "view_id": v,
+        # the release swaps the x and y ranges relative to camera_location's
+        # frame (see taskonomy_tf.data.geometry.room_layout); so do we
+        "bounding_box_ranges": {"x": [float(room.lo[1]), float(room.hi[1])],
+                                "y": [float(room.lo[0]), float(room.hi[0])],
+                                "z": [float(room.lo[2]), float(room.hi[2])]},
+        "vanishing_points_gaussian_sphere": sphere, "vanishing_points_image": vp_image,
+        "nonfixated_points_in_view": visible_points,
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def plan_points(cfg: SynthConfig, b: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(room index, fixation point, normal) of every point of a building."""
+    rooms = building_rooms(cfg, b)
+    out = []
+    for p in range(cfg.points):
+        rng = np.random.default_rng([cfg.seed, b, p, 1])
+        r = int(rng.integers(len(rooms)))
+        point, normal = _fixation(rng, rooms[r])
+        out.append((r, point, normal))
+    return out
+
+
+def render_point(cfg: SynthConfig, b: int, p: int, out: str) -> int:
+    """Renders and writes the V views of one point; returns views written."""
+    rooms = building_rooms(cfg, b)
+    plan = plan_points(cfg, b)
+    r, point, normal = plan[p]
+    room = rooms[r]
+    corners = _corners(room)
+    rng = np.random.default_rng([cfg.seed, b, p, 2])
+    written = 0
+    for v in range(cfg.views):
+        loc = None
+        while loc is None:
+            loc = _camera(rng, room, point)
+        rot = look_at(loc, point)
+        fov = float(rng.uniform(*FOV_RANGE))
+        files, _ = render(room, loc, rot, fov, cfg.size, rng, corners)
+        visible = _visible_points(plan, r, p, room, loc, rot, fov)
+        info = _point_info(cfg, b, p, v, room, point, normal, loc, rot, fov, visible)
+        files["point_info"] = json.dumps(info, sort_keys=True).encode()
+        _write_view(Path(out) / f"synth{cfg.seed:02d}b{b:03d}", p, v, files)
+        written += 1
+    return written
+
+
+def _visible_points(plan, r, p, room, loc, rot, fov) -> list[int]:
+    half = np.tan(fov / 2)
+    seen = []
+    for q, (rq, point, _) in enumerate(plan):
+        if q == p or rq != r:
+            continue
+        cam = (point - loc) @ rot
+        if cam[2] >= -0.05 or abs(cam[0] / -cam[2]) > half or abs(cam[1] / -cam[2]) > half:
+            continue
+        dist = np.linalg.norm(point - loc)
+        hit = cast(loc, ((point - loc) / dist)[None], room)
+        if abs(hit.t[0] - dist) < 0.01 * dist + 0.02:
+            seen.append(q)
+    return seen
+
+
+def _write_view(folder: Path, p: int, v: int, files: dict[str, bytes]) -> None:
+    for domain, data in files.items():
+        spec = schema.DOMAINS[domain]
+        d = folder / domain
+        d.mkdir(parents=True, exist_ok=True)
+        name = f"point_{p}_view_{v}_domain_{spec.all_tokens()[0]}.{spec.extension}"
+        tmp = d / f".{name}.tmp-{os.getpid()}"
+        tmp.write_bytes(data)
+        os.replace(tmp, d / name)
+
+
+def generate(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), workers: int = 1,
+             progress: bool = True) -> Path:
+    """Writes ``cfg.buildings`` buildings under ``out``; returns ``out``."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(b, p) for b in range(cfg.buildings) for p in range(cfg.points)]
+    bar = tqdm(total=len(jobs) * cfg.views, unit="view", desc="synth", disable=not progress,
+               leave=False)
+    if workers <= 1:
+        for b, p in jobs:
+            bar.update(render_point(cfg, b, p, str(out)))
+    else:
+        with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(render_point, cfg, b, p, str(out)) for b, p in jobs]
+            for f in cf.as_completed(futures):
+                bar.update(f.result())
+    bar.close()
+    return out
