@@ -16,6 +16,7 @@ import concurrent.futures as cf
 import dataclasses
 import functools
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -213,7 +214,8 @@ def generate(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), workers: 
         for b, p in jobs:
             bar.update(render_point(cfg, b, p, str(out)))
     else:
-        with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+        ctx = multiprocessing.get_context("spawn")  # safe even after TensorFlow is loaded
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(render_point, cfg, b, p, str(out)) for b, p in jobs]
             for f in cf.as_completed(futures):
                 bar.update(f.result())
