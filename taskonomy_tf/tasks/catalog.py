@@ -19,7 +19,9 @@ D, V, C, N = OutputKind.DENSE, OutputKind.VECTOR, OutputKind.CLASSES, OutputKind
 G3, T2, LD, SE = Cluster.GEOMETRIC_3D, Cluster.TEXTURE_2D, Cluster.LOW_DIM, Cluster.SEMANTIC
 
 CATALOG: tuple[TaskSpec, ...] = (
-    # ---------------------------------------------------------------- 2D
+    # fc_layers: 2 for most heads, 3 for non-fixated pose, egomotion and jigsaw
+# (taskbank configs, reference section 1).
+# ---------------------------------------------------------------- 2D
     TaskSpec(
         name="autoencoding", title="Autoencoding", domain="rgb",
         aliases=("autoencoder",), output=D, channels=3,
@@ -197,7 +199,7 @@ CATALOG: tuple[TaskSpec, ...] = (
         domain="point_info",
         aliases=("non_fixated_pose", "camera_pose_nonfixated"), output=V,
         channels=6, loss="pose_norm", metric="pose_error",
-        decode="relative_pose_nonfixated", views=2, hflip="never",
+        decode="relative_pose_nonfixated", views=2, hflip="never", fc_layers=3,
         cluster=LD, code_name="non_fixated_pose",
         results_name="non_fixated_pose",
         description="Relative pose of two overlapping views of different "
@@ -207,7 +209,7 @@ CATALOG: tuple[TaskSpec, ...] = (
         name="egomotion", title="Egomotion", domain="point_info",
         aliases=("ego_motion", "triplet_egomotion"), output=V, channels=18,
         loss="ego_cycle", metric="pose_error", decode="egomotion", views=3,
-        hflip="never", cluster=LD,
+        hflip="never", fc_layers=3, cluster=LD,
         code_name="ego_motion", results_name="ego_motion",
         description="Relative poses 12, 13, 23 of three views of one point "
         "(18 values).",
@@ -224,7 +226,7 @@ CATALOG: tuple[TaskSpec, ...] = (
         name="jigsaw", title="Jigsaw", domain="rgb", aliases=("jigsaw_puzzle",),
         output=C, channels=100, loss="soft_ce", metric="top1",
         decode="jigsaw_permutation", views=9, input="jigsaw_tiles",
-        hflip="never", source_only=True, cluster=LD,
+        hflip="never", fc_layers=3, source_only=True, cluster=LD,
         code_name="jigsaw", results_name="jigsaw",
         description="Which of 100 maximal-Hamming permutations shuffled the "
         "3x3 tiles (each tile 90% of its cell, randomly offset).",

@@ -71,6 +71,8 @@ class TaskSpec:
         code_name: name in the original TF1 code (``rgb2sfnorm``).
         results_name: name in the released result files.
         classes: key of a class-name list in ``tasks.classes`` or ``None``.
+        fc_layers: fully connected layers of the head (low-dimensional
+            tasks), the last one being the output layer.
         description: one line, with the source of its constants.
     """
 
@@ -97,6 +99,7 @@ class TaskSpec:
     source_only: bool = False
     hflip: str = "keep"
     classes: str | None = None
+    fc_layers: int = 2
 
     def __post_init__(self) -> None:
         if not _SNAKE.match(self.name):

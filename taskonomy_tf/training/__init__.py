@@ -1,0 +1,7 @@
+"""Training task networks: ``train_and_evaluate``, ``load_encoder``, ``TrainConfig``."""
+
+from taskonomy_tf.training.callbacks import TrainingError
+from taskonomy_tf.training.config import TrainConfig, apply_overrides
+from taskonomy_tf.training.loop import load_encoder, train_and_evaluate
+
+__all__ = ["TrainConfig", "TrainingError", "apply_overrides", "load_encoder", "train_and_evaluate"]

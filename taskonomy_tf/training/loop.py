@@ -1,0 +1,180 @@
+"""``train_and_evaluate``: one task network, from records to a saved model.
+
+The workdir receives ``config.json``, ``checkpoints/`` (weights per epoch),
+``backup/`` (the resumable state while a run is unfinished), ``logs/``
+(TensorBoard), ``metrics.json`` (per epoch, plus the untrained network's
+validation loss), ``model.keras`` and ``encoder.keras``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from taskonomy_tf.data import make_dataset
+from taskonomy_tf.data.records import find_shards
+from taskonomy_tf.models import build_task_model, compile_task_model, get_encoder
+from taskonomy_tf.tasks import get_task
+from taskonomy_tf.training.callbacks import MetricsJson, NanGuard, TrainingError
+from taskonomy_tf.training.config import TrainConfig
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+
+
+def resolve_precision(name: str) -> str:
+    """``auto``: float32 on CPU (mixed_float16 is 4-5x slower there, bfloat16
+    gains little for small nets: ../shared/docs/environment_notes.md);
+    mixed_bfloat16 on GPUs of compute capability >= 8, else mixed_float16."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision {name!r}: expected one of {', '.join(PRECISIONS)}")
+    if name != "auto":
+        return name
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "float32"
+    cc = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+    return "mixed_bfloat16" if cc >= (8, 0) else "mixed_float16"
+
+
+def resolve_strategy(name: str, devices=None) -> tf.distribute.Strategy:
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy {name!r}: expected one of {', '.join(STRATEGIES)}")
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    workers = len(tf_config.get("cluster", {}).get("worker", []))
+    if name == "multi_worker" or (name == "auto" and workers > 1):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy(list(devices) if devices else None)
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    return tf.distribute.get_strategy()
+
+
+def _is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker"
+                                             and resolver.task_id == 0)
+
+
+def _split_size(data: str, split: str) -> int:
+    manifest = Path(data) / "manifest.json"
+    if manifest.exists():
+        part = json.loads(manifest.read_text()).get("splits", {}).get(split)
+        if part:
+            return int(part["records"])
+    return sum(1 for f in find_shards(data, split) for _ in tf.data.TFRecordDataset(f))
+
+
+def _splits(data: str) -> tuple[str, str | None]:
+    names = {p.name.split("-")[0] for p in Path(data).glob("*.tfrecord")}
+    if "train" in names:
+        return "train", ("val" if "val" in names else "test" if "test" in names else None)
+    if "all" in names:
+        return "all", None
+    raise FileNotFoundError(f"{data}: no train or all shards")
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
+                       resume: bool = False) -> dict:
+    """Trains ``config.task``; returns the final metrics.
+
+    Raises:
+        TrainingError: a non-finite loss, or a workdir holding an unfinished
+            run without ``resume`` (one-line messages).
+        ValueError / KeyError: bad settings, unknown task, missing domain.
+    """
+    spec = get_task(config.task)
+    workdir = Path(workdir)
+    backup = workdir / "backup"
+    if backup.exists() and not resume:
+        raise TrainingError(f"{workdir} holds an unfinished run; pass --resume to continue it "
+                            "or choose another --workdir")
+    if resume and (workdir / "model.keras").exists() and not backup.exists():
+        return json.loads((workdir / "metrics.json").read_text())  # already finished
+    data = config.data
+    if data is None:
+        from taskonomy_tf.synth import embedded_dataset
+
+        data = str(embedded_dataset(progress=config.verbose > 0))
+    keras.utils.set_random_seed(config.seed)
+    precision = resolve_precision(config.precision)
+    strategy = resolve_strategy(config.strategy, config.devices)
+    train_split, val_split = _splits(data)
+    n_train = _split_size(data, train_split)
+    per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
+    if config.steps:
+        per_epoch = min(per_epoch, config.steps)
+        epochs = math.ceil(config.steps / per_epoch)
+    else:
+        epochs = config.epochs or 4
+    kw = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed)
+    train = make_dataset(data, spec, split=train_split, repeat=True, cache=config.cache,
+                         augment=config.augment, **kw)
+    val = (make_dataset(data, spec, split=val_split, cache=config.cache, shuffle=False,
+                        augment=False, **kw) if val_split else None)
+
+    chief = _is_chief(strategy)
+    out = workdir if chief else workdir / f".worker-{os.getpid()}"
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = {**json.loads(config.to_json()), "data": data, "precision": precision,
+                "strategy": type(strategy).__name__, "steps_per_epoch": per_epoch,
+                "epochs": epochs, "learning_rate": config.resolved_lr()}
+    (out / "config.json").write_text(json.dumps(resolved, indent=1, sort_keys=True) + "\n")
+
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(precision)
+    try:
+        with strategy.scope():
+            model = build_task_model(spec, config.encoder, config.image_size, config.decoder)
+            compile_task_model(model, spec, config.resolved_lr(), config.clipnorm)
+        metrics_cb = MetricsJson(out / "metrics.json", {"task": spec.name})
+        if val is not None and not (out / "metrics.json").exists():
+            untrained = model.evaluate(val, steps=config.validation_steps, verbose=0,
+                                       return_dict=True)
+            metrics_cb.write({"epochs": [], "task": spec.name,
+                              "untrained": {f"val_{k}": float(v) for k, v in untrained.items()}})
+        callbacks = [
+            NanGuard(str(out / "checkpoints")),
+            keras.callbacks.BackupAndRestore(str(out / "backup"),
+                                             save_freq=config.checkpoint_every),
+            keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
+                                            save_weights_only=True),
+            keras.callbacks.TensorBoard(str(out / "logs")),
+            metrics_cb,
+        ]
+        (out / "checkpoints").mkdir(exist_ok=True)
+        model.fit(train, epochs=epochs, steps_per_epoch=per_epoch, validation_data=val,
+                  validation_steps=config.validation_steps, callbacks=callbacks,
+                  verbose=config.verbose, shuffle=False)
+        model.save(out / "model.keras")
+        get_encoder(model).save(out / "encoder.keras")
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+    if not chief:
+        shutil.rmtree(out, ignore_errors=True)
+    result = json.loads((workdir / "metrics.json").read_text()) if chief else {}
+    result["steps"] = int(model.optimizer.iterations.numpy())
+    return result
+
+
+def load_encoder(workdir: str | os.PathLike, trainable: bool = False) -> keras.Model:
+    """The trained encoder of a workdir, as a Keras layer (frozen by default).
+
+    Loaded in safe mode: no Python code from the file is executed.
+    """
+    path = Path(workdir) / "encoder.keras"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no saved encoder (train the task first)")
+    encoder = keras.saving.load_model(path, safe_mode=True, compile=False)
+    encoder.trainable = trainable
+    return encoder
