@@ -18,6 +18,8 @@ class TrainConfig:
     ``data=None`` means the embedded synthetic dataset. ``steps`` (rounded up
     to whole epochs) and ``epochs`` are alternatives; with neither, ``epochs``
     defaults to 4 of ``steps_per_epoch`` (one pass over the training split).
+    The resumable state is saved at the end of every epoch: a smaller
+    ``steps_per_epoch`` gives finer resume points.
     """
 
     task: str = "edges"
@@ -38,7 +40,6 @@ class TrainConfig:
     seed: int = 0
     cache: bool = True
     augment: bool = True
-    checkpoint_every: int = 50
     verbose: int = 1
 
     def resolved_lr(self) -> float:

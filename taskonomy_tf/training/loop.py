@@ -85,8 +85,11 @@ def _splits(data: str) -> tuple[str, str | None]:
 
 
 def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
-                       resume: bool = False) -> dict:
+                       resume: bool = False, callbacks: list | None = None) -> dict:
     """Trains ``config.task``; returns the final metrics.
+
+    ``callbacks`` are added after the built-in ones (NaN guard, resumable
+    backup, per-epoch checkpoints, TensorBoard, metrics JSON).
 
     Raises:
         TrainingError: a non-finite loss, or a workdir holding an unfinished
@@ -145,14 +148,18 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                               "untrained": {f"val_{k}": float(v) for k, v in untrained.items()}})
         callbacks = [
             NanGuard(str(out / "checkpoints")),
-            keras.callbacks.BackupAndRestore(str(out / "backup"),
-                                             save_freq=config.checkpoint_every),
+            *(callbacks or []),
+            # backed up at each epoch's end: Keras resumes at an epoch boundary,
+            # so a mid-epoch backup would repeat that epoch's steps on resume
+            keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq="epoch"),
             keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
                                             save_weights_only=True),
             keras.callbacks.TensorBoard(str(out / "logs")),
             metrics_cb,
         ]
         (out / "checkpoints").mkdir(exist_ok=True)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _build_for_multi_worker(model, strategy, train)
         model.fit(train, epochs=epochs, steps_per_epoch=per_epoch, validation_data=val,
                   validation_steps=config.validation_steps, callbacks=callbacks,
                   verbose=config.verbose, shuffle=False)
@@ -165,6 +172,34 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     result = json.loads((workdir / "metrics.json").read_text()) if chief else {}
     result["steps"] = int(model.optimizer.iterations.numpy())
     return result
+
+
+def _build_for_multi_worker(model, strategy, dataset) -> None:
+    """Keras 3.15 builds the model before ``fit`` by averaging one
+    distributed batch across replicas, which MultiWorkerMirroredStrategy's
+    collective ops reject outside a replica context ("Attempt to convert a
+    value (PerReplica...)"). Build it the same way on a local batch instead,
+    and skip Keras' own step."""
+    batch = next(iter(dataset))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    # The same Keras version averages each step's scalar logs across workers
+    # with ``axis=0``, which fails on scalars: average them without an axis.
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "_taskonomy_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy_, reduction="auto"):
+        if reduction in ("auto", "mean") and isinstance(
+                strategy_, tf.distribute.MultiWorkerMirroredStrategy):
+            return tf.nest.map_structure(lambda v: strategy_.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy_, reduction)
+
+    reduce_per_replica._taskonomy_patched = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def load_encoder(workdir: str | os.PathLike, trainable: bool = False) -> keras.Model:

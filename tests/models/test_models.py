@@ -1,0 +1,145 @@
+"""Encoders, decoders, losses and metrics: shapes, known values, serialisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from keras import ops
+
+import keras
+from taskonomy_tf.models import (
+    LOSSES, METRICS, TaskLoss, TaskMetric, build_encoder, build_task_model, compile_task_model,
+    get_encoder,
+)
+from taskonomy_tf.tasks import OutputKind, get_task, list_tasks
+
+
+@pytest.mark.parametrize("name,size", [("small", 64), ("resnet50", 64)])
+def test_encoder_contract(name, size):
+    enc = build_encoder(name, size)
+    assert enc.output_shape == (None, size // 16, size // 16, 8)
+    x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
+    assert float(ops.min(enc(x))) >= 0.0  # post-ReLU
+    strides = [s for _, _, s in enc.feature_info]
+    assert strides == sorted(strides) and strides[-1] == 16
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_encoder(name, 40)
+
+
+def test_resnet50_follows_the_paper():
+    enc = build_encoder("resnet50", 256)
+    assert enc.get_layer("block4_unit3_out").output.shape[1:] == (16, 16, 2048)
+    assert enc.get_layer("block1_unit3_out").output.shape[1:] == (32, 32, 256)
+    units = [layer.name for layer in enc.layers if layer.name.endswith("_add")]
+    assert len(units) == 3 + 4 + 6 + 3
+
+
+def test_registry_keys_of_every_task_resolve():
+    for t in list_tasks():
+        if t.output is OutputKind.NONE:
+            continue
+        assert t.loss in LOSSES and t.metric in METRICS, t.name
+
+
+def test_masked_losses_are_masked_means():
+    y = np.zeros((1, 2, 2, 1), "float32")
+    p = np.array([[[[1.0], [3.0]], [[100.0], [5.0]]]], "float32")
+    w = np.array([[[1.0, 1.0], [0.0, 1.0]]], "float32")
+    assert float(LOSSES.get("masked_l1")(y, p, w)) == pytest.approx(3.0)
+    assert float(LOSSES.get("masked_l2")(y, p, w)) == pytest.approx((1 + 9 + 25) / 3)
+    assert float(TaskLoss("masked_l1")(y, p, w)) == pytest.approx(3.0)
+    assert float(LOSSES.get("masked_l1")(y, p, np.zeros_like(w))) == 0.0  # nothing valid
+
+
+def test_soft_and_sparse_cross_entropy():
+    logits = np.log(np.array([[0.7, 0.2, 0.1]], "float32"))
+    target = np.array([[0.5, 0.5, 0.0]], "float32")
+    expected = -(0.5 * np.log(0.7) + 0.5 * np.log(0.2))
+    assert float(LOSSES.get("soft_ce")(target, logits, None)) == pytest.approx(expected, rel=1e-5)
+    labels = np.array([[[[0], [2]]]], "int32")
+    pix = np.log(np.array([[[[0.7, 0.2, 0.1], [0.7, 0.2, 0.1]]]], "float32"))
+    weight = np.array([[[1.0, 1.0]]], "float32")
+    assert float(LOSSES.get("pixel_sparse_ce")(labels, pix, weight)) == pytest.approx(
+        -(np.log(0.7) + np.log(0.1)) / 2, rel=1e-5)
+
+
+def test_pose_losses_are_unsquared_norms():
+    y = np.zeros((2, 6), "float32")
+    p = np.array([[3, 4, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], "float32")
+    assert float(LOSSES.get("pose_norm")(y, p, None)) == pytest.approx(3.0)
+    p18 = np.zeros((1, 18), "float32")
+    p18[0, 0], p18[0, 6], p18[0, 12] = 1.0, 2.0, 4.0  # errors of poses 12, 13, 23
+    assert float(LOSSES.get("ego_cycle")(np.zeros((1, 18), "float32"), p18, None)) == \
+        pytest.approx(1 + 0.5 * 2 + 4, rel=1e-5)
+
+
+def test_segment_metric_loss_prefers_separated_segments():
+    seg = np.zeros((1, 20, 20, 1), "int32")
+    seg[:, :, 10:] = 1
+    good = np.zeros((1, 20, 20, 4), "float32")
+    good[:, :, 10:, 0] = 10.0  # far apart across segments, identical within
+    bad = np.zeros((1, 20, 20, 4), "float32")
+    loss = LOSSES.get("segment_metric")
+    assert float(loss(seg, good, None)) < 0.01 < float(loss(seg, bad, None))
+
+
+def test_metrics_known_values():
+    m = TaskMetric("angle_deg")
+    m.update_state(np.array([[[[1, 0, 0]]]], "float32"), np.array([[[[0, 1, 0]]]], "float32"))
+    assert float(m.result()) == pytest.approx(90.0, abs=1e-3)
+    m = TaskMetric("rmse")
+    m.update_state(np.zeros((1, 2), "float32"), np.array([[3.0, 3.0]], "float32"))
+    assert float(m.result()) == pytest.approx(3.0)
+    m = TaskMetric("mae")
+    m.update_state(np.zeros((1, 2, 1, 1), "float32"), np.array([[[[1.0]], [[9.0]]]], "float32"),
+                   sample_weight=np.array([[[1.0], [0.0]]], "float32"))
+    assert float(m.result()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("task", ["edges", "colorization", "fixated_pose", "class_scene"])
+def test_output_shapes_match_the_spec(task):
+    spec = get_task(task)
+    model = build_task_model(task, "small", 32)
+    out = model(np.zeros((1, *model.input_shape[1:]), "float32"))[spec.name]
+    assert tuple(out.shape) == (1, *spec.output_shape(32))
+    assert get_encoder(model).name == "encoder"
+
+
+def test_keras_file_round_trip_gives_identical_predictions(tmp_path):
+    model = compile_task_model(build_task_model("normals", "small", 32), "normals")
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_array_equal(model.predict(x, verbose=0)["normals"],
+                                  loaded.predict(x, verbose=0)["normals"])
+
+
+def test_mixed_precision_keeps_float32_outputs_and_loss():
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = compile_task_model(build_task_model("depth_zbuffer", "small", 32), "depth_zbuffer")
+        assert get_encoder(model).layers[1].compute_dtype == "bfloat16"
+        x = np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype("float32")
+        y = {"depth_zbuffer": np.zeros((2, 32, 32, 1), "float32")}
+        out = model(x)["depth_zbuffer"]
+        assert out.dtype == "float32"
+        logs = model.train_on_batch(x, y, return_dict=True)
+        assert np.isfinite(logs["loss"])
+        assert TaskLoss("masked_l1")(y["depth_zbuffer"], out).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", [t.name for t in list_tasks() if t.output is not OutputKind.NONE])
+def test_every_task_trains_one_step(fake_records, task):
+    from taskonomy_tf.data import make_dataset
+
+    spec = get_task(task)
+    model = compile_task_model(build_task_model(task, "small", 32), task, 1e-3)
+    ds = make_dataset(fake_records, task, split="all", batch_size=2, image_size=32)
+    logs = model.fit(ds.take(1), epochs=1, verbose=0, shuffle=False).history
+    assert np.isfinite(logs["loss"][-1])
+    x, _, _ = next(iter(ds))
+    assert model.predict(x, verbose=0)[task].shape[1:] == spec.output_shape(32)

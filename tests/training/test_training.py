@@ -1,0 +1,197 @@
+"""Training runs: CLI, resume, NaN, saved encoder, user script, strategies."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from taskonomy_tf.train import main
+from taskonomy_tf.training import TrainConfig, TrainingError, load_encoder, train_and_evaluate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config(data, **kw) -> TrainConfig:
+    base = dict(task="edges", data=str(data), image_size=32, batch_size=4, steps=4,
+                verbose=0, cache=False)
+    return TrainConfig(**{**base, **kw})
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates a crash after ``n`` training batches."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n, self.seen = n, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.n:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_cli_trains_and_writes_the_workdir(fake_records, tmp_path, capsys):
+    code = main(["--task", "edge2d", "--data", str(fake_records), "--workdir", str(tmp_path),
+                 "--image-size", "32", "--batch-size", "4", "--steps", "4",
+                 "--set", "verbose=0", "cache=false"])
+    assert code == 0
+    for name in ("config.json", "metrics.json", "model.keras", "encoder.keras"):
+        assert (tmp_path / name).exists(), name
+    assert list((tmp_path / "checkpoints").glob("*.weights.h5"))
+    assert list((tmp_path / "logs").rglob("events.out.tfevents*"))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["task"] == "edges" and cfg["precision"] == "float32"
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["epochs"][-1]["step"] == 4
+
+
+def test_cli_errors_are_one_line(fake_records, tmp_path, capsys):
+    assert main(["--task", "edgez"]) == 2
+    err = capsys.readouterr().err
+    assert "valid tasks" in err and err.count("\n") == 1
+    assert main(["--task", "edges", "--data", str(fake_records), "--set", "batch_size=x"]) == 2
+    assert "--set batch_size: expected int" in capsys.readouterr().err
+    assert main(["--task", "edges", "--data", str(fake_records), "--set", "colour=1"]) == 2
+    assert "unknown key" in capsys.readouterr().err
+
+
+def test_missing_domain_names_what_is_there(fake_raw, tmp_path, capsys):
+    from tfrecords_tools.convert import convert
+
+    convert(str(fake_raw), str(tmp_path / "rec"), domains=["normal"], progress=False)
+    assert main(["--task", "depth_zbuffer", "--data", str(tmp_path / "rec"), "--workdir",
+                 str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert "needs domain 'depth_zbuffer'" in err and "domains present: normal, rgb" in err
+
+
+def test_resume_continues_at_the_right_step(fake_records, tmp_path):
+    cfg = config(fake_records, steps=8, steps_per_epoch=4)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(cfg, tmp_path, callbacks=[Interrupt(5)])  # crash in epoch 2
+    assert (tmp_path / "backup").exists() and not (tmp_path / "model.keras").exists()
+    first_epoch = json.loads((tmp_path / "metrics.json").read_text())["epochs"]
+    assert [e["step"] for e in first_epoch] == [4]
+    with pytest.raises(TrainingError, match="--resume"):
+        train_and_evaluate(cfg, tmp_path)  # never silently overwrites
+    result = train_and_evaluate(cfg, tmp_path, resume=True)
+    assert result["steps"] == 8  # not 8 more: continued from the backup at step 4
+    assert [e["step"] for e in result["epochs"]] == [4, 8]
+    assert not (tmp_path / "backup").exists() and (tmp_path / "model.keras").exists()
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoints(fake_records, tmp_path):
+    class Poison(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() >= 4:
+                for v in self.model.trainable_variables[-1:]:
+                    v.assign(np.full(v.shape, np.nan, v.dtype))
+
+    cfg = config(fake_records, steps=8, steps_per_epoch=4)
+    with pytest.raises(TrainingError, match="the loss became nan at step"):
+        train_and_evaluate(cfg, tmp_path, callbacks=[Poison()])
+    good = tmp_path / "checkpoints" / "epoch-001.weights.h5"
+    assert good.exists()
+    from taskonomy_tf.models import build_task_model
+
+    m = build_task_model("edges", "small", 32)
+    m.load_weights(good)
+    assert all(np.all(np.isfinite(w)) for w in m.get_weights())
+
+
+def test_load_encoder_gives_a_frozen_layer(fake_records, tmp_path):
+    train_and_evaluate(config(fake_records), tmp_path)
+    enc = load_encoder(tmp_path)
+    assert not enc.trainable and enc.output_shape == (None, 2, 2, 8)
+    inputs = keras.Input((32, 32, 3))
+    head = keras.layers.Dense(1)(keras.layers.Flatten()(enc(inputs)))
+    model = keras.Model(inputs, head)
+    assert len(model.trainable_weights) == 2  # only the new head
+    with pytest.raises(FileNotFoundError):
+        load_encoder(tmp_path / "nope")
+
+
+def test_user_script_path(fake_raw, tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        import user_script
+    finally:
+        sys.path.pop(0)
+    from tfrecords_tools.convert import convert
+
+    raw = fake_raw
+    csv = tmp_path / "split.csv"
+    csv.write_text("id,train,val,test\nfakebldg0,1,0,0\nfakebldg1,0,1,0\n")
+    for split in ("train", "val"):
+        convert(str(raw), str(tmp_path / "rec"), split_csv=str(csv), split=split, progress=False)
+    r = user_script.main(["--data", str(tmp_path / "rec"), "--steps", "30", "--image-size", "32",
+                          "--batch-size", "4", "--task", "depth_zbuffer"])
+    assert np.isfinite(r["after"]) and r["after"] < r["before"]
+
+
+SCRIPT = """
+import os, sys, json
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+{setup}
+from taskonomy_tf.training import TrainConfig, train_and_evaluate
+cfg = TrainConfig(task="edges", data={data!r}, image_size=32, batch_size=4, steps=4,
+                  verbose=0, cache=False, strategy={strategy!r},
+                  devices={devices!r})
+r = train_and_evaluate(cfg, sys.argv[1])
+print(json.dumps({{"steps": r["steps"], "strategy": tf.distribute.get_strategy().__class__.__name__}}))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(fake_records, tmp_path):
+    setup = ("cpu = tf.config.list_physical_devices('CPU')[0]\n"
+             "tf.config.set_logical_device_configuration(cpu, "
+             "[tf.config.LogicalDeviceConfiguration()] * 2)")
+    code = SCRIPT.format(setup=setup, data=str(fake_records), strategy="mirrored",
+                         devices=("/cpu:0", "/cpu:1"))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["steps"] == 4
+    assert json.loads((tmp_path / "config.json").read_text())["strategy"] == "MirroredStrategy"
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_strategy_with_two_local_workers(fake_records, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    code = SCRIPT.format(setup="", data=str(fake_records), strategy="multi_worker", devices=None)
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                       "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (o, e) in zip(procs, outs):
+        assert p.returncode == 0, e[-3000:]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["strategy"] == \
+        "CollectiveAllReduceStrategy"  # MultiWorkerMirroredStrategy's class
+    assert (tmp_path / "run" / "model.keras").exists()
+    assert not list((tmp_path / "run").glob(".worker-*"))  # the other worker cleaned up
