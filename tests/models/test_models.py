@@ -143,3 +143,25 @@ def test_every_task_trains_one_step(fake_records, task):
     assert np.isfinite(logs["loss"][-1])
     x, _, _ = next(iter(ds))
     assert model.predict(x, verbose=0)[task].shape[1:] == spec.output_shape(32)
+
+
+@pytest.mark.slow
+def test_models_train_under_the_jax_backend_without_tensorflow():
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from taskonomy_tf.models import build_task_model, compile_task_model\n"
+        "m = compile_task_model(build_task_model('normals', 'small', 32), 'normals')\n"
+        "x = np.zeros((2, 32, 32, 3), 'float32'); y = {'normals': np.zeros((2, 32, 32, 3), 'float32')}\n"
+        "h = m.fit(x, y, epochs=1, verbose=0)\n"
+        "print('tensorflow' in sys.modules, np.isfinite(h.history['loss'][-1]))\n"
+    )
+    import os
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False True"
