@@ -24,28 +24,9 @@ import numpy as np
 from PIL import Image
 
 from taskonomy_tf.data import schema
-from taskonomy_tf.data.geometry import matrix_to_euler
+from taskonomy_tf.data.geometry import look_at, matrix_to_euler, pixel_rays
 
 DEPTH_UNITS = 512.0  # 1/512 m per unit (data/README)
-
-
-def look_at(location: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Camera-to-world rotation (3, 3) of a roll-free camera whose -Z axis
-    points from ``location`` to ``target``."""
-    forward = target - location
-    forward = forward / np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    return np.stack([right, up, -forward], axis=1)
-
-
-def pixel_rays(size: int, fov: float) -> np.ndarray:
-    """Camera-frame rays (size, size, 3) with z = -1, +y up, row 0 at the top."""
-    half = np.tan(fov / 2.0)
-    c = (np.arange(size) + 0.5) / size * 2.0 - 1.0
-    x, y = np.meshgrid(c * half, -c * half)
-    return np.stack([x, y, -np.ones_like(x)], -1)
 
 
 def _png(arr: np.ndarray) -> bytes:

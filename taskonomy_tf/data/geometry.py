@@ -123,3 +123,23 @@ def room_layout(loc, rot, bbox: dict) -> np.ndarray:
     extents = np.abs(turn @ (hi - lo))
     angles = matrix_to_euler(turn @ r)
     return np.concatenate([centre_cam, angles, extents])
+
+
+def look_at(location, target) -> np.ndarray:
+    """Camera-to-world rotation (3, 3) of a roll-free camera (Blender
+    convention) at ``location`` whose -Z axis points at ``target``."""
+    location, target = np.asarray(location, np.float64), np.asarray(target, np.float64)
+    forward = (target - location) / np.linalg.norm(target - location)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    return np.stack([right, np.cross(right, forward), -forward], axis=1)
+
+
+def pixel_rays(size: int, fov: float) -> np.ndarray:
+    """Camera-frame rays (size, size, 3) through pixel centres of a square
+    image with field of view ``fov`` (radians): z = -1, +y up, row 0 at top."""
+    half = np.tan(fov / 2.0)
+    c = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+    x, y = np.meshgrid(c * half, -c * half)
+    return np.stack([x, y, -np.ones_like(x)], -1)
+

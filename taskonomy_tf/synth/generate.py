@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from taskonomy_tf.data import schema
-from taskonomy_tf.data.geometry import matrix_to_euler
+from taskonomy_tf.data.geometry import look_at, matrix_to_euler
 from taskonomy_tf.synth.render import render
 from taskonomy_tf.synth.scene import Room, cast, inside_solid, make_building
 
@@ -38,14 +38,6 @@ class SynthConfig:
     size: int = 128
     seed: int = 0
     rooms: int = 3
-
-
-def look_at(location: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Camera-to-world rotation of a roll-free Blender camera (-Z towards target)."""
-    forward = (target - location) / np.linalg.norm(target - location)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    return np.stack([right, np.cross(right, forward), -forward], axis=1)
 
 
 @functools.lru_cache(maxsize=4)

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 from skimage import feature, filters, segmentation
 
+from taskonomy_tf.data.geometry import pixel_rays
 from taskonomy_tf.synth.scene import Hits, Room, cast
 from taskonomy_tf.tasks.classes import IMAGENET_INDEX, N_IMAGENET, N_PLACES365, PLACES365_KEEP, SCENES, SEMANTIC
 
@@ -30,14 +31,6 @@ TEXTURE_GAIN = 0.25 * 65535  # 16-bit units per unit of smoothed gradient
 HARRIS_GAIN = 400.0  # 16-bit units per unit of Harris response
 KEYPOINT3D_SIGMA = 1.5  # pixels, at 128 px
 SKY = np.array([0.82, 0.88, 0.97])
-
-
-def pixel_rays(size: int, fov: float) -> np.ndarray:
-    """Camera-frame rays (size*size, 3), z = -1, +y up, row-major from the top left."""
-    half = np.tan(fov / 2.0)
-    c = (np.arange(size) + 0.5) / size * 2.0 - 1.0
-    x, y = np.meshgrid(c * half, -c * half)
-    return np.stack([x, y, -np.ones_like(x)], -1).reshape(-1, 3)
 
 
 def _pattern(texture: str, p: np.ndarray, n: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -96,7 +89,7 @@ def render(room: Room, location: np.ndarray, rot: np.ndarray, fov: float, size: 
         fov: field of view in radians (horizontal = vertical, square images).
         corners: (K, 3) world corners of the 3D geometry (keypoints3d).
     """
-    rays_cam = pixel_rays(size, fov)
+    rays_cam = pixel_rays(size, fov).reshape(-1, 3)
     d = rays_cam @ rot.T
     hits = cast(location, d, room)
     valid = np.isfinite(hits.t)
