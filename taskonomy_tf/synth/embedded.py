@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from taskonomy_tf.synth.generate import SynthConfig, generate
+from tfrecords_tools.writer import sha256_file
 
 READY = "READY.json"
 DEFAULT = SynthConfig(buildings=6, points=100, views=5, size=128, seed=0)
@@ -27,21 +28,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("TASKONOMY_TF_CACHE", Path.home() / ".cache" / "taskonomy_tf"))
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def is_ready(folder: Path) -> bool:
     """Whether ``folder`` holds a complete, uncorrupted build."""
     stamp = folder / READY
     try:
         shards = json.loads(stamp.read_text())["shards"]
         return all((folder / s["name"]).stat().st_size == s["bytes"]
-                   and _sha(folder / s["name"]) == s["sha256"] for s in shards)
+                   and sha256_file(folder / s["name"]) == s["sha256"] for s in shards)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -82,7 +75,7 @@ def embedded_dataset(cfg: SynthConfig = DEFAULT, cache: str | os.PathLike | None
                 progress=progress)
     shards = sorted(p for p in records.glob("*.tfrecord"))
     stamp = {"config": cfg.__dict__, "shards": [
-        {"name": p.name, "bytes": p.stat().st_size, "sha256": _sha(p)} for p in shards]}
+        {"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in shards]}
     (records / READY).write_text(json.dumps(stamp, indent=1) + "\n")
     shutil.rmtree(raw)  # the records hold everything
     return records
