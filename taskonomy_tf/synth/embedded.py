@@ -11,6 +11,7 @@ corrupted shard) is rebuilt.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -53,8 +54,8 @@ def embedded_dataset(cfg: SynthConfig = DEFAULT, cache: str | os.PathLike | None
     """Path of the ready TFRecord folder for ``cfg`` (building it if needed)."""
     from tfrecords_tools.convert import convert
 
-    key = hashlib.sha256(json.dumps(vars(cfg) if not hasattr(cfg, "__dataclass_fields__")
-                                    else cfg.__dict__, sort_keys=True).encode()).hexdigest()[:10]
+    key = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()
+                         ).hexdigest()[:10]
     root = Path(cache) if cache is not None else cache_root()
     folder = root / f"synth-{cfg.size}px-{key}"
     records = folder / "records"
@@ -74,7 +75,7 @@ def embedded_dataset(cfg: SynthConfig = DEFAULT, cache: str | os.PathLike | None
         convert(str(raw), str(records), split_csv=str(csv), split=split, shard_size=256,
                 progress=progress)
     shards = sorted(p for p in records.glob("*.tfrecord"))
-    stamp = {"config": cfg.__dict__, "shards": [
+    stamp = {"config": dataclasses.asdict(cfg), "shards": [
         {"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in shards]}
     (records / READY).write_text(json.dumps(stamp, indent=1) + "\n")
     shutil.rmtree(raw)  # the records hold everything
