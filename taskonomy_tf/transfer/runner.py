@@ -84,3 +84,20 @@ def run_transfer(target: str, sources: dict[str, str | os.PathLike], data: str |
                                 w_test[i:i + 1])) for i in range(len(pred))])
     return TransferResult(spec.name, names, losses,
                           [f"{test_split}:{i}" for i in range(len(losses))])
+
+
+def self_losses(target: str, workdir: str | os.PathLike, data, image_size: int = 128,
+                test_split: str = "test") -> np.ndarray:
+    """Per-image test losses of the target's own fully supervised network."""
+    spec = get_task(target)
+    model = keras.saving.load_model(Path(workdir) / "model.keras", safe_mode=True)
+    ds = make_dataset(data, spec.name, split=test_split, batch_size=32, image_size=image_size,
+                      shuffle=False, augment=False)
+    fn = LOSSES.get(spec.loss)
+    out = []
+    for x, y, w in ds:
+        pred = np.asarray(model.predict(x, verbose=0)[spec.name], "float32")
+        yt, wt = np.asarray(y[spec.name]), np.asarray(w[spec.name])
+        out += [float(fn(yt[i:i + 1], pred[i:i + 1], wt[i:i + 1])) for i in range(len(pred))]
+    return np.array(out)
+

@@ -82,3 +82,25 @@ def test_cache_is_invalidated_when_the_encoder_changes(trained, split_records, t
     assert cache.key(changed, split_records, "test", 32) != key
     second = cache.features(changed, split_records, "test", 32)
     assert cache.computed == 2 and not np.allclose(first, second)
+
+
+def test_grid_is_resumable_sharded_and_feeds_the_taxonomy(trained, split_records, tmp_path):
+    from taskonomy_tf.taxonomy import tables_from_losses
+    from taskonomy_tf.transfer.grid import first_order_jobs, run_grid, shard, write_losses_table
+
+    jobs = first_order_jobs(["normals", "edges"])
+    assert len(jobs) == 2 * 3  # self, random and the other task, per target
+    parts = [shard(jobs, i, 3) for i in range(3)]
+    assert sorted(j.name for p in parts for j in p) == sorted(j.name for j in jobs)
+    assert len({j.name for p in parts for j in p}) == len(jobs)  # disjoint
+    opts = dict(image_size=32, steps=2, batch_size=4, progress=False)
+    ran = run_grid(parts[0], trained, split_records, tmp_path, **opts)  # "killed" after a part
+    assert len(ran) == 2
+    ran = run_grid(jobs, trained, split_records, tmp_path, **opts)
+    assert {j.name for j in ran} == {j.name for p in parts[1:] for j in p}  # none run twice
+    assert run_grid(jobs, trained, split_records, tmp_path, **opts) == []
+    table = write_losses_table(jobs, tmp_path)
+    aff = tables_from_losses(table)["affinities"]
+    for target in ("normals", "edges"):
+        values = [r.value for r in aff.for_target(target)]
+        assert len(values) == 3 and sum(values) == pytest.approx(1.0)
