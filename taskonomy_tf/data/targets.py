@@ -43,10 +43,6 @@ def _unit_to_signed(x: tf.Tensor) -> tf.Tensor:
     return x * 2.0 - 1.0
 
 
-def _ones_like_pixels(values: tf.Tensor) -> tf.Tensor:
-    return tf.ones(tf.shape(values)[:2], tf.float32)
-
-
 @TARGETS.register("rgb")
 def _rgb(spec: TaskSpec, values, valid):
     return _unit_to_signed(values), tf.cast(valid, tf.float32)

@@ -21,8 +21,10 @@ original hard-coded constants from its own split; reference section 8).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,17 @@ STANDARDISED = {"relative_pose", "relative_pose_nonfixated", "egomotion", "room_
 
 
 def read_index(file: str) -> list[dict]:
-    """Per record of one shard: building, point, view and the parsed point_info."""
+    """Per record of one shard: building, point, view and the parsed point_info.
+
+    Cached per (path, size, modification time): the split's shards are also
+    read for the folder-wide label statistics, and a shard is read once.
+    """
+    st = os.stat(file)
+    return _read_index(str(file), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _read_index(file: str, size: int, mtime_ns: int) -> list[dict]:
     spec = {
         schema.META_BUILDING: tf.io.FixedLenFeature([], tf.string),
         schema.META_POINT: tf.io.FixedLenFeature([], tf.int64),

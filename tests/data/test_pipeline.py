@@ -37,8 +37,10 @@ def test_every_task_gives_batches_of_the_spec_shape(fake_records, task):
         assert tuple(target.shape[1:]) == spec.output_shape(SIZE)[:2] + (1,)
     else:
         assert tuple(target.shape[1:]) == spec.output_shape(SIZE)
-    assert tuple(w[spec.name].shape[1:]) == spec.output_shape(SIZE)[:2] if spec.is_dense else (
-        w[spec.name].shape == (b,))
+    if spec.is_dense:
+        assert tuple(w[spec.name].shape[1:]) == spec.output_shape(SIZE)[:2]
+    else:
+        assert tuple(w[spec.name].shape) == (b,)
     assert np.all(np.isfinite(target.numpy()))
 
 
