@@ -1,6 +1,6 @@
 """The feature cache: each frozen encoder runs over each image once.
 
-Representations are stored as ``.npz`` (float16 codes, record ids) under a
+Representations are stored as ``.npz`` (float16 codes) under a
 key made of the encoder file's SHA-256, the shards' SHA-256 (from the
 manifest, else the files), the split, the image size and this module's
 format version; so a retrained encoder, changed data or other
@@ -52,29 +52,35 @@ class FeatureCache:
         self.root = Path(root)
         self.computed = 0
 
-    def key(self, encoder_file: str | os.PathLike, data, split: str, image_size: int) -> str:
+    def key(self, encoder_file: str | os.PathLike, data, split: str, image_size: int,
+            limit: int | None = None) -> str:
         parts = [sha256_file(Path(encoder_file)), data_fingerprint(data, split), split,
-                 str(image_size), str(FORMAT_VERSION)]
+                 str(image_size), str(limit), str(FORMAT_VERSION)]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
     def features(self, encoder_file, data, split: str, image_size: int,
-                 batch_size: int = 64) -> np.ndarray:
-        """(N, h, w, 8) float32 codes of the split's images, in record order."""
-        path = self.root / f"{self.key(encoder_file, data, split, image_size)}.npz"
+                 limit: int | None = None, batch_size: int = 64) -> np.ndarray:
+        """(N, h, w, 8) float32 codes of the split's first ``limit`` images
+        (all when ``None``), in record order."""
+        path = self.root / f"{self.key(encoder_file, data, split, image_size, limit)}.npz"
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
                 return z["codes"].astype(np.float32)
-        codes = encode(encoder_file, data, split, image_size, batch_size)
+        codes = encode(encoder_file, data, split, image_size, limit, batch_size)
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, codes=codes.astype(np.float16))
+        # float16 halves the disk (codes are ReLU outputs of a few units);
+        # float32 when a code would overflow it
+        stored = codes.astype(np.float16 if np.abs(codes).max() < 6e4 else np.float32)
+        np.savez(tmp, codes=stored)
         os.replace(tmp, path)
         self.computed += 1
-        return codes.astype(np.float16).astype(np.float32)
+        return stored.astype(np.float32)
 
 
-def encode(encoder_file, data, split: str, image_size: int, batch_size: int = 64) -> np.ndarray:
-    """Runs a saved encoder (safe mode, inference) over a split's images."""
+def encode(encoder_file, data, split: str, image_size: int, limit: int | None = None,
+           batch_size: int = 64) -> np.ndarray:
+    """Runs a saved encoder (safe mode, inference) over a split's first ``limit`` images."""
     import keras
 
     from taskonomy_tf.data import make_dataset
@@ -82,5 +88,7 @@ def encode(encoder_file, data, split: str, image_size: int, batch_size: int = 64
     encoder = keras.saving.load_model(encoder_file, safe_mode=True, compile=False)
     images = make_dataset(data, "autoencoding", split=split, batch_size=batch_size,
                           image_size=image_size, shuffle=False, augment=False)
+    if limit:
+        images = images.unbatch().take(limit).batch(batch_size)
     out = [np.asarray(encoder(x, training=False)) for x, _, _ in images]
     return np.concatenate(out)

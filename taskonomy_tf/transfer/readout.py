@@ -19,9 +19,31 @@ from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, REPRESENTATION
 from taskonomy_tf.tasks import TaskSpec, get_task
 
 
+def pixels_front(image_size: int, code_size: int) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The ``pixels`` baseline's small side encoder, trained from scratch.
+
+    As the original ``..._pix_only`` transfer (reference section 4): the
+    image is resized to 4x the code side (64 px for 16x16 codes), passes a
+    3x3 convolution, then a stride-4 convolution down to the code grid with
+    the representation's 8 channels.
+
+    Returns:
+        (image input (S, S, 3) float32 in [-1, 1], codes (c, c, 8)).
+    """
+    image = keras.Input((image_size, image_size, 3), name="image")
+    x = layers.Resizing(4 * code_size, 4 * code_size, name="side_resize")(image)
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="side_conv")(x)
+    x = layers.Conv2D(REPRESENTATION_CHANNELS, 4, strides=4, name="side_down")(x)
+    return image, x
+
+
 def build_transfer_model(target: str | TaskSpec, order: int, code_size: int,
-                         preset: str = "small") -> keras.Model:
+                         preset: str = "small", pixels_image_size: int | None = None
+                         ) -> keras.Model:
     """Readout for ``order`` concatenated codes of (code_size, code_size, 8).
+
+    With ``pixels_image_size``, the input is the image instead and the codes
+    come from :func:`pixels_front` (the ``pixels`` baseline; ``order`` 1).
 
     Raises:
         ValueError: multi-view targets (their transfers need per-view codes;
@@ -31,8 +53,11 @@ def build_transfer_model(target: str | TaskSpec, order: int, code_size: int,
     if spec.views > 1:
         raise ValueError(f"transfers into multi-view task {spec.name!r} are not supported yet")
     width = REPRESENTATION_CHANNELS * order
-    inputs = keras.Input((code_size, code_size, width), name="codes")
-    x = layers.BatchNormalization(name="input_norm")(inputs)
+    if pixels_image_size:
+        inputs, codes = pixels_front(pixels_image_size, code_size)
+    else:
+        inputs = codes = keras.Input((code_size, code_size, width), name="codes")
+    x = layers.BatchNormalization(name="input_norm")(codes)
     streams = []
     for s in range(2):
         y = x

@@ -19,6 +19,7 @@ import numpy as np
 
 from taskonomy_tf.data import make_dataset
 from taskonomy_tf.models.losses import LOSSES, TaskLoss
+from taskonomy_tf.models.encoders import REPRESENTATION_STRIDE
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.transfer.cache import FeatureCache
 from taskonomy_tf.transfer.readout import build_transfer_model
@@ -34,23 +35,58 @@ class TransferResult:
     image_ids: list[str]
 
 
-def _labels(data, target, split, image_size, limit=None):
+def _arrays(data, target, split, image_size, limit=None, images=False):
+    """(labels, weights[, images]) of a split's first ``limit`` examples, in record order."""
     ds = make_dataset(data, target, split=split, batch_size=64, image_size=image_size,
                       shuffle=False, augment=False)
-    ys, ws = [], []
-    for _, y, w in ds:
+    if limit:
+        ds = ds.unbatch().take(limit).batch(64)
+    xs, ys, ws = [], [], []
+    for x, y, w in ds:
         ys.append(np.asarray(y[target]))
         ws.append(np.asarray(w[target]))
-        if limit and sum(len(a) for a in ys) >= limit:
-            break
-    y, w = np.concatenate(ys), np.concatenate(ws)
-    return (y[:limit], w[:limit]) if limit else (y, w)
+        if images:
+            xs.append(np.asarray(x))
+    out = [np.concatenate(ys), np.concatenate(ws)]
+    return (*out, np.concatenate(xs)) if images else tuple(out)
 
 
 def _codes(cache, workdirs, data, split, image_size, limit=None):
-    codes = [cache.features(Path(w) / "encoder.keras", data, split, image_size) for w in workdirs]
-    codes = np.concatenate(codes, axis=-1)
-    return codes[:limit] if limit else codes
+    codes = [cache.features(Path(w) / "encoder.keras", data, split, image_size, limit)
+             for w in workdirs]
+    return np.concatenate(codes, axis=-1)
+
+
+def _fit_and_score(model, spec, train, test, steps, batch_size, learning_rate, seed=0):
+    """Trains ``model`` for ``steps`` batches of ``train`` = (x, y, w); per-image
+    losses on ``test``.
+
+    Whole batches only, and prediction in eager mode: one traced train step
+    per transfer (each extra trace costs seconds, more than a small
+    transfer's training).
+    """
+    import tensorflow as tf
+
+    (x_train, y_train, w_train), (x_test, y_test, w_test) = train, test
+    batch_size = min(batch_size, len(x_train))
+    ds = (tf.data.Dataset.from_tensor_slices((x_train, {spec.name: y_train},
+                                              {spec.name: w_train}))
+          .shuffle(len(x_train), seed=seed).repeat()
+          .batch(batch_size, drop_remainder=True))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss={spec.name: TaskLoss(spec.loss)})
+    model.optimizer.build(model.trainable_variables)
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    pred = np.concatenate([np.asarray(model(x_test[i:i + 64], training=False)[spec.name])
+                           for i in range(0, len(x_test), 64)])
+    return per_image_losses(spec, y_test, pred, w_test)
+
+
+def per_image_losses(spec, y, pred, w) -> np.ndarray:
+    """The target's loss (``TaskSpec.loss``, masked as in training) per image, float64."""
+    fn = LOSSES.get(spec.loss)
+    pred = np.asarray(pred, "float32")
+    return np.array([float(fn(y[i:i + 1], pred[i:i + 1], w[i:i + 1])) for i in range(len(pred))])
 
 
 def run_transfer(target: str, sources: dict[str, str | os.PathLike], data: str | os.PathLike,
@@ -68,21 +104,31 @@ def run_transfer(target: str, sources: dict[str, str | os.PathLike], data: str |
     names = tuple(get_task(s).name for s in sources)
     dirs = list(sources.values())
     x_train = _codes(cache, dirs, data, train_split, image_size, n_images)
-    y_train, w_train = _labels(data, spec.name, train_split, image_size, len(x_train))
-    x_test = _codes(cache, dirs, data, test_split, image_size)
-    y_test, w_test = _labels(data, spec.name, test_split, image_size)
+    train = (x_train, *_arrays(data, spec.name, train_split, image_size, len(x_train)))
+    test = (_codes(cache, dirs, data, test_split, image_size),
+            *_arrays(data, spec.name, test_split, image_size))
     keras.utils.set_random_seed(seed)  # after the codes: loading encoders draws numbers
     model = build_transfer_model(spec, len(dirs), x_train.shape[1])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss={spec.name: TaskLoss(spec.loss)})
-    epochs = max(1, int(np.ceil(steps * batch_size / len(x_train))))
-    model.fit(x_train, {spec.name: y_train}, sample_weight={spec.name: w_train},
-              batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
-    pred = model.predict(x_test, batch_size=batch_size, verbose=0)[spec.name]
-    fn = LOSSES.get(spec.loss)
-    losses = np.array([float(fn(y_test[i:i + 1], pred[i:i + 1].astype("float32"),
-                                w_test[i:i + 1])) for i in range(len(pred))])
+    losses = _fit_and_score(model, spec, train, test, steps, batch_size, learning_rate, seed)
     return TransferResult(spec.name, names, losses,
+                          [f"{test_split}:{i}" for i in range(len(losses))])
+
+
+def pixels_transfer(target: str, data: str | os.PathLike, image_size: int = 128,
+                    n_images: int = 1000, train_split: str = "train", test_split: str = "test",
+                    steps: int = 200, batch_size: int = 32, learning_rate: float = 1e-3,
+                    seed: int = 0) -> TransferResult:
+    """The ``pixels`` baseline: the same readout on a small side encoder
+    trained from scratch on the same transfer images (no frozen source)."""
+    spec = get_task(target)
+    y, w, x = _arrays(data, spec.name, train_split, image_size, n_images, images=True)
+    y_t, w_t, x_t = _arrays(data, spec.name, test_split, image_size, images=True)
+    keras.utils.set_random_seed(seed)
+    model = build_transfer_model(spec, 1, image_size // REPRESENTATION_STRIDE,
+                                 pixels_image_size=image_size)
+    losses = _fit_and_score(model, spec, (x, y, w), (x_t, y_t, w_t), steps, batch_size,
+                            learning_rate, seed)
+    return TransferResult(spec.name, ("pixels",), losses,
                           [f"{test_split}:{i}" for i in range(len(losses))])
 
 
@@ -93,11 +139,8 @@ def self_losses(target: str, workdir: str | os.PathLike, data, image_size: int =
     model = keras.saving.load_model(Path(workdir) / "model.keras", safe_mode=True)
     ds = make_dataset(data, spec.name, split=test_split, batch_size=32, image_size=image_size,
                       shuffle=False, augment=False)
-    fn = LOSSES.get(spec.loss)
-    out = []
-    for x, y, w in ds:
-        pred = np.asarray(model.predict(x, verbose=0)[spec.name], "float32")
-        yt, wt = np.asarray(y[spec.name]), np.asarray(w[spec.name])
-        out += [float(fn(yt[i:i + 1], pred[i:i + 1], wt[i:i + 1])) for i in range(len(pred))]
-    return np.array(out)
+    out = [per_image_losses(spec, np.asarray(y[spec.name]),
+                            model.predict(x, verbose=0)[spec.name], np.asarray(w[spec.name]))
+           for x, y, w in ds]
+    return np.concatenate(out)
 

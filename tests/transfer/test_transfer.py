@@ -9,31 +9,6 @@ import keras
 from taskonomy_tf.transfer import FeatureCache, build_transfer_model, run_transfer
 
 
-@pytest.fixture(scope="module")
-def split_records(fake_raw, tmp_path_factory):
-    from tfrecords_tools.convert import convert
-
-    out = tmp_path_factory.mktemp("split")
-    csv = out / "split.csv"
-    csv.write_text("id,train,val,test\nfakebldg0,1,0,0\nfakebldg1,0,0,1\n")
-    for split in ("train", "test"):
-        convert(str(fake_raw), str(out / "rec"), split_csv=str(csv), split=split, progress=False)
-    return out / "rec"
-
-
-@pytest.fixture(scope="module")
-def trained(split_records, tmp_path_factory):
-    from taskonomy_tf.training import TrainConfig, train_and_evaluate
-
-    dirs = {}
-    for task in ("normals", "edges"):
-        w = tmp_path_factory.mktemp(task)
-        train_and_evaluate(TrainConfig(task=task, data=str(split_records), image_size=32,
-                                       batch_size=4, steps=2, verbose=0, cache=False), w)
-        dirs[task] = w
-    return dirs
-
-
 def test_readout_shapes():
     m = build_transfer_model("depth_zbuffer", order=2, code_size=2)
     assert m.input_shape == (None, 2, 2, 16)
@@ -84,23 +59,65 @@ def test_cache_is_invalidated_when_the_encoder_changes(trained, split_records, t
     assert cache.computed == 2 and not np.allclose(first, second)
 
 
-def test_grid_is_resumable_sharded_and_feeds_the_taxonomy(trained, split_records, tmp_path):
-    from taskonomy_tf.taxonomy import tables_from_losses
-    from taskonomy_tf.transfer.grid import first_order_jobs, run_grid, shard, write_losses_table
+def test_pixels_baseline_trains_its_side_encoder(split_records):
+    from taskonomy_tf.transfer import pixels_transfer
 
-    jobs = first_order_jobs(["normals", "edges"])
-    assert len(jobs) == 2 * 3  # self, random and the other task, per target
+    m = build_transfer_model("normals", 1, 2, pixels_image_size=32)
+    assert m.input_shape == (None, 32, 32, 3)
+    assert m.get_layer("side_down").output.shape[1:] == (2, 2, 8)
+    r = pixels_transfer("normals", split_records, image_size=32, steps=2, batch_size=4)
+    assert r.losses.shape == (9,) and np.all(np.isfinite(r.losses)) and r.sources == ("pixels",)
+
+
+def test_beam_follows_the_released_widths():
+    from taskonomy_tf.transfer import beam_jobs, rank_sources
+
+    rng = np.random.default_rng(0)
+    # source k is worse than source k-1 on every image: the ranking is known
+    losses = {f"s{k}": 0.1 * k + rng.uniform(0, 0.01, 50) for k in range(8)}
+    shuffled = dict(sorted(losses.items(), key=lambda kv: rng.uniform()))
+    ranked = rank_sources(shuffled)
+    assert ranked == [f"s{k}" for k in range(8)]
+    jobs = beam_jobs("t", ranked, max_order=6)
+    by_order = {k: [j.sources for j in jobs if len(j.sources) == k] for k in range(2, 7)}
+    assert [len(by_order[k]) for k in range(2, 7)] == [10, 10, 15, 1, 1]  # C(5,2) C(5,3) C(6,4)
+    assert {s for c in by_order[2] + by_order[3] for s in c} == {f"s{k}" for k in range(5)}
+    assert {s for c in by_order[4] for s in c} == {f"s{k}" for k in range(6)}
+    assert by_order[5] == [tuple(f"s{k}" for k in range(5))]
+    assert beam_jobs("t", ranked[:3], max_order=4) == [j for j in beam_jobs("t", ranked[:3], 3)]
+
+
+def test_jobs_are_resumable_and_sharded(trained, split_records, tmp_path):
+    from taskonomy_tf.transfer.grid import first_order_jobs, shard
+    from taskonomy_tf.transfer.schedule import run_jobs
+
+    jobs = [j for j in first_order_jobs(["normals", "edges"]) if j.kind not in ("pixels",
+                                                                                 "random")]
+    assert len(jobs) == 2 * 2  # self and the other task, per target
     parts = [shard(jobs, i, 3) for i in range(3)]
     assert sorted(j.name for p in parts for j in p) == sorted(j.name for j in jobs)
     assert len({j.name for p in parts for j in p}) == len(jobs)  # disjoint
     opts = dict(image_size=32, steps=2, batch_size=4, progress=False)
-    ran = run_grid(parts[0], trained, split_records, tmp_path, **opts)  # "killed" after a part
+    ran = run_jobs(parts[0], trained, split_records, tmp_path, **opts)  # "killed" after a part
     assert len(ran) == 2
-    ran = run_grid(jobs, trained, split_records, tmp_path, **opts)
+    ran = run_jobs(jobs, trained, split_records, tmp_path, **opts)
     assert {j.name for j in ran} == {j.name for p in parts[1:] for j in p}  # none run twice
-    assert run_grid(jobs, trained, split_records, tmp_path, **opts) == []
-    table = write_losses_table(jobs, tmp_path)
-    aff = tables_from_losses(table)["affinities"]
+    assert run_jobs(jobs, trained, split_records, tmp_path, **opts) == []
+
+
+def test_grid_with_second_order_feeds_the_taxonomy(models, split_records, tmp_path):
+    from taskonomy_tf.taxonomy import tables_from_losses
+    from taskonomy_tf.transfer import run_grid
+
+    opts = dict(n_images=8, steps=2, batch_size=4, progress=False)
+    result = run_grid(["normals", "edges"], models, split_records, tmp_path, max_order=2, **opts)
+    assert result.pending == 0 and len(result.ran) == 2 * 4  # no pair: one other source each
+    aff = tables_from_losses(result.table)["affinities"]
     for target in ("normals", "edges"):
         values = [r.value for r in aff.for_target(target)]
-        assert len(values) == 3 and sum(values) == pytest.approx(1.0)
+        assert len(values) == 3 and sum(values) == pytest.approx(1.0)  # self, random, other
+    again = run_grid(["normals", "edges"], models, split_records, tmp_path, max_order=2, **opts)
+    assert again.ran == [] and again.table == result.table
+    with pytest.raises(ValueError, match="other settings"):
+        run_grid(["normals", "edges"], models, split_records, tmp_path, max_order=2,
+                 **{**opts, "steps": 3})

@@ -1,0 +1,126 @@
+"""Transfer commands.
+
+    python -m taskonomy_tf.transfer run --target TASK --sources A[,B...] --models DIR
+        [--data DIR] [--transfer-images N] [--steps S] [--cache DIR] [--json OUT]
+    python -m taskonomy_tf.transfer grid --tasks A,B,... --models DIR --out DIR
+        [--data DIR] [--max-order K] [--transfer-images N] [--steps S]
+        [--shard I/N] [--backend local|ray] [--ray-address ADDR]
+
+``--models DIR`` holds one training workdir per task (``DIR/<task>``, as
+``python -m taskonomy_tf.train --workdir`` writes); ``--data`` defaults to
+the embedded dataset. ``--sources pixels`` or ``random`` runs that
+baseline. Errors in the input print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: expected 0 <= I < N")
+    return i, n
+
+
+def _data(path: str | None) -> Path:
+    if path:
+        return Path(path)
+    from taskonomy_tf.synth import embedded_dataset
+
+    return embedded_dataset()
+
+
+def cmd_run(a) -> None:
+    from taskonomy_tf.transfer.grid import PIXELS, RANDOM, Job, random_encoder, run_job
+    from taskonomy_tf.transfer.schedule import model_image_size, model_workdirs
+
+    sources = _list(a.sources)
+    trained = [s for s in sources if s not in (PIXELS, RANDOM)]
+    workdirs = model_workdirs(a.models, trained) if trained else {}
+    size = a.image_size or (model_image_size(next(iter(workdirs.values()))) if workdirs else 128)
+    out = Path(a.cache)
+    (out / "jobs").mkdir(parents=True, exist_ok=True)
+    if RANDOM in sources:
+        workdirs[RANDOM] = random_encoder(out, size)
+    job = Job(_canonical(a.target), tuple(s if s in (PIXELS, RANDOM) else _canonical(s)
+                                          for s in sources))
+    run_job(job, workdirs, _data(a.data), out, image_size=size, n_images=a.transfer_images,
+            steps=a.steps)
+    record = json.loads((out / "jobs" / f"{job.name}.json").read_text())
+    losses = np.array(record["losses"])
+    print(f"{job.name}: mean test loss {losses.mean():.5g} over {len(losses)} images "
+          f"({record['seconds']:.1f} s)")
+    if a.json:
+        Path(a.json).write_text(json.dumps(record))
+
+
+def _canonical(task: str) -> str:
+    from taskonomy_tf.tasks import get_task
+
+    return get_task(task).name
+
+
+def cmd_grid(a) -> None:
+    from taskonomy_tf.transfer.schedule import run_grid
+
+    result = run_grid(_list(a.tasks), a.models, _data(a.data), a.out, max_order=a.max_order,
+                      n_images=a.transfer_images, steps=a.steps, image_size=a.image_size,
+                      shard_spec=_shard(a.shard), backend=a.backend, ray_address=a.ray_address)
+    print(f"ran {len(result.ran)} job(s); {result.pending} of the grid not finished")
+    if result.table:
+        print(f"losses table -> {result.table}")
+    elif a.shard:
+        print("run the other shards (and this command again for higher orders) to finish")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m taskonomy_tf.transfer", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--models", required=True, help="folder of training workdirs, one per task")
+    common.add_argument("--data", help="TFRecord folder (default: the embedded dataset)")
+    common.add_argument("--transfer-images", type=int, default=1000,
+                        help="training images per transfer (paper: 16k, and 1k)")
+    common.add_argument("--steps", type=int, default=200, help="readout training steps")
+    common.add_argument("--image-size", type=int, help="default: the networks' own")
+    r = sub.add_parser("run", parents=[common], help="one transfer")
+    r.add_argument("--target", required=True)
+    r.add_argument("--sources", required=True, help="comma-separated; or pixels, random")
+    r.add_argument("--cache", default="transfer_cache", help="feature cache and result folder")
+    r.add_argument("--json", help="write the per-image losses here")
+    g = sub.add_parser("grid", parents=[common], help="all transfers among tasks")
+    g.add_argument("--tasks", required=True, help="comma-separated task names")
+    g.add_argument("--out", required=True)
+    g.add_argument("--max-order", type=int, default=1)
+    g.add_argument("--shard", help="I/N: run the I-th (0-based) of N disjoint parts")
+    g.add_argument("--backend", choices=("local", "ray"), default="local")
+    g.add_argument("--ray-address", help="an existing Ray cluster (default: start one here)")
+    a = p.parse_args(argv)
+    try:
+        {"run": cmd_run, "grid": cmd_grid}[a.command](a)
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Running a transfer grid: local or Ray backends, sharding, resume.
+
+``run_grid`` is the whole grid for a list of tasks: it encodes each frozen
+encoder once (the feature cache, in this process), runs the first-order
+jobs, ranks sources and runs the higher-order beam, then writes
+``losses.csv``. Every job is idempotent (see :mod:`.grid`), so calling it
+again continues where a crash or a kill left off. With a shard, it runs
+only its share; higher orders wait until every shard's first-order jobs
+are done (run the job array again).
+
+The Ray backend sends the same ``run_job`` calls to a Ray cluster (one CPU
+each); the workers must see the same paths (a shared filesystem), as the
+jobs write their results next to the local ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from taskonomy_tf.tasks import get_task
+from taskonomy_tf.transfer.cache import FeatureCache
+from taskonomy_tf.transfer.grid import (RANDOM, Job, first_order_jobs, higher_order_jobs,
+                                        job_path, random_encoder, run_job, shard,
+                                        write_losses_table)
+
+BACKENDS = ("local", "ray")
+
+
+@dataclasses.dataclass
+class GridResult:
+    """What one call ran, and the table when the whole grid is finished."""
+
+    ran: list[Job]
+    pending: int  # jobs of the grid not finished (other shards, later orders)
+    table: Path | None
+
+
+def model_workdirs(models: str | os.PathLike, tasks: list[str]) -> dict[str, Path]:
+    """task -> ``models/<task>`` (a training workdir), checked.
+
+    Raises:
+        FileNotFoundError: a task without ``encoder.keras`` or ``model.keras``.
+    """
+    dirs = {}
+    for task in (get_task(t).name for t in tasks):
+        d = Path(models) / task
+        for f in ("encoder.keras", "model.keras"):
+            if not (d / f).exists():
+                raise FileNotFoundError(f"{d / f}: no trained network for {task!r} "
+                                        f"(train it with python -m taskonomy_tf.train "
+                                        f"--task={task} --workdir={d})")
+        dirs[task] = d
+    return dirs
+
+
+def model_image_size(workdir: str | os.PathLike) -> int:
+    """The input side a trained network was built for (its ``config.json``)."""
+    return int(json.loads((Path(workdir) / "config.json").read_text())["image_size"])
+
+
+def run_jobs(jobs: list[Job], workdirs: dict, data, out, backend: str = "local",
+             progress: bool = True, ray_address: str | None = None, **options) -> list[Job]:
+    """Runs the jobs not finished under ``out/jobs``; returns those it ran."""
+    from tqdm import tqdm
+
+    todo = [j for j in jobs if not job_path(out, j).exists()]
+    if not todo:
+        return []
+    if backend == "local":
+        for job in tqdm(todo, desc="transfers", unit="job", disable=not progress):
+            run_job(job, workdirs, data, out, **options)
+    elif backend == "ray":
+        _run_ray(todo, workdirs, data, out, progress, ray_address, options)
+    else:
+        raise ValueError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    return todo
+
+
+def _run_ray(todo, workdirs, data, out, progress, address, options):
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError("--backend ray needs Ray: pip install 'taskonomy_tf[ray]'") from e
+    from tqdm import tqdm
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+        pending = [remote.remote(j, {k: str(v) for k, v in workdirs.items()}, str(data),
+                                 str(out), **options) for j in todo]
+        with tqdm(total=len(pending), desc="transfers (ray)", unit="job",
+                  disable=not progress) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                ray.get(done)  # re-raises a job's error here
+                bar.update(len(done))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _settings(out: Path, settings: dict) -> None:
+    """Records the grid's settings; refuses to mix results of other settings."""
+    path = out / "grid.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != settings:
+            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            raise ValueError(f"{out}: holds a grid with other settings ({', '.join(diff)}); "
+                             f"use another --out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".grid.json.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(settings, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: int = 1000,
+             steps: int = 200, batch_size: int = 32, image_size: int | None = None,
+             shard_spec: tuple[int, int] | None = None, backend: str = "local",
+             ray_address: str | None = None, beam: dict[int, int] | None = None,
+             train_split: str = "train", test_split: str = "test", progress: bool = True,
+             ) -> GridResult:
+    """First-order grid over ``tasks`` (trained under ``models/<task>``), then
+    the higher-order beam up to ``max_order``; ``losses.csv`` once all is done.
+
+    Args:
+        shard_spec: (I, N) to run only the I-th of N parts of each order.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    tasks = [get_task(t).name for t in tasks]
+    if len(tasks) < 2:
+        raise ValueError(f"--tasks: a grid needs at least 2 tasks, got {tasks}")
+    workdirs = model_workdirs(models, tasks)
+    image_size = image_size or model_image_size(workdirs[tasks[0]])
+    options = dict(image_size=image_size, n_images=n_images, steps=steps,
+                   batch_size=batch_size, train_split=train_split, test_split=test_split)
+    _settings(out, {"tasks": tasks, "max_order": max_order, "beam": beam, **options})
+    workdirs[RANDOM] = random_encoder(out, image_size)
+
+    def part(jobs):
+        return shard(jobs, *shard_spec) if shard_spec else jobs
+
+    first = first_order_jobs(tasks)
+    mine = part(first)
+    cache = FeatureCache(out / "cache")
+    needed = sorted({s for j in mine if j.kind in ("transfer", RANDOM) for s in j.sources
+                     if not job_path(out, j).exists()})
+    for source in tqdm(needed, desc="encode", unit="encoder", disable=not progress):
+        enc = workdirs[source] / "encoder.keras"
+        cache.features(enc, data, train_split, image_size, n_images)
+        cache.features(enc, data, test_split, image_size)
+    run = dict(backend=backend, progress=progress, ray_address=ray_address, **options)
+    ran = run_jobs(mine, workdirs, data, out, **run)
+    jobs = list(first)
+    if max_order > 1:
+        try:
+            higher = higher_order_jobs(tasks, out, max_order, beam)
+        except FileNotFoundError:
+            if not shard_spec:
+                raise
+            higher = None
+        if higher is None:  # other shards still run first-order jobs
+            pending = sum(not job_path(out, j).exists() for j in first)
+            return GridResult(ran, pending, None)
+        jobs += higher
+        ran += run_jobs(part(higher), workdirs, data, out, **run)
+    pending = sum(not job_path(out, j).exists() for j in jobs)
+    table = write_losses_table(jobs, out, test_split) if pending == 0 else None
+    return GridResult(ran, pending, table)
