@@ -4,7 +4,7 @@
         [--data DIR] [--transfer-images N] [--steps S] [--cache DIR] [--json OUT]
     python -m taskonomy_tf.transfer grid --tasks A,B,... --models DIR --out DIR
         [--data DIR] [--max-order K] [--transfer-images N] [--steps S]
-        [--shard I/N] [--backend local|ray] [--ray-address ADDR]
+        [--shard I/N] [--backend local|ray] [--workers W] [--ray-address ADDR]
 
 ``--models DIR`` holds one training workdir per task (``DIR/<task>``, as
 ``python -m taskonomy_tf.train --workdir`` writes); ``--data`` defaults to
@@ -81,7 +81,8 @@ def cmd_grid(a) -> None:
 
     result = run_grid(_list(a.tasks), a.models, _data(a.data), a.out, max_order=a.max_order,
                       n_images=a.transfer_images, steps=a.steps, image_size=a.image_size,
-                      shard_spec=_shard(a.shard), backend=a.backend, ray_address=a.ray_address)
+                      shard_spec=_shard(a.shard), backend=a.backend, ray_address=a.ray_address,
+                      workers=a.workers)
     print(f"ran {len(result.ran)} job(s); {result.pending} of the grid not finished")
     if result.table:
         print(f"losses table -> {result.table}")
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--max-order", type=int, default=1)
     g.add_argument("--shard", help="I/N: run the I-th (0-based) of N disjoint parts")
     g.add_argument("--backend", choices=("local", "ray"), default="local")
+    g.add_argument("--workers", type=int, default=1, help="local processes running jobs")
     g.add_argument("--ray-address", help="an existing Ray cluster (default: start one here)")
     a = p.parse_args(argv)
     try:

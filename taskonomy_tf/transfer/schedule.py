@@ -62,14 +62,24 @@ def model_image_size(workdir: str | os.PathLike) -> int:
 
 
 def run_jobs(jobs: list[Job], workdirs: dict, data, out, backend: str = "local",
-             progress: bool = True, ray_address: str | None = None, **options) -> list[Job]:
-    """Runs the jobs not finished under ``out/jobs``; returns those it ran."""
+             progress: bool = True, ray_address: str | None = None, workers: int = 1,
+             **options) -> list[Job]:
+    """Runs the jobs not finished under ``out/jobs``; returns those it ran.
+
+    Args:
+        workers: local processes running jobs side by side (``local`` only).
+            A small transfer spends most of its time building its graph in
+            Python, on one core, so two workers on two cores nearly halve
+            a grid's time.
+    """
     from tqdm import tqdm
 
     todo = [j for j in jobs if not job_path(out, j).exists()]
     if not todo:
         return []
-    if backend == "local":
+    if backend == "local" and workers > 1:
+        _run_pool(todo, workdirs, data, out, progress, workers, options)
+    elif backend == "local":
         for job in tqdm(todo, desc="transfers", unit="job", disable=not progress):
             run_job(job, workdirs, data, out, **options)
     elif backend == "ray":
@@ -77,6 +87,28 @@ def run_jobs(jobs: list[Job], workdirs: dict, data, out, backend: str = "local",
     else:
         raise ValueError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     return todo
+
+
+def _init_worker(threads: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _run_pool(todo, workdirs, data, out, progress, workers, options):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = [pool.submit(run_job, j, workdirs, data, out, **options) for j in todo]
+        for f in tqdm(as_completed(futures), total=len(futures), desc="transfers",
+                      unit="job", disable=not progress):
+            f.result()  # re-raises a job's error here
 
 
 def _run_ray(todo, workdirs, data, out, progress, address, options):
@@ -124,7 +156,8 @@ def _settings(out: Path, settings: dict) -> None:
 def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: int = 1000,
              steps: int = 200, batch_size: int = 32, image_size: int | None = None,
              shard_spec: tuple[int, int] | None = None, backend: str = "local",
-             ray_address: str | None = None, beam: dict[int, int] | None = None,
+             ray_address: str | None = None, workers: int = 1,
+             beam: dict[int, int] | None = None,
              train_split: str = "train", test_split: str = "test", progress: bool = True,
              ) -> GridResult:
     """First-order grid over ``tasks`` (trained under ``models/<task>``), then
@@ -158,7 +191,8 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
         enc = workdirs[source] / "encoder.keras"
         cache.features(enc, data, train_split, image_size, n_images)
         cache.features(enc, data, test_split, image_size)
-    run = dict(backend=backend, progress=progress, ray_address=ray_address, **options)
+    run = dict(backend=backend, progress=progress, ray_address=ray_address, workers=workers,
+               **options)
     ran = run_jobs(mine, workdirs, data, out, **run)
     jobs = list(first)
     if max_order > 1:
