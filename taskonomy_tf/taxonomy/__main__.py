@@ -7,6 +7,8 @@
     python -m taskonomy_tf.taxonomy sweep --affinities FILE --budgets 1-10
         [--wins-task FILE --wins-pixels FILE] [--max-order K] [--json OUT]
     python -m taskonomy_tf.taxonomy group --candidates CSV --budget B [--json OUT]
+    python -m taskonomy_tf.taxonomy bootstrap --losses TABLE.csv [--budgets 1-5]
+        [--resamples 200] [--max-order K] [--json OUT]
 
 Errors in the input print one line and exit with status 2.
 """
@@ -101,6 +103,23 @@ def cmd_group(a) -> None:
     _write_json(a.json, s.to_dict())
 
 
+def cmd_bootstrap(a) -> None:
+    from taskonomy_tf.taxonomy.bootstrap import bootstrap
+    from taskonomy_tf.taxonomy.losses import loss_matrices
+
+    budgets = parse_budgets(a.budgets) if a.budgets else []
+    r = bootstrap(loss_matrices(a.losses), budgets, a.max_order, a.resamples, a.confidence,
+                  a.seed)
+    print(f"{r.resamples} resamples, {r.confidence:.0%} intervals of "
+          f"{len(r.affinity)} affinities")
+    for b in budgets:
+        roots = ", ".join(f"{t} {share:.0%}" for t, share in r.roots[b].items())
+        print(f"budget {b:g}: supervised in {roots}")
+        for key, share in list(r.transfers[b].items())[:8]:
+            print(f"    {share:4.0%}  {key}")
+    _write_json(a.json, r.to_json())
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m taskonomy_tf.taxonomy",
                                 description="Win rates, AHP and the task-dictionary program.")
@@ -127,6 +146,15 @@ def parse_args(argv):
         s.add_argument("--time-limit", type=float, default=60.0)
         s.add_argument("--json")
         s.set_defaults(fn=fn)
+    s = sub.add_parser("bootstrap", help="intervals and choice stability over test images")
+    s.add_argument("--losses", required=True)
+    s.add_argument("--budgets", help="re-solve at these budgets, e.g. 1-5")
+    s.add_argument("--max-order", type=int, default=1)
+    s.add_argument("--resamples", type=int, default=200)
+    s.add_argument("--confidence", type=float, default=0.95)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json")
+    s.set_defaults(fn=cmd_bootstrap)
     s = sub.add_parser("group", help="Standley et al.'s network-selection problem")
     s.add_argument("--candidates", required=True)
     s.add_argument("--budget", type=float, required=True)
@@ -140,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     try:
         a.fn(a)
-    except (TableError, TaxonomyError) as exc:
+    except (TableError, TaxonomyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -80,28 +80,50 @@ def loss_matrix(by_source: dict[tuple[str, ...], dict[str, float]], target: str)
     return candidates, images, m
 
 
-def tables_from_losses(path: str | os.PathLike) -> dict[str, TransferTable]:
-    """Reads a losses CSV; returns ``affinities``, ``wins_vs_task``, ``wins_vs_pixels``."""
-    losses = read_losses(path)
+def target_records(candidates, m: np.ndarray, target: str):
+    """(affinities, quality, gain) records of one target from its (n, images) losses."""
     aff, quality, gain = [], [], []
-    for target in sorted(losses):
-        candidates, _, m = loss_matrix(losses[target], target)
-        w = win_rates(m)
-        keep = [i for i, c in enumerate(candidates) if c != (PIXELS,)]
-        weights = ahp(w[np.ix_(keep, keep)])
-        for k, i in enumerate(keep):
-            aff.append(Transfer(candidates[i], target, float(weights[k])))
-        pos = {c: i for i, c in enumerate(candidates)}
-        for i, c in enumerate(candidates):
-            if (SELF,) in pos:
-                quality.append(Transfer(c, target, float(w[i, pos[(SELF,)]])))
-            if (PIXELS,) in pos:
-                gain.append(Transfer(c, target, float(w[i, pos[(PIXELS,)]])))
-    targets = sorted(losses)
-    meta = {"losses_table": str(path)}
+    w = win_rates(m)
+    keep = [i for i, c in enumerate(candidates) if c != (PIXELS,)]
+    weights = ahp(w[np.ix_(keep, keep)])
+    for k, i in enumerate(keep):
+        aff.append(Transfer(candidates[i], target, float(weights[k])))
+    pos = {c: i for i, c in enumerate(candidates)}
+    for i, c in enumerate(candidates):
+        if (SELF,) in pos:
+            quality.append(Transfer(c, target, float(w[i, pos[(SELF,)]])))
+        if (PIXELS,) in pos:
+            gain.append(Transfer(c, target, float(w[i, pos[(PIXELS,)]])))
+    return aff, quality, gain
+
+
+def tables_from_matrices(matrices: dict[str, tuple], meta: dict | None = None
+                         ) -> dict[str, TransferTable]:
+    """``affinities``, ``wins_vs_task``, ``wins_vs_pixels`` from target ->
+    (candidates, (n, images) losses)."""
+    aff, quality, gain = [], [], []
+    for target in sorted(matrices):
+        a, q, g = target_records(*matrices[target], target)
+        aff += a
+        quality += q
+        gain += g
+    targets = sorted(matrices)
+    meta = meta or {}
     return {
         "affinities": TransferTable(aff, targets, "affinities", meta),
         "wins_vs_task": TransferTable(quality, targets, "wins_vs_task", meta),
         "wins_vs_pixels": TransferTable(gain, sorted({r.target for r in gain}),
                                         "wins_vs_pixels", meta),
     }
+
+
+def loss_matrices(path: str | os.PathLike) -> dict[str, tuple]:
+    """target -> (candidates, image ids, (n, images) losses) of a losses CSV."""
+    losses = read_losses(path)
+    return {t: loss_matrix(losses[t], t) for t in sorted(losses)}
+
+
+def tables_from_losses(path: str | os.PathLike) -> dict[str, TransferTable]:
+    """Reads a losses CSV; returns ``affinities``, ``wins_vs_task``, ``wins_vs_pixels``."""
+    mats = {t: (c, m) for t, (c, _, m) in loss_matrices(path).items()}
+    return tables_from_matrices(mats, {"losses_table": str(path)})

@@ -5,6 +5,7 @@
     python -m taskonomy_tf.transfer grid --tasks A,B,... --models DIR --out DIR
         [--data DIR] [--max-order K] [--transfer-images N] [--steps S]
         [--shard I/N] [--backend local|ray] [--workers W] [--ray-address ADDR]
+        [--prefilter K --estimate FILE]
 
 ``--models DIR`` holds one training workdir per task (``DIR/<task>``, as
 ``python -m taskonomy_tf.train --workdir`` writes); ``--data`` defaults to
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 import numpy as np
 
@@ -77,13 +81,31 @@ def _canonical(task: str) -> str:
 
 
 def cmd_grid(a) -> None:
+    from taskonomy_tf.taxonomy import ahp, win_rates
     from taskonomy_tf.transfer.schedule import run_grid
 
+    prefilter = None
+    if a.prefilter:
+        if not a.estimate:
+            raise ValueError("--prefilter K needs --estimate FILE (python -m taskonomy_tf.estimate)")
+        from taskonomy_tf.taxonomy import load_table
+
+        table = load_table(a.estimate)
+        prefilter = {}
+        for t in table.targets:
+            ranked = sorted(table.for_target(t), key=lambda r: (-r.value, r.sources))
+            prefilter[t] = [r.sources[0] for r in ranked if r.order == 1][:a.prefilter]
     result = run_grid(_list(a.tasks), a.models, _data(a.data), a.out, max_order=a.max_order,
+                      prefilter=prefilter,
                       n_images=a.transfer_images, steps=a.steps, image_size=a.image_size,
                       shard_spec=_shard(a.shard), backend=a.backend, ray_address=a.ray_address,
-                      workers=a.workers)
+                      workers=a.workers, score=lambda losses: ahp(win_rates(losses)))
     print(f"ran {len(result.ran)} job(s); {result.pending} of the grid not finished")
+    if prefilter:
+        report = json.loads((Path(a.out) / "prefilter.json").read_text())
+        for t, v in report.items():
+            print(f"  prefilter {t}: trained {', '.join(v['kept'])}; skipped "
+                  f"{', '.join(v['skipped']) or 'none'}")
     if result.table:
         print(f"losses table -> {result.table}")
     elif a.shard:
@@ -113,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--shard", help="I/N: run the I-th (0-based) of N disjoint parts")
     g.add_argument("--backend", choices=("local", "ray"), default="local")
     g.add_argument("--workers", type=int, default=1, help="local processes running jobs")
+    g.add_argument("--prefilter", type=int, metavar="K",
+                   help="train only the K best sources per target by --estimate")
+    g.add_argument("--estimate", help="an estimator's file (python -m taskonomy_tf.estimate)")
     g.add_argument("--ray-address", help="an existing Ray cluster (default: start one here)")
     a = p.parse_args(argv)
     try:

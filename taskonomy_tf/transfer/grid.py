@@ -61,16 +61,29 @@ def first_order_jobs(tasks: list[str], baselines: bool = True) -> list[Job]:
     return jobs
 
 
-def rank_sources(losses: dict[str, np.ndarray]) -> list[str]:
-    """First-order sources, best first, by AHP affinity over their per-image
-    losses on the same test images (reference section 4: the beam ranks by
-    AHP affinity, not mean loss); ties broken by name."""
-    from taskonomy_tf.taxonomy.ahp import ahp, win_rates
+def tournament_scores(losses: np.ndarray) -> np.ndarray:
+    """Each candidate's mean win rate over the others, (n,) from (n, images)
+    losses (a win is a lower loss on an image; ties count half)."""
+    a, b = losses[:, None, :], losses[None, :, :]
+    w = (a < b).mean(-1) + 0.5 * (a == b).mean(-1)
+    return (w.sum(1) - 0.5) / max(len(losses) - 1, 1)
 
+
+def rank_sources(losses: dict[str, np.ndarray], score=None) -> list[str]:
+    """First-order sources, best first, by ``score`` over their per-image
+    losses on the same test images; ties broken by name.
+
+    Args:
+        score: (n, images) losses -> (n,) scores, higher better. The reference
+            (section 4) ranks by AHP affinity; the commands pass
+            ``taxonomy``'s AHP here (this package may not import it). The
+            default, the mean win rate, orders the same way in all but
+            near-ties.
+    """
     names = sorted(losses)
     if len(names) == 1:
         return names
-    scores = ahp(win_rates(np.stack([losses[n] for n in names])))
+    scores = (score or tournament_scores)(np.stack([losses[n] for n in names]))
     return [names[i] for i in sorted(range(len(names)), key=lambda i: (-scores[i], names[i]))]
 
 
@@ -92,7 +105,8 @@ def beam_jobs(target: str, ranked: list[str], max_order: int, beam: dict[int, in
     return jobs
 
 
-def higher_order_jobs(tasks: list[str], out, max_order: int, beam=None) -> list[Job]:
+def higher_order_jobs(tasks: list[str], out, max_order: int, beam=None, score=None,
+                      prefilter: dict[str, list[str]] | None = None) -> list[Job]:
     """Beam jobs of every target whose first-order jobs are all finished.
 
     Raises:
@@ -101,12 +115,14 @@ def higher_order_jobs(tasks: list[str], out, max_order: int, beam=None) -> list[
     jobs = []
     for target in (get_task(t).name for t in tasks):
         firsts = [j for j in first_order_jobs(tasks, baselines=False) if j.target == target]
+        if prefilter and target in prefilter:
+            firsts = [j for j in firsts if j.sources[0] in prefilter[target]]
         missing = [j.name for j in firsts if not job_path(out, j).exists()]
         if missing:
             raise FileNotFoundError(f"higher orders need every first-order job; "
                                     f"{len(missing)} not finished, e.g. {missing[0]}")
         losses = {j.sources[0]: np.array(read_job(out, j)["losses"]) for j in firsts}
-        jobs += beam_jobs(target, rank_sources(losses), max_order, beam)
+        jobs += beam_jobs(target, rank_sources(losses, score), max_order, beam)
     return jobs
 
 

@@ -11,6 +11,7 @@ and 1k for its small-data taxonomy), evaluated on ``test_split``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -35,8 +36,13 @@ class TransferResult:
     image_ids: list[str]
 
 
+@functools.lru_cache(maxsize=8)
 def _arrays(data, target, split, image_size, limit=None, images=False):
-    """(labels, weights[, images]) of a split's first ``limit`` examples, in record order."""
+    """(labels, weights[, images]) of a split's first ``limit`` examples, in record order.
+
+    Kept for the process's next jobs (a grid's jobs share targets); the
+    arrays are read-only so no caller can change the cached copy.
+    """
     ds = make_dataset(data, target, split=split, batch_size=64, image_size=image_size,
                       shuffle=False, augment=False)
     if limit:
@@ -47,8 +53,10 @@ def _arrays(data, target, split, image_size, limit=None, images=False):
         ws.append(np.asarray(w[target]))
         if images:
             xs.append(np.asarray(x))
-    out = [np.concatenate(ys), np.concatenate(ws)]
-    return (*out, np.concatenate(xs)) if images else tuple(out)
+    out = [np.concatenate(ys), np.concatenate(ws)] + ([np.concatenate(xs)] if images else [])
+    for a in out:
+        a.setflags(write=False)
+    return tuple(out)
 
 
 def _codes(cache, workdirs, data, split, image_size, limit=None):
@@ -88,16 +96,21 @@ def per_image_losses(spec, y, pred, w) -> np.ndarray:
     The registered loss is applied to each image as a batch of one, inside one
     traced ``tf.map_fn`` (a Python loop of eager calls costs ~2 ms per image).
     """
+    return np.asarray(_per_image_fn(spec.loss)(y, np.asarray(pred, "float32"), w), "float64")
+
+
+@functools.lru_cache(maxsize=None)
+def _per_image_fn(kind: str):
     import tensorflow as tf
 
-    fn = LOSSES.get(spec.loss)
+    fn = LOSSES.get(kind)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def each(y, p, w):
         return tf.map_fn(lambda a: tf.cast(fn(a[0][None], a[1][None], a[2][None]), tf.float32),
                          (y, p, w), fn_output_signature=tf.float32)
 
-    return np.asarray(each(y, np.asarray(pred, "float32"), w), "float64")
+    return each
 
 
 def run_transfer(target: str, sources: dict[str, str | os.PathLike], data: str | os.PathLike,

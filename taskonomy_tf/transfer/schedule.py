@@ -153,11 +153,24 @@ def _settings(out: Path, settings: dict) -> None:
     os.replace(tmp, path)
 
 
+def _apply_prefilter(jobs: list[Job], keep: dict[str, list[str]], out: Path) -> list[Job]:
+    kept = [j for j in jobs if j.kind != "transfer" or j.target not in keep
+            or j.sources[0] in keep[j.target]]
+    report = {t: {"kept": list(keep[t]),
+                  "skipped": [j.sources[0] for j in jobs if j.target == t
+                              and j.kind == "transfer" and j not in kept]} for t in keep}
+    tmp = out / f".prefilter.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, out / "prefilter.json")
+    return kept
+
+
 def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: int = 1000,
              steps: int = 200, batch_size: int = 32, image_size: int | None = None,
              shard_spec: tuple[int, int] | None = None, backend: str = "local",
              ray_address: str | None = None, workers: int = 1,
-             beam: dict[int, int] | None = None,
+             beam: dict[int, int] | None = None, score=None,
+             prefilter: dict[str, list[str]] | None = None,
              train_split: str = "train", test_split: str = "test", progress: bool = True,
              ) -> GridResult:
     """First-order grid over ``tasks`` (trained under ``models/<task>``), then
@@ -165,6 +178,10 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
 
     Args:
         shard_spec: (I, N) to run only the I-th of N parts of each order.
+        score: ranks first-order sources for the beam (see ``grid.rank_sources``).
+        prefilter: target -> the sources worth training (e.g. an estimator's
+            top K); other first-order transfers into that target are skipped
+            (the baselines always run) and listed in ``prefilter.json``.
     """
     from tqdm import tqdm
 
@@ -176,13 +193,16 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     image_size = image_size or model_image_size(workdirs[tasks[0]])
     options = dict(image_size=image_size, n_images=n_images, steps=steps,
                    batch_size=batch_size, train_split=train_split, test_split=test_split)
-    _settings(out, {"tasks": tasks, "max_order": max_order, "beam": beam, **options})
+    _settings(out, {"tasks": tasks, "max_order": max_order, "beam": beam, **options,
+                    **({"prefilter": prefilter} if prefilter else {})})
     workdirs[RANDOM] = random_encoder(out, image_size)
 
     def part(jobs):
         return shard(jobs, *shard_spec) if shard_spec else jobs
 
     first = first_order_jobs(tasks)
+    if prefilter:
+        first = _apply_prefilter(first, prefilter, out)
     mine = part(first)
     cache = FeatureCache(out / "cache")
     needed = sorted({s for j in mine if j.kind in ("transfer", RANDOM) for s in j.sources
@@ -197,7 +217,7 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     jobs = list(first)
     if max_order > 1:
         try:
-            higher = higher_order_jobs(tasks, out, max_order, beam)
+            higher = higher_order_jobs(tasks, out, max_order, beam, score, prefilter)
         except FileNotFoundError:
             if not shard_spec:
                 raise

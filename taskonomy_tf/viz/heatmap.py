@@ -45,7 +45,7 @@ def hierarchical_order(sources, targets, m):
     return new_sources, new_targets, m[np.ix_(rows, order)], link
 
 
-def _panel(ax, m, sources, targets, title, label, rate):
+def _panel(ax, m, sources, targets, title, label, rate, annot=None):
     import seaborn as sns
     from matplotlib.colors import LogNorm, Normalize
 
@@ -56,7 +56,8 @@ def _panel(ax, m, sources, targets, title, label, rate):
     norm = (Normalize(0, 1) if rate else LogNorm(positive.min(), positive.max()) if log
             else None)
     sns.heatmap(m, mask=~np.isfinite(m), ax=ax, cmap="viridis", norm=norm, square=True,
-                linewidths=0.3, linecolor="white",
+                linewidths=0.3, linecolor="white", annot=annot, fmt="",
+                annot_kws={"fontsize": 6.5},
                 xticklabels=[display_name(t) for t in targets],
                 yticklabels=[display_name(s) for s in sources],
                 cbar_kws={"label": f"{label}{' (log scale)' if log else ''}\n"
@@ -69,8 +70,20 @@ def _panel(ax, m, sources, targets, title, label, rate):
     ax.tick_params(axis="y", labelrotation=0)
 
 
+def interval_labels(m, sources, targets, intervals) -> np.ndarray:
+    """Cell texts ``value`` over ``[low, high]`` from {(sources, target): (low, high)}."""
+    out = np.full(m.shape, "", dtype=object)
+    for i, s in enumerate(sources):
+        for j, t in enumerate(targets):
+            iv = intervals.get(((s,), t))
+            if iv is not None and np.isfinite(m[i, j]):
+                out[i, j] = f"{m[i, j]:.2g}\n[{iv[0]:.2g}, {iv[1]:.2g}]"
+    return out
+
+
 def heatmap(affinities: TransferTable, before: TransferTable | None = None,
-            order: str = "cluster", dendrogram: bool = False, title: str | None = None):
+            order: str = "cluster", dendrogram: bool = False, title: str | None = None,
+            intervals: dict | None = None):
     """Affinities after AHP (and a raw measure before it, side by side).
 
     Args:
@@ -80,6 +93,8 @@ def heatmap(affinities: TransferTable, before: TransferTable | None = None,
         order: ``cluster`` (catalog families: 2D, 3D, low-dim, semantic) or
             ``hierarchical`` (clustering of the target columns).
         dendrogram: with ``hierarchical``, draw the target dendrogram on top.
+        intervals: {(sources, target): (low, high)} (e.g. bootstrap percentile
+            intervals): each AHP cell is annotated with its value and interval.
 
     Returns:
         A Figure; grey cells are transfers that were not run.
@@ -94,17 +109,19 @@ def heatmap(affinities: TransferTable, before: TransferTable | None = None,
     link = None
     if order == "hierarchical":
         sources, targets, m, link = hierarchical_order(sources, targets, m)
+    annot = interval_labels(m, sources, targets, intervals) if intervals else None
     panels = [(m, "after AHP", "AHP affinity", False)]
     if before is not None:
         panels.insert(0, (affinity_matrix(before, sources, targets)[2],
                           f"before AHP ({before.measure})", "win rate", True))
-    side = 0.38 * max(len(sources), len(targets)) + 3
+    side = (0.8 if intervals else 0.38) * max(len(sources), len(targets)) + 3
     rows = 2 if link is not None and dendrogram else 1
     fig, axes = plt.subplots(rows, len(panels), squeeze=False,
                              figsize=(side * len(panels) + 1, side + (1.5 if rows == 2 else 0)),
                              gridspec_kw={"height_ratios": [1, 5]} if rows == 2 else None)
     for k, (values, name, label, rate) in enumerate(panels):
-        _panel(axes[-1, k], values, sources, targets, name, label, rate)
+        _panel(axes[-1, k], values, sources, targets, name, label, rate,
+               None if rate else annot)
         if rows == 2:
             from scipy.cluster import hierarchy
 

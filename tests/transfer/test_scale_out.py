@@ -67,10 +67,12 @@ def test_killed_grid_resumes_to_the_same_table(models, split_records, uninterrup
 @pytest.mark.slow
 def test_ray_backend_gives_the_same_table(models, split_records, uninterrupted, tmp_path):
     pytest.importorskip("ray")
+    from taskonomy_tf.taxonomy import ahp, win_rates
     from taskonomy_tf.transfer import run_grid
 
     result = run_grid(TASKS.split(","), models, split_records, tmp_path, max_order=2,
-                      n_images=8, steps=2, backend="ray", progress=False)
+                      n_images=8, steps=2, backend="ray", progress=False,
+                      score=lambda m: ahp(win_rates(m)))  # as the command ranks
     assert result.pending == 0
     _assert_same_table(result.table, uninterrupted)
     pids = {line.split()[1] for line in (tmp_path / "grid.log").read_text().splitlines()}

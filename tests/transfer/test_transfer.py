@@ -78,6 +78,9 @@ def test_beam_follows_the_released_widths():
     shuffled = dict(sorted(losses.items(), key=lambda kv: rng.uniform()))
     ranked = rank_sources(shuffled)
     assert ranked == [f"s{k}" for k in range(8)]
+    from taskonomy_tf.taxonomy import ahp, win_rates
+
+    assert rank_sources(shuffled, lambda m: ahp(win_rates(m))) == ranked
     jobs = beam_jobs("t", ranked, max_order=6)
     by_order = {k: [j.sources for j in jobs if len(j.sources) == k] for k in range(2, 7)}
     assert [len(by_order[k]) for k in range(2, 7)] == [10, 10, 15, 1, 1]  # C(5,2) C(5,3) C(6,4)
@@ -121,3 +124,19 @@ def test_grid_with_second_order_feeds_the_taxonomy(models, split_records, tmp_pa
     with pytest.raises(ValueError, match="other settings"):
         run_grid(["normals", "edges"], models, split_records, tmp_path, max_order=2,
                  **{**opts, "steps": 3})
+
+
+def test_prefilter_keeps_the_estimators_top_sources(tmp_path):
+    import json
+
+    from taskonomy_tf.transfer.grid import first_order_jobs
+    from taskonomy_tf.transfer.schedule import _apply_prefilter
+
+    jobs = first_order_jobs(["normals", "edges", "depth_zbuffer"])
+    kept = _apply_prefilter(jobs, {"normals": ["edges"]}, tmp_path)
+    names = {j.name for j in kept}
+    assert "normals__edges" in names and "normals__depth_zbuffer" not in names
+    assert {"normals__self", "normals__pixels", "normals__random"} <= names  # baselines stay
+    assert len(kept) == len(jobs) - 1  # other targets untouched
+    report = json.loads((tmp_path / "prefilter.json").read_text())
+    assert report == {"normals": {"kept": ["edges"], "skipped": ["depth_zbuffer"]}}

@@ -1,0 +1,86 @@
+"""Estimator scores for every (source, target) pair, as an affinity-like table,
+and how well they rank sources compared with trained transfers.
+
+Scores are written like the transfer affinities (``TransferTable`` JSON),
+so the heatmap and the solver take them as they are: per target, the raw
+scores are min-max scaled to [0, 1] (best source 1); the raw scores and the
+time each took are kept in the file's ``raw`` and ``seconds`` fields.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from taskonomy_tf.estimate.hscore import hscore
+from taskonomy_tf.estimate.labels import discretise
+from taskonomy_tf.estimate.logme import logme
+from taskonomy_tf.estimate.rsa import rsa
+from taskonomy_tf.taxonomy.table import Transfer, TransferTable
+
+METHODS = ("logme", "hscore", "rsa")
+
+
+def score(method: str, source_codes, target_labels, regression: bool, target_codes=None):
+    """One estimate: ``source_codes`` (n, ...) against the target's labels
+    (LogME, H-score) or the target network's own codes (RSA)."""
+    if method == "logme":
+        return logme(source_codes, target_labels, regression)
+    if method == "hscore":
+        return hscore(source_codes, discretise(target_labels) if regression else target_labels)
+    if method == "rsa":
+        return rsa(source_codes, target_codes)
+    raise ValueError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+
+
+def estimate_table(method: str, codes: dict[str, np.ndarray], labels: dict[str, tuple],
+                   ) -> TransferTable:
+    """Scores every ordered pair of tasks.
+
+    Args:
+        codes: task -> (n, ...) frozen codes of its encoder on the same n images.
+        labels: task -> (labels, regression) from ``estimator_labels``.
+    """
+    raw: dict[str, dict[str, float]] = {}
+    seconds = 0.0
+    for target in labels:
+        for source in codes:
+            if source == target:
+                continue
+            start = time.perf_counter()
+            raw.setdefault(target, {})[source] = float(score(
+                method, codes[source], *labels[target], target_codes=codes.get(target)))
+            seconds += time.perf_counter() - start
+    records = []
+    for target, by_source in raw.items():
+        lo, hi = min(by_source.values()), max(by_source.values())
+        for source, v in by_source.items():
+            scaled = (v - lo) / (hi - lo) if hi > lo else 1.0
+            records.append(Transfer((source,), target, float(scaled)))
+    return TransferTable(records, sorted(raw), f"estimate_{method}",
+                         {"method": method, "raw": raw, "seconds": round(seconds, 3)})
+
+
+def ranking_agreement(estimate: TransferTable, trained: TransferTable) -> dict[str, dict]:
+    """Per target: Spearman between estimated and trained first-order values,
+    whether the estimator's best source is the trained best (top-1), and
+    whether the trained best is among the estimator's top 3 (top-3)."""
+    from scipy.stats import spearmanr
+
+    out = {}
+    for target in estimate.targets:
+        est = {r.sources[0]: r.value for r in estimate.for_target(target) if r.order == 1}
+        true = {s: trained.get((s,), target) for s in est}
+        shared = sorted(s for s, v in true.items() if v is not None)
+        if len(shared) < 2:
+            continue
+        e = np.array([est[s] for s in shared])
+        t = np.array([true[s] for s in shared])
+        best = shared[int(np.argmax(t))]
+        top3 = [shared[i] for i in np.argsort(-e, kind="stable")[:3]]
+        rho = spearmanr(e, t).statistic
+        out[target] = {"spearman": float(rho) if np.isfinite(rho) else 0.0,
+                       "top1": shared[int(np.argmax(e))] == best, "top3": best in top3,
+                       "sources": len(shared)}
+    return out

@@ -1,0 +1,98 @@
+"""Turning a task's training targets into estimator labels.
+
+Estimators take per-image labels; what that means follows the task's loss
+(data, not task names):
+
+* dense regression (``masked_l1``, ``masked_l2``): the target map is
+  average-pooled over valid pixels to a ``grid`` x ``grid`` layout, giving
+  grid^2 x channels continuous columns per image (LogME scores each column
+  and averages); at most ``max_columns`` columns, a seeded subset;
+* vector regression (``mse``): the vector's entries are the columns;
+* soft classes (``soft_ce``): the most likely class per image;
+* per-pixel classes (``pixel_sparse_ce``): the pooled class frequencies, as
+  regression columns.
+
+Other losses (the metric losses of unsupervised segmentation, poses) have
+no per-image label here and raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GRID = 4  # pooled layout side: 16 cells per channel
+MAX_COLUMNS = 48
+BINS = 10  # quantile classes of the first principal component, for H-score
+
+
+def _pool(y: np.ndarray, w: np.ndarray, grid: int) -> np.ndarray:
+    n, h, wd = y.shape[:3]
+    y = y.reshape(n, h, wd, -1)
+    w = np.broadcast_to(w.reshape(n, h, wd, 1), y.shape).astype(np.float64)
+    bh, bw = h // grid, wd // grid
+    cells = []
+    for i in range(grid):
+        for j in range(grid):
+            ys = y[:, i * bh:(i + 1) * bh, j * bw:(j + 1) * bw]
+            ws = w[:, i * bh:(i + 1) * bh, j * bw:(j + 1) * bw]
+            total = ws.sum((1, 2))
+            cells.append(np.where(total > 0, (ys * ws).sum((1, 2)) / np.maximum(total, 1e-12),
+                                  0.0))
+    return np.concatenate(cells, axis=1)  # (n, grid * grid * C)
+
+
+def _dense(y, w, grid, seed):
+    cols = _pool(np.asarray(y, np.float64), np.asarray(w), grid)
+    return _subset(cols, seed), True
+
+
+def _subset(cols, seed):
+    if cols.shape[1] <= MAX_COLUMNS:
+        return cols
+    keep = np.sort(np.random.default_rng(seed).choice(cols.shape[1], MAX_COLUMNS, False))
+    return cols[:, keep]
+
+
+def _vector(y, w, grid, seed):
+    return np.asarray(y, np.float64).reshape(len(y), -1), True
+
+
+def _classes(y, w, grid, seed):
+    return np.asarray(y).reshape(len(y), -1).argmax(1).astype(np.int64), False
+
+
+def _pixel_classes(y, w, grid, seed):
+    y = np.asarray(y).astype(np.int64)
+    k = int(y.max()) + 1
+    onehot = (y[..., None] == np.arange(k)).astype(np.float64)
+    return _subset(_pool(onehot, np.asarray(w), grid), seed), True
+
+
+RULES = {"masked_l1": _dense, "masked_l2": _dense, "mse": _vector, "soft_ce": _classes,
+         "pixel_sparse_ce": _pixel_classes}
+
+
+def estimator_labels(spec, y: np.ndarray, w: np.ndarray, grid: int = GRID, seed: int = 0):
+    """(labels, regression) for a task's targets ``y`` and weights ``w``.
+
+    Returns:
+        (n, k) float64 columns with ``regression=True``, or (n,) int64 classes.
+
+    Raises:
+        ValueError: the task's loss has no per-image label rule.
+    """
+    rule = RULES.get(spec.loss)
+    if rule is None:
+        raise ValueError(f"task {spec.name!r} (loss {spec.loss}) has no per-image labels for "
+                         f"estimators; supported losses: {', '.join(sorted(RULES))}")
+    return rule(y, w, grid, seed)
+
+
+def discretise(columns: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """(n,) int classes: quantile bins of the columns' first principal component."""
+    c = np.asarray(columns, np.float64).reshape(len(columns), -1)
+    c = c - c.mean(0)
+    _, _, vt = np.linalg.svd(c, full_matrices=False)
+    pc = c @ vt[0]
+    edges = np.quantile(pc, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.searchsorted(edges, pc, side="right").astype(np.int64)

@@ -1,0 +1,203 @@
+"""The pipeline's stages. Each takes the run's context and returns a dict
+of what it made (paths relative to the output folder, and a few numbers)
+for ``stages/<name>.json`` and the report. Every stage is itself
+resumable: training resumes from its backups, the transfer grid skips
+finished jobs, and files are written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from taskonomy_tf.pipeline.config import PipelineConfig
+
+
+@dataclasses.dataclass
+class Context:
+    config: PipelineConfig
+    out: Path
+    progress: bool = True
+    results: dict = dataclasses.field(default_factory=dict)  # stage -> its returned dict
+
+    @property
+    def data(self) -> Path:
+        return Path(self.results["data"]["records"])
+
+
+def _has_split(records: Path, split: str) -> bool:
+    return any(records.glob(f"{split}-*.tfrecord"))
+
+
+def stage_data(ctx: Context) -> dict:
+    """The TFRecords: the embedded dataset, a folder of shards, or a raw
+    Taskonomy/Omnidata folder converted into ``records/``."""
+    cfg = ctx.config
+    if cfg.data is None:
+        from taskonomy_tf.synth import embedded_dataset
+
+        records = embedded_dataset(progress=ctx.progress)
+        source = "the embedded synthetic dataset"
+    elif any(Path(cfg.data).glob("*.tfrecord")):
+        records, source = Path(cfg.data), f"TFRecords in {cfg.data}"
+    else:
+        from tfrecords_tools.convert import convert
+
+        if not cfg.split_csv:
+            raise ValueError(f"--data {cfg.data}: a raw folder needs --split-csv (the "
+                             "Taskonomy split file) to make train/val/test shards")
+        records = ctx.out / "records"
+        for split in ("train", "val", "test"):
+            convert(cfg.data, str(records), split_csv=cfg.split_csv, split=split,
+                    progress=ctx.progress)
+        source = f"raw folder {cfg.data}, converted"
+    for split in ("train", "test"):
+        if not _has_split(records, split):
+            raise ValueError(f"{records}: no {split!r} shards; the pipeline trains on train "
+                             "and measures transfers on test")
+    return {"records": str(records), "source": source}
+
+
+def stage_train(ctx: Context) -> dict:
+    """One network per task under ``models/<task>``."""
+    from tqdm import tqdm
+
+    from taskonomy_tf.training import TrainConfig, train_and_evaluate
+
+    cfg = ctx.config
+    metrics = {}
+    for task in tqdm(cfg.tasks, desc="train", unit="task", disable=not ctx.progress):
+        tc = TrainConfig(task=task, data=str(ctx.data), image_size=cfg.image_size,
+                         batch_size=cfg.batch_size, steps=cfg.train_steps, seed=cfg.seed,
+                         verbose=0)
+        train_and_evaluate(tc, ctx.out / "models" / task, resume=True)
+        m = json.loads((ctx.out / "models" / task / "metrics.json").read_text())
+        last = m["epochs"][-1] if m.get("epochs") else {}
+        metrics[task] = {"untrained_val_loss": m.get("untrained", {}).get("val_loss"),
+                         "val_loss": last.get("val_loss"), "steps": last.get("step")}
+    return {"models": "models", "metrics": metrics}
+
+
+def stage_transfers(ctx: Context) -> dict:
+    """The first-order grid (and the beam up to ``max_order``) -> ``losses.csv``."""
+    from taskonomy_tf.taxonomy import ahp, win_rates
+    from taskonomy_tf.transfer import run_grid
+
+    cfg = ctx.config
+    # transfers train on images the task networks never saw, as the paper's
+    # did (its "val" split, reference section 4), when the data has them
+    train_split = "val" if _has_split(ctx.data, "val") else "train"
+    result = run_grid(list(cfg.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
+                      max_order=cfg.max_order, n_images=cfg.transfer_images,
+                      steps=cfg.transfer_steps, batch_size=cfg.batch_size,
+                      image_size=cfg.image_size, workers=cfg.workers, train_split=train_split,
+                      progress=ctx.progress, score=lambda m: ahp(win_rates(m)))
+    jobs = sorted((ctx.out / "transfers" / "jobs").glob("*.json"))
+    seconds = sum(json.loads(p.read_text())["seconds"] for p in jobs)
+    return {"losses": str(result.table.relative_to(ctx.out)), "jobs": len(jobs),
+            "job_seconds": round(seconds, 1), "transfer_split": train_split}
+
+
+def stage_taxonomy(ctx: Context) -> dict:
+    """Win rates and AHP -> tables; the budget sweep; the dictionary at the budget."""
+    from taskonomy_tf.taxonomy import solve_taxonomy, sweep, tables_from_losses
+    from taskonomy_tf.taxonomy.bootstrap import bootstrap
+    from taskonomy_tf.taxonomy.losses import loss_matrices
+    from taskonomy_tf.taxonomy.compare import cluster_means, rank_agreement
+
+    cfg = ctx.config
+    folder = ctx.out / "taxonomy"
+    tables = tables_from_losses(ctx.out / ctx.results["transfers"]["losses"])
+    for name, table in tables.items():
+        table.save(folder / f"{name}.json")
+    aff = tables["affinities"]
+    budgets = [float(b) for b in range(1, len(cfg.tasks) + 1)]
+    rows = sweep(aff, budgets, max_order=cfg.max_order, wins_task=tables["wins_vs_task"],
+                 wins_pixels=tables["wins_vs_pixels"])
+    _write(folder / "sweep.json", rows)
+    solution = solve_taxonomy(aff, cfg.chosen_budget, cfg.max_order)
+    _write(folder / "taxonomy.json", solution.to_dict())
+    boot = bootstrap(loss_matrices(ctx.out / ctx.results["transfers"]["losses"]),
+                     [cfg.chosen_budget], cfg.max_order, resamples=cfg.resamples, seed=cfg.seed)
+    _write(folder / "bootstrap.json", boot.to_json())
+    out = {"tables": {k: f"taxonomy/{k}.json" for k in tables}, "sweep": "taxonomy/sweep.json",
+           "taxonomy": "taxonomy/taxonomy.json", "bootstrap": "taxonomy/bootstrap.json",
+           "cluster_means": {f"{a}->{b}": v for (a, b), v in cluster_means(aff).items()}}
+    if cfg.published:
+        from taskonomy_tf.taxonomy import load_table
+
+        agreement = rank_agreement(aff, load_table(cfg.published))
+        _write(folder / "agreement.json", agreement)
+        out["agreement"] = "taxonomy/agreement.json"
+    return out
+
+
+def stage_figures(ctx: Context) -> dict:
+    """The heatmaps, the taxonomy graph, the budget curves and one tournament."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from taskonomy_tf import viz
+    from taskonomy_tf.taxonomy import load_table
+    from taskonomy_tf.taxonomy.losses import loss_matrix, read_losses
+
+    cfg = ctx.config
+    tax = ctx.results["taxonomy"]
+    tables = {k: load_table(ctx.out / v) for k, v in tax["tables"].items()}
+    rows = json.loads((ctx.out / tax["sweep"]).read_text())
+    solution = json.loads((ctx.out / tax["taxonomy"]).read_text())
+    losses = read_losses(ctx.out / ctx.results["transfers"]["losses"])
+    target = cfg.tasks[-1]
+    names, _, m = loss_matrix(losses[target], target)
+    boot = json.loads((ctx.out / tax["bootstrap"]).read_text())
+    intervals = {(tuple(a["sources"]), a["target"]): (a["low"], a["high"])
+                 for a in boot["affinity"]}
+    figures = {
+        "heatmap": viz.heatmap(tables["affinities"], tables["wins_vs_task"]),
+        "heatmap_intervals": viz.heatmap(
+            tables["affinities"], intervals=intervals,
+            title=f"Affinities with {boot['confidence']:.0%} bootstrap intervals "
+                  f"({boot['resamples']} resamples of the test images)"),
+        "heatmap_clustered": viz.heatmap(tables["affinities"], order="hierarchical",
+                                         dendrogram=True),
+        "graph": viz.taxonomy_graph(solution["choice"], tables["wins_vs_pixels"],
+                                    tables["wins_vs_task"],
+                                    title=f"Taxonomy at budget {cfg.chosen_budget:g}"),
+        "budget": viz.budget_curves(rows),
+        f"winrates_{target}": viz.winrate_matrix({n: np.asarray(r) for n, r in zip(names, m)},
+                                                 target),
+    }
+    folder = ctx.out / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, fig in figures.items():
+        path = folder / f"{name}.png"
+        tmp = folder / f".{name}.tmp.png"
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        tmp.replace(path)
+        plt.close(fig)
+        paths[name] = f"figures/{name}.png"
+    return {"figures": paths}
+
+
+def stage_report(ctx: Context) -> dict:
+    from taskonomy_tf.pipeline.report import write_report
+
+    return write_report(ctx)
+
+
+def _write(path: Path, obj) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+STAGES = (("data", stage_data), ("train", stage_train), ("transfers", stage_transfers),
+          ("taxonomy", stage_taxonomy), ("figures", stage_figures), ("report", stage_report))

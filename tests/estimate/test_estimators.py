@@ -1,0 +1,118 @@
+"""Estimators against values derived independently of their implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from taskonomy_tf.estimate import (discretise, estimate_table, estimator_labels, hscore, logme,
+                                   logme_parameters, ranking_agreement, rdm, rsa)
+
+
+def _direct_evidence(f, y, alpha, beta):
+    """log N(y; 0, I/beta + F F^T/alpha): the marginal likelihood, written out."""
+    cov = np.eye(len(f)) / beta + f @ f.T / alpha
+    return multivariate_normal(np.zeros(len(f)), cov).logpdf(y)
+
+
+@pytest.mark.parametrize("n,d", [(60, 5), (20, 40)])  # more examples than features, and fewer
+def test_logme_is_the_maximised_marginal_likelihood(n, d):
+    rng = np.random.default_rng(n)
+    f = rng.normal(size=(n, d))
+    y = f @ rng.normal(size=d) + 0.3 * rng.normal(size=n)
+    value, [(alpha, beta)] = logme_parameters(f, y, regression=True)
+    # the value is the evidence at the returned precisions, per example
+    assert value == pytest.approx(_direct_evidence(f, y, alpha, beta) / n, rel=1e-6)
+    # and no nearby (alpha, beta) has a higher evidence: a maximum
+    best = _direct_evidence(f, y, alpha, beta)
+    for da in (0.8, 1.25):
+        for db in (0.8, 1.25):
+            assert _direct_evidence(f, y, alpha * da, beta * db) <= best + 1e-6
+
+
+def test_logme_known_case_orthonormal_features():
+    # orthogonal features, y = 2 x one column + noise: the maximum found by a
+    # brute-force grid over (alpha, beta) of the written-out evidence
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.normal(size=(30, 3)))
+    f = q * np.sqrt(30)
+    y = 2.0 * f[:, 0] + 0.5 * rng.normal(size=30)
+    value = logme(f, y, regression=True)
+    grid = max(_direct_evidence(f, y, a, b) for a in np.geomspace(1e-2, 1e2, 60)
+               for b in np.geomspace(1e-2, 1e2, 60)) / 30
+    assert value >= grid - 1e-3 and value == pytest.approx(grid, abs=0.02)
+
+
+def test_logme_classification_prefers_informative_features():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 300)
+    good = np.eye(3)[y] + 0.1 * rng.normal(size=(300, 3))
+    bad = rng.normal(size=(300, 3))
+    assert logme(good, y) > logme(bad, y)
+    with pytest.raises(ValueError, match="integers"):
+        logme(good, y.astype(float))
+
+
+def test_logme_is_fast_on_10k_by_2048():
+    import time
+
+    rng = np.random.default_rng(3)
+    f = rng.normal(size=(10_000, 2048)).astype(np.float32)
+    y = rng.integers(0, 10, 10_000)
+    start = time.perf_counter()
+    logme(f, y)
+    assert time.perf_counter() - start < 60  # seconds on 2 cores (docs/estimators.md)
+
+
+def test_hscore_bounds():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, 400)
+    assert hscore(np.eye(4)[y], y) == pytest.approx(3.0)  # features = class indicators
+    assert hscore(rng.normal(size=(400, 4)), y) == pytest.approx(0.0, abs=0.1)
+
+
+def test_rsa_identical_monotone_and_unrelated():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(40, 16))
+    assert rsa(a, a) == pytest.approx(1.0)
+    assert rsa(a, 3 * a + 1) == pytest.approx(1.0)  # correlation distance ignores scale/shift
+    assert abs(rsa(a, rng.normal(size=(40, 16)))) < 0.15
+    d = rdm(a)
+    assert np.allclose(np.diag(d), 0) and np.allclose(d, d.T)
+
+
+def test_dense_labels_pool_only_valid_pixels():
+    from taskonomy_tf.tasks import get_task
+
+    y = np.zeros((2, 8, 8, 1))
+    y[:, :4, :4] = 1.0  # top-left cell is 1
+    w = np.ones((2, 8, 8))
+    w[:, :2, :2] = 0  # masked pixels inside the top-left cell do not count
+    y[:, :2, :2] = 99.0
+    cols, regression = estimator_labels(get_task("depth_zbuffer"), y, w, grid=2)
+    assert regression and cols.shape == (2, 4)
+    np.testing.assert_allclose(cols[0], [1, 0, 0, 0])
+    classes, regression = estimator_labels(get_task("class_scene"), np.eye(5)[[3, 1]], None)
+    assert not regression and list(classes) == [3, 1]
+    with pytest.raises(ValueError, match="no per-image labels"):
+        estimator_labels(get_task("segment_unsup2d"), y, w)
+    assert sorted(np.bincount(discretise(np.arange(100.0)[:, None]))) == [10] * 10
+
+
+def test_estimate_table_and_agreement_with_known_ranking():
+    from taskonomy_tf.taxonomy.table import Transfer, TransferTable
+
+    rng = np.random.default_rng(6)
+    y = rng.normal(size=200)
+    codes = {"t": rng.normal(size=(200, 4)),
+             "good": np.c_[y + 0.1 * rng.normal(size=200), rng.normal(size=(200, 3))],
+             "mid": np.c_[y + 1.0 * rng.normal(size=200), rng.normal(size=(200, 3))],
+             "bad": rng.normal(size=(200, 4))}
+    table = estimate_table("logme", codes, {"t": (y[:, None], True)})
+    values = {r.sources[0]: r.value for r in table.for_target("t")}
+    assert values["good"] == 1.0 and values["good"] > values["mid"] > values["bad"]
+    trained = TransferTable([Transfer((s,), "t", v) for s, v in
+                             {"good": 0.5, "mid": 0.3, "bad": 0.1}.items()], ["t"])
+    agree = ranking_agreement(table, trained)["t"]
+    assert agree["spearman"] == pytest.approx(1.0) and agree["top1"] and agree["top3"]

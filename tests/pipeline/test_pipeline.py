@@ -1,0 +1,72 @@
+"""The pipeline end to end on a tiny configuration, and its resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taskonomy_tf.pipeline import PipelineConfig, PipelineError, run_pipeline
+
+
+@pytest.fixture
+def tiny(split_records):
+    return PipelineConfig.quick(data=str(split_records), tasks=("normals", "edges"),
+                                image_size=32, train_steps=2, transfer_images=8,
+                                transfer_steps=2, batch_size=4, workers=1)
+
+
+@pytest.mark.slow
+def test_pipeline_resumes_after_a_failed_stage(tiny, tmp_path, monkeypatch):
+    import taskonomy_tf.pipeline.run as run_module
+
+    real = run_module.STAGES
+
+    def broken(ctx):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(run_module, "STAGES",
+                        tuple((n, broken if n == "figures" else f) for n, f in real))
+    with pytest.raises(PipelineError, match="stage 'figures' failed: RuntimeError: disk full"):
+        run_pipeline(tiny, tmp_path, progress=False)
+    done = {p.stem for p in (tmp_path / "stages").glob("*.json")}
+    assert done == {"data", "train", "transfers", "taxonomy"}
+    model = tmp_path / "models" / "normals" / "model.keras"
+    stamp = model.stat().st_mtime_ns
+    table = (tmp_path / "transfers" / "losses.csv").read_text()
+
+    calls = []
+    monkeypatch.setattr(run_module, "STAGES",
+                        tuple((n, (lambda f, n: lambda ctx: calls.append(n) or f(ctx))(f, n))
+                              for n, f in real))
+    ctx = run_pipeline(tiny, tmp_path, progress=False)
+    assert calls == ["figures", "report"]  # the finished stages were not redone
+    assert model.stat().st_mtime_ns == stamp
+    assert (tmp_path / "transfers" / "losses.csv").read_text() == table
+
+    report = (tmp_path / "report.md").read_text()
+    for heading in ("## Task affinities", "## Dictionaries per budget", "## What ran"):
+        assert heading in report
+    for name, path in ctx.results["figures"]["figures"].items():
+        assert (tmp_path / path).stat().st_size > 1000, name
+        assert f"]({path})" in report
+    assert "<table>" in (tmp_path / "report.html").read_text()
+    sweep = json.loads((tmp_path / "taxonomy" / "sweep.json").read_text())
+    assert [r["budget"] for r in sweep] == [1.0, 2.0]
+    with pytest.raises(ValueError, match="other settings"):
+        run_pipeline(PipelineConfig.quick(**{**tiny.__dict__, "train_steps": 3}), tmp_path,
+                     progress=False)
+
+
+def test_pipeline_command_rejects_bad_input(tmp_path, capsys):
+    from taskonomy_tf.pipeline.__main__ import main
+
+    assert main(["--tasks", "normals,nosuchtask", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nosuchtask" in err[0]
+    assert main(["--tasks", "normals", "--out", str(tmp_path / "o")]) == 2
+    assert "at least 2 tasks" in capsys.readouterr().err
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    assert main(["--data", str(raw), "--tasks", "normals,edges", "--out", str(tmp_path / "p")]) == 2
+    assert "--split-csv" in capsys.readouterr().err
