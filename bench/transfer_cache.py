@@ -2,10 +2,11 @@
 
     python bench/transfer_cache.py [--tasks edges,normals,depth_zbuffer,reshading]
         [--image-size 64] [--train-steps 60] [--transfer-images 500] [--steps 150]
-        [--models DIR]
+        [--models DIR | --untrained ENCODER]
 
 On the embedded dataset: trains (or reuses, ``--models``) one small network per
-task, then times the same first-order transfer jobs (every ordered pair)
+task, or saves untrained encoders of another architecture (``--untrained
+resnet50``: the paper's encoder; its weights do not change its speed), then times the same first-order transfer jobs (every ordered pair)
 twice, sequentially:
 
 * **cached**: ``run_grid``'s way: each frozen encoder encodes the transfer and
@@ -44,18 +45,28 @@ def train_models(tasks, data, root: Path, size: int, steps: int) -> Path:
     return root
 
 
+def untrained_models(tasks, root: Path, encoder: str, size: int) -> Path:
+    from taskonomy_tf.models import build_encoder
+
+    for k, t in enumerate(tasks):
+        keras.utils.set_random_seed(k)
+        (root / t).mkdir(parents=True)
+        build_encoder(encoder, size).save(root / t / "encoder.keras")
+    return root
+
+
 def uncached_job(target, source_dir, data, size, n_images, steps, batch):
     """One transfer with the frozen encoder in the loop; per-image test losses."""
     import tensorflow as tf
 
     from taskonomy_tf.tasks import get_task
     from taskonomy_tf.transfer.readout import build_transfer_model
-    from taskonomy_tf.transfer.runner import _arrays, per_image_losses
+    from taskonomy_tf.transfer.runner import load_split, per_image_losses
     from taskonomy_tf.models.losses import TaskLoss
 
     spec = get_task(target)
-    y, w, x = _arrays(data, spec.name, "val", size, n_images, images=True)
-    y_t, w_t, x_t = _arrays(data, spec.name, "test", size, images=True)
+    y, w, x = load_split(data, spec.name, "val", size, n_images, images=True)
+    y_t, w_t, x_t = load_split(data, spec.name, "test", size, images=True)
     encoder = keras.saving.load_model(Path(source_dir) / "encoder.keras", safe_mode=True,
                                       compile=False)
     encoder.trainable = False
@@ -82,6 +93,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--models", help="reuse trained workdirs DIR/<task>")
+    p.add_argument("--untrained", help="time untrained encoders of this architecture instead")
     a = p.parse_args()
     from taskonomy_tf.synth import embedded_dataset
     from taskonomy_tf.transfer import FeatureCache, first_order_jobs, run_transfer
@@ -89,8 +101,12 @@ def main() -> None:
     tasks = a.tasks.split(",")
     data = embedded_dataset(progress=False)
     tmp = Path(tempfile.mkdtemp(prefix="bench_cache_"))
-    models = Path(a.models) if a.models else train_models(tasks, data, tmp / "models",
-                                                           a.image_size, a.train_steps)
+    if a.untrained:
+        models = untrained_models(tasks, tmp / "models", a.untrained, a.image_size)
+    elif a.models:
+        models = Path(a.models)
+    else:
+        models = train_models(tasks, data, tmp / "models", a.image_size, a.train_steps)
     jobs = [j for j in first_order_jobs(tasks, baselines=False)]
     common = dict(n_images=a.transfer_images, steps=a.steps, batch_size=a.batch_size)
 
@@ -115,6 +131,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "transfer_cache", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "jobs": len(jobs), "tasks": tasks, "image_size": a.image_size,
+        "encoder": a.untrained or "small (trained)",
         "transfer_images": a.transfer_images, "steps": a.steps,
         "cached_wall_s": round(cached, 1), "baseline_uncached_wall_s": round(uncached, 1),
         "ratio": round(uncached / cached, 2),

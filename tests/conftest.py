@@ -105,3 +105,17 @@ def models(trained, tmp_path_factory):
     for task, w in trained.items():
         (root / task).symlink_to(w, target_is_directory=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def grid_run(models, split_records, tmp_path_factory):
+    """A finished normals/edges grid up to order 2, with the command's settings."""
+    from taskonomy_tf.taxonomy import ahp, win_rates
+    from taskonomy_tf.transfer import run_grid
+
+    out = tmp_path_factory.mktemp("grid")
+    result = run_grid(["normals", "edges"], models, split_records, out, max_order=2,
+                      n_images=8, steps=2, progress=False,
+                      score=lambda m: ahp(win_rates(m)))  # as the command ranks
+    return out, result
+

@@ -28,7 +28,7 @@ def gather(tasks, models, data, split, n_images, image_size, cache_dir):
     from taskonomy_tf.estimate import estimator_labels
     from taskonomy_tf.tasks import get_task
     from taskonomy_tf.transfer import FeatureCache
-    from taskonomy_tf.transfer.runner import _arrays
+    from taskonomy_tf.transfer.runner import load_split
     from taskonomy_tf.transfer.schedule import model_workdirs
 
     workdirs = model_workdirs(models, tasks)
@@ -36,7 +36,7 @@ def gather(tasks, models, data, split, n_images, image_size, cache_dir):
     codes, labels = {}, {}
     for task, w in workdirs.items():
         codes[task] = cache.features(Path(w) / "encoder.keras", data, split, image_size, n_images)
-        y, wt = _arrays(data, task, split, image_size, len(codes[task]))
+        y, wt = load_split(data, task, split, image_size, len(codes[task]))
         labels[task] = estimator_labels(get_task(task), y, wt)
     return codes, labels
 

@@ -57,6 +57,13 @@ def _blocks(ctx) -> list[tuple]:
         b.append(("p", f"Structure check: mean affinity from 3D sources into 3D targets "
                        f"{means['3d->3d']:.4f}, from 2D sources into 3D targets "
                        f"{means['2d->3d']:.4f} (ratio {means['3d->3d'] / means['2d->3d']:.2f})."))
+    beaten = tax.get("random_beats_every_source") or []
+    if beaten:
+        b.append(("p", "The untrained (random) encoder transfers better than every trained "
+                       "source into: " + ", ".join(display_name(t) for t in beaten) + ". Its "
+                       "codes keep generic image information that briefly trained task "
+                       "networks discard; longer training (--train-steps) usually changes this. "
+                       "The random encoder is a reference and never a supervised task here."))
     sources, targets, m = affinity_matrix(aff)
     b.append(("table", ["source \\ target"] + [display_name(t) for t in targets],
               [[display_name(s)] + [_fmt(v) for v in row] for s, row in zip(sources, m)]))

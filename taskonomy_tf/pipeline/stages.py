@@ -13,6 +13,8 @@ from pathlib import Path
 
 from taskonomy_tf.pipeline.config import PipelineConfig
 
+BASELINE_RANDOM = "random"
+
 
 @dataclasses.dataclass
 class Context:
@@ -113,15 +115,25 @@ def stage_taxonomy(ctx: Context) -> dict:
         table.save(folder / f"{name}.json")
     aff = tables["affinities"]
     budgets = [float(b) for b in range(1, len(cfg.tasks) + 1)]
+    # the random encoder is a reference, not a task to supervise: it stays in the
+    # AHP normalisation (as in the released files) but not in the dictionary
+    unused = [BASELINE_RANDOM]
     rows = sweep(aff, budgets, max_order=cfg.max_order, wins_task=tables["wins_vs_task"],
-                 wins_pixels=tables["wins_vs_pixels"])
+                 wins_pixels=tables["wins_vs_pixels"], unused=unused)
     _write(folder / "sweep.json", rows)
-    solution = solve_taxonomy(aff, cfg.chosen_budget, cfg.max_order)
+    solution = solve_taxonomy(aff, cfg.chosen_budget, cfg.max_order, unused=unused)
     _write(folder / "taxonomy.json", solution.to_dict())
     boot = bootstrap(loss_matrices(ctx.out / ctx.results["transfers"]["losses"]),
-                     [cfg.chosen_budget], cfg.max_order, resamples=cfg.resamples, seed=cfg.seed)
+                     [cfg.chosen_budget], cfg.max_order, resamples=cfg.resamples, seed=cfg.seed,
+                     unused=unused)
     _write(folder / "bootstrap.json", boot.to_json())
-    out = {"tables": {k: f"taxonomy/{k}.json" for k in tables}, "sweep": "taxonomy/sweep.json",
+    random_wins = [t for t in aff.targets
+                   if (aff.get((BASELINE_RANDOM,), t) or 0) > max(
+                       (r.value for r in aff.for_target(t)
+                        if r.order == 1 and r.sources[0] not in ("self", BASELINE_RANDOM)),
+                       default=0)]
+    out = {"random_beats_every_source": random_wins,
+           "tables": {k: f"taxonomy/{k}.json" for k in tables}, "sweep": "taxonomy/sweep.json",
            "taxonomy": "taxonomy/taxonomy.json", "bootstrap": "taxonomy/bootstrap.json",
            "cluster_means": {f"{a}->{b}": v for (a, b), v in cluster_means(aff).items()}}
     if cfg.published:

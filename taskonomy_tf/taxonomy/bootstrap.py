@@ -49,8 +49,8 @@ class BootstrapResult:
         return (v["low"], v["high"]) if v else None
 
 
-def _solve_counts(table, budgets, max_order, counts, solved):
-    inst = build_instance(table, max_order)
+def _solve_counts(table, budgets, max_order, counts, solved, unused):
+    inst = build_instance(table, max_order, unused=unused)
     for b in budgets:
         try:
             s = solve_instance(inst, b, max_order=max_order)
@@ -66,8 +66,8 @@ def _solve_counts(table, budgets, max_order, counts, solved):
 
 
 def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
-              resamples: int = 200, confidence: float = 0.95, seed: int = 0
-              ) -> BootstrapResult:
+              resamples: int = 200, confidence: float = 0.95, seed: int = 0,
+              unused=()) -> BootstrapResult:
     """Bootstraps a grid's losses.
 
     Args:
@@ -76,6 +76,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         budgets: budgets to re-solve the dictionary at on every resample.
         resamples: number of bootstrap resamples.
         confidence: coverage of the percentile intervals.
+        unused: tasks the program may not use as sources (as in ``solve_taxonomy``).
     """
     if resamples < 2:
         raise ValueError(f"resamples must be >= 2, got {resamples}")
@@ -96,7 +97,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         for r in table.records:
             values[(r.sources, r.target)].append(r.value)
         if budgets:
-            _solve_counts(table, budgets, max_order, counts, solved)
+            _solve_counts(table, budgets, max_order, counts, solved, unused)
     tail = (1 - confidence) / 2 * 100
     affinity = {k: {"value": full.get(k[0], k[1]),
                     "low": float(np.percentile(v, tail)),

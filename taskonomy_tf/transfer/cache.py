@@ -90,5 +90,5 @@ def encode(encoder_file, data, split: str, image_size: int, limit: int | None = 
                           image_size=image_size, shuffle=False, augment=False)
     if limit:
         images = images.unbatch().take(limit).batch(batch_size)
-    out = [np.asarray(encoder(x, training=False)) for x, _, _ in images]
-    return np.concatenate(out)
+    # predict runs the encoder as one traced graph (eager calls cost ~2x on CPU)
+    return np.asarray(encoder.predict(images.map(lambda x, y, w: x), verbose=0))

@@ -37,7 +37,7 @@ class TransferResult:
 
 
 @functools.lru_cache(maxsize=8)
-def _arrays(data, target, split, image_size, limit=None, images=False):
+def load_split(data, target, split, image_size, limit=None, images=False):
     """(labels, weights[, images]) of a split's first ``limit`` examples, in record order.
 
     Kept for the process's next jobs (a grid's jobs share targets); the
@@ -84,7 +84,7 @@ def _fit_and_score(model, spec, train, test, steps, batch_size, learning_rate, s
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss={spec.name: TaskLoss(spec.loss)})
     model.optimizer.build(model.trainable_variables)
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # ds shuffles
     pred = np.concatenate([np.asarray(model(x_test[i:i + 64], training=False)[spec.name])
                            for i in range(0, len(x_test), 64)])
     return per_image_losses(spec, y_test, pred, w_test)
@@ -128,9 +128,9 @@ def run_transfer(target: str, sources: dict[str, str | os.PathLike], data: str |
     names = tuple(get_task(s).name for s in sources)
     dirs = list(sources.values())
     x_train = _codes(cache, dirs, data, train_split, image_size, n_images)
-    train = (x_train, *_arrays(data, spec.name, train_split, image_size, len(x_train)))
+    train = (x_train, *load_split(data, spec.name, train_split, image_size, len(x_train)))
     test = (_codes(cache, dirs, data, test_split, image_size),
-            *_arrays(data, spec.name, test_split, image_size))
+            *load_split(data, spec.name, test_split, image_size))
     keras.utils.set_random_seed(seed)  # after the codes: loading encoders draws numbers
     model = build_transfer_model(spec, len(dirs), x_train.shape[1])
     losses = _fit_and_score(model, spec, train, test, steps, batch_size, learning_rate, seed)
@@ -145,8 +145,8 @@ def pixels_transfer(target: str, data: str | os.PathLike, image_size: int = 128,
     """The ``pixels`` baseline: the same readout on a small side encoder
     trained from scratch on the same transfer images (no frozen source)."""
     spec = get_task(target)
-    y, w, x = _arrays(data, spec.name, train_split, image_size, n_images, images=True)
-    y_t, w_t, x_t = _arrays(data, spec.name, test_split, image_size, images=True)
+    y, w, x = load_split(data, spec.name, train_split, image_size, n_images, images=True)
+    y_t, w_t, x_t = load_split(data, spec.name, test_split, image_size, images=True)
     keras.utils.set_random_seed(seed)
     model = build_transfer_model(spec, 1, image_size // REPRESENTATION_STRIDE,
                                  pixels_image_size=image_size)

@@ -31,8 +31,13 @@ def cluster_of(name: str) -> Cluster | None:
     return spec.cluster if spec else None
 
 
+BASELINE_TITLES = {"self": "own network (self)", "pixels": "from pixels (pixels)"}
+
+
 def display_name(name: str) -> str:
     """The catalog's title (``rgb2sfnorm`` -> ``Surface normals``), else the name."""
+    if name in BASELINE_TITLES:
+        return BASELINE_TITLES[name]
     spec = _spec(name)
     return spec.title if spec else name
 

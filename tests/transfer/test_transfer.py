@@ -108,21 +108,21 @@ def test_jobs_are_resumable_and_sharded(trained, split_records, tmp_path):
     assert run_jobs(jobs, trained, split_records, tmp_path, **opts) == []
 
 
-def test_grid_with_second_order_feeds_the_taxonomy(models, split_records, tmp_path):
+def test_grid_with_second_order_feeds_the_taxonomy(grid_run, models, split_records):
     from taskonomy_tf.taxonomy import tables_from_losses
     from taskonomy_tf.transfer import run_grid
 
-    opts = dict(n_images=8, steps=2, batch_size=4, progress=False)
-    result = run_grid(["normals", "edges"], models, split_records, tmp_path, max_order=2, **opts)
+    out, result = grid_run
     assert result.pending == 0 and len(result.ran) == 2 * 4  # no pair: one other source each
     aff = tables_from_losses(result.table)["affinities"]
     for target in ("normals", "edges"):
         values = [r.value for r in aff.for_target(target)]
         assert len(values) == 3 and sum(values) == pytest.approx(1.0)  # self, random, other
-    again = run_grid(["normals", "edges"], models, split_records, tmp_path, max_order=2, **opts)
+    opts = dict(n_images=8, steps=2, progress=False)
+    again = run_grid(["normals", "edges"], models, split_records, out, max_order=2, **opts)
     assert again.ran == [] and again.table == result.table
     with pytest.raises(ValueError, match="other settings"):
-        run_grid(["normals", "edges"], models, split_records, tmp_path, max_order=2,
+        run_grid(["normals", "edges"], models, split_records, out, max_order=2,
                  **{**opts, "steps": 3})
 
 
