@@ -65,6 +65,7 @@ def cmd_run(a) -> None:
     job = Job(_canonical(a.target), tuple(s if s in (PIXELS, RANDOM) else _canonical(s)
                                           for s in sources))
     run_job(job, workdirs, _data(a.data), out, image_size=size, n_images=a.transfer_images,
+            batch_size=a.batch_size,
             steps=a.steps)
     record = json.loads((out / "jobs" / f"{job.name}.json").read_text())
     losses = np.array(record["losses"])
@@ -96,7 +97,8 @@ def cmd_grid(a) -> None:
             ranked = sorted(table.for_target(t), key=lambda r: (-r.value, r.sources))
             prefilter[t] = [r.sources[0] for r in ranked if r.order == 1][:a.prefilter]
     result = run_grid(_list(a.tasks), a.models, _data(a.data), a.out, max_order=a.max_order,
-                      prefilter=prefilter,
+                      prefilter=prefilter, train_split=a.transfer_split,
+                      batch_size=a.batch_size,
                       n_images=a.transfer_images, steps=a.steps, image_size=a.image_size,
                       shard_spec=_shard(a.shard), backend=a.backend, ray_address=a.ray_address,
                       workers=a.workers, score=lambda losses: ahp(win_rates(losses)))
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="training images per transfer (paper: 16k, and 1k)")
     common.add_argument("--steps", type=int, default=200, help="readout training steps")
     common.add_argument("--image-size", type=int, help="default: the networks' own")
+    common.add_argument("--batch-size", type=int, default=32)
     r = sub.add_parser("run", parents=[common], help="one transfer")
     r.add_argument("--target", required=True)
     r.add_argument("--sources", required=True, help="comma-separated; or pixels, random")
@@ -131,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("grid", parents=[common], help="all transfers among tasks")
     g.add_argument("--tasks", required=True, help="comma-separated task names")
     g.add_argument("--out", required=True)
-    g.add_argument("--max-order", type=int, default=1)
+    g.add_argument("--max-order", type=int, default=1,
+                   help="highest order (raising it on a finished grid adds the beam's jobs)")
+    g.add_argument("--transfer-split", default="train",
+                   help="split the transfer images come from (the pipeline uses val)")
     g.add_argument("--shard", help="I/N: run the I-th (0-based) of N disjoint parts")
     g.add_argument("--backend", choices=("local", "ray"), default="local")
     g.add_argument("--workers", type=int, default=1, help="local processes running jobs")

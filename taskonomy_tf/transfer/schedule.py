@@ -137,16 +137,23 @@ def _run_ray(todo, workdirs, data, out, progress, address, options):
             ray.shutdown()
 
 
+# settings that only add jobs to a grid: a finished job stays valid when they change
+EXTENSIBLE = ("max_order", "beam")
+
+
 def _settings(out: Path, settings: dict) -> None:
-    """Records the grid's settings; refuses to mix results of other settings."""
+    """Records the grid's settings; refuses to mix results of other settings
+    (raising ``max_order`` or widening the beam only adds jobs, and is allowed)."""
     path = out / "grid.json"
     if path.exists():
         old = json.loads(path.read_text())
-        if old != settings:
-            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        diff = sorted(k for k in set(old) | set(settings)
+                      if k not in EXTENSIBLE and old.get(k) != settings.get(k))
+        if diff:
             raise ValueError(f"{out}: holds a grid with other settings ({', '.join(diff)}); "
                              f"use another --out")
-        return
+        if old == settings:
+            return
     out.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".grid.json.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(settings, indent=1, sort_keys=True))

@@ -121,6 +121,8 @@ def test_grid_with_second_order_feeds_the_taxonomy(grid_run, models, split_recor
     opts = dict(n_images=8, steps=2, progress=False)
     again = run_grid(["normals", "edges"], models, split_records, out, max_order=2, **opts)
     assert again.ran == [] and again.table == result.table
+    higher = run_grid(["normals", "edges"], models, split_records, out, max_order=3, **opts)
+    assert higher.ran == [] and higher.pending == 0  # raising the order is allowed
     with pytest.raises(ValueError, match="other settings"):
         run_grid(["normals", "edges"], models, split_records, out, max_order=2,
                  **{**opts, "steps": 3})
