@@ -21,6 +21,8 @@ from pathlib import Path
 
 import matplotlib
 
+from taskonomy_tf.cli_errors import report_error
+
 matplotlib.use("Agg")
 
 
@@ -107,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             fig = viz.winrate_matrix({n: np.asarray(row) for n, row in zip(names, m)}, target)
         _save(fig, a.out)
     except (TableError, TaxonomyError, ValueError, KeyError, FileNotFoundError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return report_error(e)
     return 0
 
 

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from taskonomy_tf.cli_errors import report_error
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 
@@ -58,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     from taskonomy_tf.estimate import estimate_table, ranking_agreement
     from taskonomy_tf.taxonomy import TableError, tables_from_losses
     from taskonomy_tf.tasks import get_task
-    from taskonomy_tf.transfer.schedule import model_image_size
+    from taskonomy_tf.transfer.schedule import model_image_size, model_workdirs
 
     try:
         tasks = [get_task(t.strip()).name for t in a.tasks.split(",") if t.strip()]
         if len(tasks) < 2:
             raise ValueError("--tasks: need at least 2 tasks")
-        size = a.image_size or model_image_size(Path(a.models) / tasks[0])
+        size = a.image_size or model_image_size(model_workdirs(a.models, tasks)[tasks[0]])
         start = time.perf_counter()
         if a.data:
             data = Path(a.data)
@@ -89,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 mean = sum(v["spearman"] for v in agree.values()) / len(agree)
                 print(f"  mean Spearman {mean:+.2f} -> {path}")
     except (ValueError, KeyError, FileNotFoundError, TableError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return report_error(e)
     return 0
 
 

@@ -15,6 +15,8 @@ import argparse
 import os
 import sys
 
+from taskonomy_tf.cli_errors import report_error
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 
@@ -48,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         config = PipelineConfig.quick(**overrides) if a.quick else PipelineConfig(**overrides)
         ctx = run_pipeline(config, a.out, force=a.force)
     except (PipelineError, ValueError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return report_error(e)
     print(f"report: {ctx.out / 'report.md'} (and report.html)")
     return 0
 

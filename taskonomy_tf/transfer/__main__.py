@@ -25,6 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 import numpy as np
 
+from taskonomy_tf.cli_errors import report_error
+
 
 def _list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
@@ -149,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"run": cmd_run, "grid": cmd_grid}[a.command](a)
     except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return report_error(e)
     return 0
 
 

@@ -98,8 +98,7 @@ def beam_jobs(target: str, ranked: list[str], max_order: int, beam: dict[int, in
     jobs = []
     for k in range(2, min(max_order, len(ranked)) + 1):
         if k in beam:
-            jobs += [Job(target, c) for c in itertools.combinations(ranked[:beam[k]], k)
-                     if len(c) == k]
+            jobs += [Job(target, c) for c in itertools.combinations(ranked[:beam[k]], k)]
         else:
             jobs.append(Job(target, tuple(ranked[:k])))
     return jobs
