@@ -92,9 +92,10 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+def write_json_atomic(path: Path, obj: Any, sort_keys: bool = True) -> None:
+    """Writes ``obj`` as JSON to a temporary name, then renames it to ``path``."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=sort_keys) + "\n")
     os.replace(tmp, path)
 
 

@@ -34,8 +34,8 @@ def score(method: str, source_codes, target_labels, regression: bool, target_cod
     raise ValueError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
 
 
-def estimate_table(method: str, codes: dict[str, np.ndarray], labels: dict[str, tuple],
-                   ) -> TransferTable:
+def estimate_table(method: str, codes: dict[str, np.ndarray],
+                   labels: dict[str, tuple]) -> TransferTable:
     """Scores every ordered pair of tasks.
 
     Args:

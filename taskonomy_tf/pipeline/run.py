@@ -12,6 +12,7 @@ from pathlib import Path
 
 from taskonomy_tf.pipeline.config import PipelineConfig
 from taskonomy_tf.pipeline.stages import STAGES, Context
+from tfrecords_tools.writer import write_json_atomic
 
 SCHEMA_VERSION = 1
 OUTPUT_DIRS = ("models", "transfers", "taxonomy", "figures", "stages")
@@ -36,9 +37,7 @@ def _check_config(out: Path, config: PipelineConfig, force: bool) -> None:
         for name in ("report.md", "report.html"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".pipeline.json.tmp-{os.getpid()}"
-    tmp.write_text(config.to_json())
-    os.replace(tmp, path)
+    write_json_atomic(path, json.loads(config.to_json()))
 
 
 def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = False,
@@ -75,9 +74,7 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = F
         result = {"schema_version": SCHEMA_VERSION, **result,
                   "seconds": round(time.perf_counter() - start, 1)}
         ctx.results[name] = result
-        tmp = marker.with_name(f".{marker.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(tmp, marker)
+        write_json_atomic(marker, result, sort_keys=False)
         if progress:
             print(f"[{name}] {result['seconds']:.0f} s", flush=True)
     return ctx

@@ -203,12 +203,10 @@ def stage_report(ctx: Context) -> dict:
 
 
 def _write(path: Path, obj) -> None:
-    import os
+    from tfrecords_tools.writer import write_json_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, obj, sort_keys=False)  # keeps shares sorted by size
 
 
 STAGES = (("data", stage_data), ("train", stage_train), ("transfers", stage_transfers),

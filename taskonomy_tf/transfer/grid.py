@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from taskonomy_tf.tasks import get_task
+from tfrecords_tools.writer import write_json_atomic
 
 SELF, PIXELS, RANDOM = "self", "pixels", "random"
 BASELINES = (SELF, PIXELS, RANDOM)
@@ -111,9 +112,9 @@ def higher_order_jobs(tasks: list[str], out, max_order: int, beam=None, score=No
     Raises:
         FileNotFoundError: some first-order job is not finished (named).
     """
-    jobs = []
+    jobs, pairs = [], first_order_jobs(tasks, baselines=False)
     for target in (get_task(t).name for t in tasks):
-        firsts = [j for j in first_order_jobs(tasks, baselines=False) if j.target == target]
+        firsts = [j for j in pairs if j.target == target]
         if prefilter and target in prefilter:
             firsts = [j for j in firsts if j.sources[0] in prefilter[target]]
         missing = [j.name for j in firsts if not job_path(out, j).exists()]
@@ -187,10 +188,7 @@ def run_job(job: Job, workdirs: dict, data, out, image_size: int = 128, **option
     record = {"target": job.target, "sources": list(job.sources), "kind": job.kind,
               "seconds": round(time.perf_counter() - start, 3),
               "losses": [float(v) for v in losses]}
-    path = job_path(out, job)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
+    write_json_atomic(job_path(out, job), record)
     _log(out, f"finished {job.name}")
     return job.name
 

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from taskonomy_tf.tasks import get_task
+from tfrecords_tools.writer import write_json_atomic
 from taskonomy_tf.transfer.cache import FeatureCache
 from taskonomy_tf.transfer.grid import (RANDOM, Job, first_order_jobs, higher_order_jobs,
                                         job_path, random_encoder, run_job, shard,
@@ -155,9 +156,7 @@ def _settings(out: Path, settings: dict) -> None:
         if old == settings:
             return
     out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".grid.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(settings, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_json_atomic(path, settings)
 
 
 def _apply_prefilter(jobs: list[Job], keep: dict[str, list[str]], out: Path) -> list[Job]:
@@ -166,9 +165,7 @@ def _apply_prefilter(jobs: list[Job], keep: dict[str, list[str]], out: Path) -> 
     report = {t: {"kept": list(keep[t]),
                   "skipped": [j.sources[0] for j in jobs if j.target == t
                               and j.kind == "transfer" and j not in kept]} for t in keep}
-    tmp = out / f".prefilter.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    os.replace(tmp, out / "prefilter.json")
+    write_json_atomic(out / "prefilter.json", report)
     return kept
 
 
