@@ -59,24 +59,36 @@ def uncached_job(target, source_dir, data, size, n_images, steps, batch):
     """One transfer with the frozen encoder in the loop; per-image test losses."""
     import tensorflow as tf
 
-    from taskonomy_tf.tasks import get_task
-    from taskonomy_tf.transfer.readout import build_transfer_model
-    from taskonomy_tf.transfer.runner import load_split, per_image_losses
+    from taskonomy_tf.data import make_dataset
+    from taskonomy_tf.models.constant import best_constant
     from taskonomy_tf.models.losses import TaskLoss
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.training.evaluate import per_image_losses, split_arrays
+    from taskonomy_tf.transfer.readout import build_readouts, plan_heads
 
     spec = get_task(target)
-    y, w, x = load_split(data, spec.name, "val", size, n_images, images=True)
-    y_t, w_t, x_t = load_split(data, spec.name, "test", size, images=True)
+
+    def arrays(split, limit=None):
+        ds = make_dataset(data, spec.name, split=split, batch_size=64, image_size=size,
+                          shuffle=False, augment=False)
+        return split_arrays(ds, spec.name, limit, images=True)
+
+    y, w, x = arrays("val", n_images)
+    y_t, w_t, x_t = arrays("test")
     encoder = keras.saving.load_model(Path(source_dir) / "encoder.keras", safe_mode=True,
                                       compile=False)
     encoder.trainable = False
-    readout = build_transfer_model(spec, 1, size // 16)
+    readout = build_readouts(spec, plan_heads([("source",)], [0]), ["source"], size,
+                             best_constant(spec.loss, y, w, spec.channels))
     image = keras.Input((size, size, 3))
-    model = keras.Model(image, readout(encoder(image, training=False)))
+    code = encoder(image, training=False)
+    codes = keras.layers.Reshape((1, 1, *code.shape[1:]))(code)
+    out = keras.layers.Reshape(readout.output.shape[1:-2] + (spec.channels,))(
+        readout({"codes": codes}))  # the one head
+    model = keras.Model(image, {spec.name: out})
     ds = (tf.data.Dataset.from_tensor_slices((x, {spec.name: y}, {spec.name: w}))
           .shuffle(len(x), seed=0).repeat().batch(batch, drop_remainder=True))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss={spec.name: TaskLoss(spec.loss)})
-    model.optimizer.build(model.trainable_variables)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss={spec.name: TaskLoss(spec.loss)})
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
     pred = np.concatenate([np.asarray(model(x_t[i:i + 64], training=False)[spec.name])
                            for i in range(0, len(x_t), 64)])
@@ -91,12 +103,12 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=60)
     p.add_argument("--transfer-images", type=int, default=500)
     p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--models", help="reuse trained workdirs DIR/<task>")
     p.add_argument("--untrained", help="time untrained encoders of this architecture instead")
     a = p.parse_args()
     from taskonomy_tf.synth import embedded_dataset
-    from taskonomy_tf.transfer import FeatureCache, first_order_jobs, run_transfer
+    from taskonomy_tf.transfer import FeatureCache, first_order_candidates, run_transfer
 
     tasks = a.tasks.split(",")
     data = embedded_dataset(progress=False)
@@ -107,24 +119,24 @@ def main() -> None:
         models = Path(a.models)
     else:
         models = train_models(tasks, data, tmp / "models", a.image_size, a.train_steps)
-    jobs = [j for j in first_order_jobs(tasks, baselines=False)]
+    jobs = [(t, c[0]) for t in tasks for c in first_order_candidates(t, tasks, baselines=False)]
     common = dict(n_images=a.transfer_images, steps=a.steps, batch_size=a.batch_size)
 
     cache = FeatureCache(tmp / "cache")
     start = time.perf_counter()
     cached_each = []
-    for j in jobs:
+    for target, source in jobs:
         t = time.perf_counter()
-        run_transfer(j.target, {j.sources[0]: models / j.sources[0]}, data, cache,
+        run_transfer(target, {source: models / source}, data, cache,
                      image_size=a.image_size, train_split="val", **common)
         cached_each.append(time.perf_counter() - t)
     cached = time.perf_counter() - start
 
     start = time.perf_counter()
     uncached_each = []
-    for j in jobs:
+    for target, source in jobs:
         t = time.perf_counter()
-        uncached_job(j.target, models / j.sources[0], data, a.image_size, a.transfer_images,
+        uncached_job(target, models / source, data, a.image_size, a.transfer_images,
                      a.steps, a.batch_size)
         uncached_each.append(time.perf_counter() - t)
     uncached = time.perf_counter() - start

@@ -1,10 +1,12 @@
 """Training a task network from your own script, with plain ``model.fit``.
 
-    python experiments/user_script.py [--data DIR] [--task normals] [--steps 200]
+    python experiments/user_script.py [--data DIR] [--task normals] [--steps 400]
 
-Runtime: about 1 minute on a 2-core CPU with the defaults (128 px, small
-encoder). Expected result: the validation loss falls well below the
-untrained network's (printed before and after).
+Runtime: about 40 s on a 2-core CPU with the defaults (64 px, small encoder,
+batch 32; the embedded data built once before, about a minute). Expected
+result: the validation loss ends well below the best constant prediction's
+(normals on the embedded data: about 0.65 of it; below 1 = the network
+carries information the constant does not), both printed.
 """
 
 from __future__ import annotations
@@ -13,34 +15,41 @@ import argparse
 
 import keras
 
-from taskonomy_tf import make_dataset
+from taskonomy_tf import get_task, make_dataset
 from taskonomy_tf.models import build_task_model, compile_task_model
 from taskonomy_tf.synth import embedded_dataset
+from taskonomy_tf.training.evaluate import constant_loss, fit_constant, mean_loss
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser()
     p.add_argument("--data", help="TFRecord folder (default: the embedded dataset)")
     p.add_argument("--task", default="normals")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
     a = p.parse_args(argv)
     data = a.data or embedded_dataset()
+    spec = get_task(a.task)
+    kw = dict(batch_size=a.batch_size, image_size=a.image_size, seed=0)
 
-    train = make_dataset(data, a.task, split="train", batch_size=a.batch_size,
-                         image_size=a.image_size, repeat=True, cache=True, seed=0)
-    val = make_dataset(data, a.task, split="val", batch_size=a.batch_size,
-                       image_size=a.image_size, shuffle=False, augment=False, cache=True)
+    train = make_dataset(data, spec, split="train", repeat=True, cache=True, **kw)
+    val = make_dataset(data, spec, split="val", shuffle=False, augment=False, cache=True, **kw)
+    # the floor: the best constant prediction, fitted on the training split;
+    # the network starts from it and learns the residual
+    prior, _ = fit_constant(spec, make_dataset(data, spec, split="train", augment=False, **kw))
 
-    model = build_task_model(a.task, encoder="small", image_size=a.image_size)
-    compile_task_model(model, a.task, learning_rate=2e-3)  # or model.compile(...) yourself
-    before = model.evaluate(val, verbose=0, return_dict=True)["loss"]
+    model = build_task_model(spec, encoder="small", image_size=a.image_size, prior=prior)
+    schedule = keras.optimizers.schedules.CosineDecay(2e-4, a.steps, alpha=0.01,
+                                                      warmup_target=2e-3,
+                                                      warmup_steps=a.steps // 20)
+    compile_task_model(model, spec, learning_rate=schedule)  # or model.compile(...) yourself
     model.fit(train, steps_per_epoch=a.steps, epochs=1, shuffle=False, verbose=2,
               callbacks=[keras.callbacks.TerminateOnNaN()])
-    after = model.evaluate(val, verbose=0, return_dict=True)["loss"]
-    print(f"{a.task}: validation loss {before:.4f} untrained -> {after:.4f}")
-    return {"before": before, "after": after}
+    floor, after = constant_loss(spec, prior, val), mean_loss(spec, model, val)
+    print(f"{spec.name}: validation loss {after:.4f}; the best constant prediction's "
+          f"{floor:.4f} (ratio {after / floor:.2f})")
+    return {"constant": floor, "after": after}
 
 
 if __name__ == "__main__":

@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             losses = read_losses(a.losses)
             if target not in losses:
                 raise TableError(f"{a.losses}: no rows for target {target!r}")
-            names, _, m = loss_matrix(losses[target], target)
-            fig = viz.winrate_matrix({n: np.asarray(row) for n, row in zip(names, m)}, target)
+            names, _, _, m = loss_matrix(losses[target], target)
+            fig = viz.winrate_matrix({n: np.asarray(row).mean(0) for n, row in zip(names, m)},
+                                     target)
         _save(fig, a.out)
     except (TableError, TaxonomyError, ValueError, KeyError, FileNotFoundError) as e:
         return report_error(e)

@@ -59,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
-    last = result.get("epochs", [{}])[-1] if result.get("epochs") else {}
-    before = result.get("untrained", {}).get("val_loss")
-    after = last.get("val_loss")
-    if before is not None and after is not None:
-        print(f"{task}: validation loss {before:.4f} untrained -> {after:.4f} after "
-              f"{result['steps']} steps")
+    constant = result.get("constant", {}).get("val_loss")
+    final = result.get("final", {}).get("val_loss")
+    if constant is not None and final is not None:
+        print(f"{task}: validation loss {final:.4f} after {result['steps']} steps; the best "
+              f"constant prediction scores {constant:.4f} (ratio {final / constant:.2f}, "
+              "below 1 = better than the constant)")
     return 0
 
 

@@ -91,7 +91,7 @@ def trained(split_records, tmp_path_factory):
     from taskonomy_tf.training import TrainConfig, train_and_evaluate
 
     dirs = {}
-    for task in ("normals", "edges"):
+    for task in ("normals", "edges", "depth_zbuffer"):
         w = tmp_path_factory.mktemp(task)
         train_and_evaluate(TrainConfig(task=task, data=str(split_records), image_size=32,
                                        batch_size=4, steps=2, verbose=0, cache=False), w)
@@ -109,13 +109,14 @@ def models(trained, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def grid_run(models, split_records, tmp_path_factory):
-    """A finished normals/edges grid up to order 2, with the command's settings."""
-    from taskonomy_tf.taxonomy import ahp, win_rates
+    """A finished normals/edges/z-depth grid up to order 2, two replicate
+    seeds, with the command's settings."""
+    from taskonomy_tf.taxonomy.ahp import ahp_scores
     from taskonomy_tf.transfer import run_grid
 
     out = tmp_path_factory.mktemp("grid")
-    result = run_grid(["normals", "edges"], models, split_records, out, max_order=2,
-                      n_images=8, steps=2, progress=False,
-                      score=lambda m: ahp(win_rates(m)))  # as the command ranks
+    result = run_grid(["normals", "edges", "depth_zbuffer"], models, split_records, out,
+                      max_order=2, n_images=8, steps=2, seeds=[0, 1], progress=False,
+                      score=ahp_scores)  # as the command ranks
     return out, result
 

@@ -29,8 +29,9 @@ def gather(tasks, models, data, split, n_images, image_size, cache_dir):
     """(codes, labels): task -> (n, h, w, 8) codes, task -> (labels, regression)."""
     from taskonomy_tf.estimate import estimator_labels
     from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.data import make_dataset
+    from taskonomy_tf.training.evaluate import split_arrays
     from taskonomy_tf.transfer import FeatureCache
-    from taskonomy_tf.transfer.runner import load_split
     from taskonomy_tf.transfer.schedule import model_workdirs
 
     workdirs = model_workdirs(models, tasks)
@@ -38,7 +39,9 @@ def gather(tasks, models, data, split, n_images, image_size, cache_dir):
     codes, labels = {}, {}
     for task, w in workdirs.items():
         codes[task] = cache.features(Path(w) / "encoder.keras", data, split, image_size, n_images)
-        y, wt = load_split(data, task, split, image_size, len(codes[task]))
+        ds = make_dataset(data, task, split=split, batch_size=64, image_size=image_size,
+                          shuffle=False, augment=False)
+        y, wt = split_arrays(ds, task, len(codes[task]))
         labels[task] = estimator_labels(get_task(task), y, wt)
     return codes, labels
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+import numpy as np
+
 from taskonomy_tf.models.decoders import PRESETS, conv_decoder, fc_head
-from taskonomy_tf.models.encoders import REPRESENTATION_STRIDE, build_encoder
+from taskonomy_tf.models.encoders import build_encoder, code_stride
+from taskonomy_tf.models.layers import OutputPrior
 from taskonomy_tf.models.losses import TaskLoss
 from taskonomy_tf.models.metrics import TaskMetric
 from taskonomy_tf.tasks import OutputKind, TaskSpec, get_task
@@ -28,8 +31,10 @@ def input_shape(spec: TaskSpec, image_size: int) -> tuple[int, ...]:
 
 
 def build_task_model(task: str | TaskSpec, encoder: str | keras.Model = "small",
-                     image_size: int = 128, decoder: str | None = None) -> keras.Model:
-    """The task network: a fresh (or given) encoder and the spec's decoder.
+                     image_size: int = 128, decoder: str | None = None,
+                     prior: np.ndarray | None = None) -> keras.Model:
+    """The task network: a fresh (or given) encoder, the spec's decoder and
+    the constant prior it refines.
 
     Args:
         task: task name, alias or spec.
@@ -38,6 +43,9 @@ def build_task_model(task: str | TaskSpec, encoder: str | keras.Model = "small",
         image_size: side of the square input in pixels (multiple of 16).
         decoder: width preset, ``paper`` or ``small`` (default: ``paper``
             for ``resnet50``, else ``small``).
+        prior: the task's best constant prediction (``constant.best_constant``
+            on the training split), of one output's shape; zeros if omitted.
+            The untrained network predicts exactly this.
 
     Returns:
         An uncompiled ``keras.Model`` named ``<task>_model`` whose encoder
@@ -62,14 +70,16 @@ def build_task_model(task: str | TaskSpec, encoder: str | keras.Model = "small",
         out = fc_head(codes, spec, preset)
     else:
         code = enc(inputs)
-        out = (conv_decoder(code, spec, preset, REPRESENTATION_STRIDE) if spec.is_dense
+        out = (conv_decoder(code, spec, preset, code_stride(image_size)) if spec.is_dense
                else fc_head(code, spec, preset))
+    out = OutputPrior(spec.output_shape(image_size), prior, name=spec.name)(out)
     return keras.Model(inputs, {spec.name: out}, name=f"{spec.name}_model")
 
 
-def compile_task_model(model: keras.Model, task: str | TaskSpec, learning_rate: float = 1e-4,
+def compile_task_model(model: keras.Model, task: str | TaskSpec, learning_rate=1e-4,
                        clipnorm: float | None = None, **kwargs) -> keras.Model:
-    """Compiles with Adam, the spec's loss and metric (weighted by the masks)."""
+    """Compiles with Adam (``learning_rate``: a float or a Keras schedule),
+    the spec's loss and metric (weighted by the masks)."""
     spec = get_task(task)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),

@@ -1,10 +1,11 @@
 """``python -m taskonomy_tf.pipeline``: from images to a task taxonomy report.
 
     python -m taskonomy_tf.pipeline [--data DIR] [--tasks A,B,...] [--out DIR]
-        [--budget B] [--max-order K] [--quick] [--force] [--published FILE]
+        [--seed N] [--budget B] [--max-order K] [--quick] [--force] [--published FILE]
 
-With no arguments: the embedded dataset, 9 tasks, first-order transfers,
-about 15 minutes on 2 CPU cores; ``--quick`` is a few minutes' smoke run.
+With no arguments: the embedded dataset, 6 tasks, first-order transfers
+with 3 readout seeds each, about 15 minutes on 2 CPU cores (docs/results.md);
+``--quick`` is a few minutes' smoke run.
 Re-running continues a crashed run; ``--force`` redoes it. Errors print
 one line and exit with status 2.
 """
@@ -34,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-steps", type=int)
     p.add_argument("--transfer-images", type=int)
     p.add_argument("--transfer-steps", type=int)
-    p.add_argument("--workers", type=int, help="processes for transfer jobs (default 2)")
+    p.add_argument("--transfer-seeds", type=int,
+                   help="readout replicates per candidate (default 3)")
+    p.add_argument("--seed", type=int, help="drives data order, initialisation, readouts")
+    p.add_argument("--workers", type=int, help="processes for transfer jobs (default 1)")
+    p.add_argument("--allow-weak-networks", action="store_true",
+                   help="continue (with a warning) when a network does not beat its "
+                        "constant baseline")
     p.add_argument("--published", help="a published affinities file to compare rankings with")
     p.add_argument("--quick", action="store_true", help="a few minutes' smoke run")
     p.add_argument("--force", action="store_true", help="redo every stage")
@@ -42,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     from taskonomy_tf.pipeline import PipelineConfig, PipelineError, run_pipeline
 
     fields = ("data", "split_csv", "budget", "max_order", "image_size", "train_steps",
-              "transfer_images", "transfer_steps", "workers", "published")
+              "transfer_images", "transfer_steps", "transfer_seeds", "seed", "workers",
+              "published")
     overrides = {k: getattr(a, k) for k in fields if getattr(a, k) is not None}
+    if a.allow_weak_networks:
+        overrides["allow_weak_networks"] = True
     if a.tasks:
         overrides["tasks"] = tuple(t.strip() for t in a.tasks.split(",") if t.strip())
     try:

@@ -30,6 +30,55 @@ def _transfer_name(key: str, display_name) -> str:
     return " + ".join(display_name(s) for s in sources.split("+")) + " -> " + display_name(target)
 
 
+# Cluster contrasts of the paper's released 16k affinities restricted to the
+# default six tasks (results/affinities/all_affinities_16k.pkl of
+# StanfordVL/taskonomy; computed by compare.cluster_contrasts, tested).
+PAPER_CONTRASTS = {"3d->3d / 2d->3d": 4.63, "2d->2d / 3d->2d": 37.6}
+PAPER_TASKS = {"edges", "keypoints2d", "autoencoding", "depth_zbuffer", "normals", "reshading"}
+
+
+def _network_blocks(cfg, res, display_name) -> list[tuple]:
+    metrics = res["train"]["metrics"]
+    rows = [[display_name(t), _fmt(v["constant_val_loss"]), _fmt(v["val_loss"]),
+             _fmt(v["ratio_to_constant"], 2), _fmt(v["steps"])] for t, v in metrics.items()]
+    weak = res["train"].get("weak") or {}
+    text = ("Each network's validation loss (the task's own loss, per image, on 'val') beside "
+            "the best constant prediction's (the per-pixel median or mean of the training "
+            "split's targets, whichever the loss calls for): the ratio must be well below 1 for "
+            f"the network to carry information about its task; the run stops above "
+            f"{cfg.max_constant_ratio:g}.")
+    out = [("h2", "Do the task networks learn their tasks?"), ("p", text),
+           ("table", ["task", "constant guess", "network", "ratio", "steps"], rows)]
+    if weak:
+        out.append(("p", "Warning: " + ", ".join(f"{display_name(t)} ({r:.2f})"
+                                                 for t, r in weak.items())
+                    + " did not beat the constant clearly; their rows and columns measure "
+                      "little (the run continued because of --allow-weak-networks)."))
+    return out
+
+
+def _structure_blocks(cfg, tax, boot, display_name) -> list[tuple]:
+    contrasts = tax.get("contrasts") or {}
+    if not contrasts:
+        return []
+    paper = set(cfg.tasks) == PAPER_TASKS
+    head = ["contrast", "this run", f"{boot['confidence']:.0%} interval"]
+    rows = []
+    for k, v in contrasts.items():
+        row = [k, f"{v['value']:.2f}", f"{v['low']:.2f} - {v['high']:.2f}"]
+        if paper:
+            row.append(f"{PAPER_CONTRASTS[k]:g}" if k in PAPER_CONTRASTS else "–")
+        rows.append(row)
+    text = ("Do tasks of one family (3D: depth, normals, reshading...; 2D: edges, keypoints, "
+            "autoencoding...) transfer better among themselves than from the other family? "
+            "Each contrast is a ratio of mean first-order affinities (A->A over B->A), with a "
+            f"percentile interval over {boot['resamples']} resamples of the test images and of "
+            f"the {boot.get('replicates', 1)} readout replicates. A ratio above 1 whose interval "
+            "excludes 1 is a measured structure.")
+    return [("h3", "Structure check: cluster contrasts"), ("p", text),
+            ("table", head + (["paper, same six tasks"] if paper else []), rows)]
+
+
 def _blocks(ctx) -> list[tuple]:
     from taskonomy_tf.taxonomy import load_table
     from taskonomy_tf.viz import affinity_matrix, display_name
@@ -39,52 +88,67 @@ def _blocks(ctx) -> list[tuple]:
     aff = load_table(out / tax["tables"]["affinities"])
     rows = json.loads((out / tax["sweep"]).read_text())
     chosen = json.loads((out / tax["taxonomy"]).read_text())
+    boot = json.loads((out / tax["bootstrap"]).read_text())
     figs = res["figures"]["figures"]
+    images = cfg.transfer_images or "all"
     b = [("h1", "Task taxonomy report"),
          ("p", f"Data: {res['data']['source']}. Tasks ({len(cfg.tasks)}): "
                f"{', '.join(display_name(t) for t in cfg.tasks)}. Networks at {cfg.image_size} px, "
-               f"{cfg.train_steps} steps each; transfers trained on {cfg.transfer_images} images of "
-               f"the {res['transfers']['transfer_split']!r} split, {cfg.transfer_steps} steps, "
-               f"evaluated image by image on 'test'; max order {cfg.max_order}.")]
+               f"{cfg.train_steps} steps each; transfers: {images} images of the "
+               f"{res['transfers']['transfer_split']!r} split, {cfg.transfer_steps} steps, "
+               f"{cfg.transfer_seeds} replicate seeds per candidate (losses averaged over "
+               f"them), evaluated image by image on 'test'; max order {cfg.max_order}; "
+               f"seed {cfg.seed}.")]
+    b += _network_blocks(cfg, res, display_name)
     b += [("h2", "Task affinities"),
           ("p", "Each cell: how well a frozen source network's representation transfers to a "
                 "target (AHP affinity from per-image win rates; higher = better transfer). "
                 "Left: each transfer's win rate against the target's own network, before "
                 "AHP. Grey: not run (a task's own representation)."),
           ("img", figs["heatmap"], "affinity heatmap")]
-    means = tax.get("cluster_means", {})
-    if "3d->3d" in means and "2d->3d" in means:
-        b.append(("p", f"Structure check: mean affinity from 3D sources into 3D targets "
-                       f"{means['3d->3d']:.4f}, from 2D sources into 3D targets "
-                       f"{means['2d->3d']:.4f} (ratio {means['3d->3d'] / means['2d->3d']:.2f})."))
-    beaten = tax.get("random_beats_every_source") or []
-    if beaten:
-        b.append(("p", "The untrained (random) encoder transfers better than every trained "
-                       "source into: " + ", ".join(display_name(t) for t in beaten) + ". Its "
-                       "codes keep generic image information that briefly trained task "
-                       "networks discard; longer training (--train-steps) usually changes this. "
-                       "The random encoder is a reference and never a supervised task here."))
+    b += _structure_blocks(cfg, tax, boot, display_name)
+    below = tax.get("random_not_beaten") or {}
+    if below:
+        b.append(("p", "Trained sources that transfer no better than the untrained (random) "
+                       "encoder: " + "; ".join(
+                           f"into {display_name(t)}: "
+                           + ", ".join(display_name(s) for s in v) for t, v in below.items())
+                       + ". A random encoder keeps generic image information that a task "
+                         "network may discard; it is a reference, never a supervised task."))
+    else:
+        b.append(("p", "Every trained source transfers better than the untrained (random) "
+                       "encoder into every target."))
     sources, targets, m = affinity_matrix(aff)
     b.append(("table", ["source \\ target"] + [display_name(t) for t in targets],
               [[display_name(s)] + [_fmt(v) for v in row] for s, row in zip(sources, m)]))
+    ratios = tax.get("mean_loss_ratio") or {}
+    if ratios:
+        names = sorted({c for v in ratios.values() for c in v} - {"constant"},
+                       key=lambda c: (c in ("self", "pixels", "random"), c))
+        b += [("p", "Mean test loss of every candidate over the constant prediction's (below 1 "
+                    "= better than the floor); rows: candidates, columns: targets."),
+              ("table", ["candidate \\ target"] + [display_name(t) for t in ratios],
+               [[display_name(c)] + [_fmt(ratios[t].get(c), 3) for t in ratios]
+                for c in names])]
     b += [("img", figs["heatmap_clustered"], "clustered heatmap"),
           ("h2", f"The taxonomy at budget {cfg.chosen_budget:g}"),
           ("p", f"Supervised: {', '.join(display_name(r) for r in chosen['roots'])}; "
                 f"objective {chosen['objective']:.4f} ({chosen['status']})."),
           ("img", figs["graph"], "taxonomy graph")]
-    boot = json.loads((out / tax["bootstrap"]).read_text())
     key = next(iter(boot["roots"]), None)
     if key is not None:
         roots = boot["roots"][key]
         transfers = boot["transfers"][key]
         stable = [t for t, share in transfers.items() if share >= 0.9]
         b += [("h3", "How stable is this choice?"),
-              ("p", f"Over {boot['resamples']} bootstrap resamples of the test images: "
-                    "supervised in " + ", ".join(f"{display_name(t)} {v:.0%}"
-                                                 for t, v in roots.items()) + ". "
+              ("p", f"Over {boot['resamples']} resamples of the test images and of the "
+                    f"{boot.get('replicates', 1)} readout replicates: supervised in "
+                    + ", ".join(f"{display_name(t)} {v:.0%}" for t, v in roots.items()) + ". "
                     + (f"{len(stable)} transfer(s) chosen in at least 90% of resamples; "
                        if stable else "No transfer is chosen in 90% of resamples; ")
-                    + "the others change with the test images."),
+                    + "the others change with the resample. The task networks were trained "
+                      "once: a run with another --seed retrains them too (docs/results.md "
+                      "shows how much that moves)."),
               ("table", ["transfer", "share of resamples"],
                [[_transfer_name(k, display_name), f"{v:.0%}"] for k, v in transfers.items()]),
               ("img", figs["heatmap_intervals"], "affinities with intervals")]
@@ -98,10 +162,6 @@ def _blocks(ctx) -> list[tuple]:
     win = [k for k in figs if k.startswith("winrates_")]
     if win:
         b.append(("img", figs[win[0]], "win rates of one target"))
-    b += [("h2", "Task networks"),
-          ("table", ["task", "val loss untrained", "val loss trained", "steps"],
-           [[display_name(t), _fmt(v["untrained_val_loss"]), _fmt(v["val_loss"]),
-             _fmt(v["steps"])] for t, v in res["train"]["metrics"].items()])]
     if "agreement" in tax:
         agree = json.loads((out / tax["agreement"]).read_text())
         if agree:
@@ -115,10 +175,10 @@ def _blocks(ctx) -> list[tuple]:
     b += [("h2", "What ran"),
           ("table", ["stage", "seconds"],
            [[s, _fmt(res[s]["seconds"], 4)] for s in STAGE_NAMES if s in res]),
-          ("p", f"{res['transfers']['jobs']} transfer jobs ({res['transfers']['job_seconds']:.0f} "
-                "s of job time). A bigger run (more tasks, 128 px, longer training, "
-                "--max-order 2 or more) gives sharper affinities at proportionally more time; "
-                "see docs/results.md.")]
+          ("p", f"{res['transfers']['jobs']} transfer jobs, one per target and order, each "
+                f"training all its readouts together ({res['transfers']['job_seconds']:.0f} s "
+                "of job time). What differs from the paper, and how a bigger run changes the "
+                "numbers: docs/results.md.")]
     return b
 
 

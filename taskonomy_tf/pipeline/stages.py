@@ -14,6 +14,7 @@ from pathlib import Path
 from taskonomy_tf.pipeline.config import PipelineConfig
 
 BASELINE_RANDOM = "random"
+BASELINES = ("self", "pixels", "random", "constant")
 
 
 @dataclasses.dataclass
@@ -61,8 +62,15 @@ def stage_data(ctx: Context) -> dict:
     return {"records": str(records), "source": source}
 
 
+class WeakNetworkError(RuntimeError):
+    """A task network does no better than its constant baseline."""
+
+
 def stage_train(ctx: Context) -> dict:
-    """One network per task under ``models/<task>``."""
+    """One network per task under ``models/<task>``, each compared with its
+    constant baseline (the best input-independent prediction, fitted on the
+    training split, scored on ``val``). Stops the run when one has not
+    learnt its task (see ``PipelineConfig.max_constant_ratio``)."""
     from tqdm import tqdm
 
     from taskonomy_tf.training import TrainConfig, train_and_evaluate
@@ -70,21 +78,36 @@ def stage_train(ctx: Context) -> dict:
     cfg = ctx.config
     metrics = {}
     for task in tqdm(cfg.tasks, desc="train", unit="task", disable=not ctx.progress):
+        # validated once at the end, resumable every 200 steps, no TensorBoard:
+        # about 4 s less per network than the command's per-epoch defaults
         tc = TrainConfig(task=task, data=str(ctx.data), image_size=cfg.image_size,
                          batch_size=cfg.batch_size, steps=cfg.train_steps, seed=cfg.seed,
-                         verbose=0)
+                         steps_per_epoch=200, steps_per_execution=10, validation_freq=0,
+                         tensorboard=False, verbose=0)
         train_and_evaluate(tc, ctx.out / "models" / task, resume=True)
         m = json.loads((ctx.out / "models" / task / "metrics.json").read_text())
-        last = m["epochs"][-1] if m.get("epochs") else {}
-        metrics[task] = {"untrained_val_loss": m.get("untrained", {}).get("val_loss"),
-                         "val_loss": last.get("val_loss"), "steps": last.get("step")}
-    return {"models": "models", "metrics": metrics}
+        final = m.get("final", {})
+        metrics[task] = {"constant_val_loss": m["constant"].get("val_loss"),
+                         "val_loss": final.get("val_loss"),
+                         "ratio_to_constant": final.get("ratio_to_constant"),
+                         "steps": m["epochs"][-1]["step"] if m.get("epochs") else None}
+    weak = {t: v["ratio_to_constant"] for t, v in metrics.items()
+            if v["ratio_to_constant"] is not None
+            and v["ratio_to_constant"] > cfg.max_constant_ratio}
+    if weak and not cfg.allow_weak_networks:
+        raise WeakNetworkError(
+            "networks no better than their constant baseline (validation loss / constant "
+            "loss above " + f"{cfg.max_constant_ratio:g}): "
+            + ", ".join(f"{t} {r:.2f}" for t, r in weak.items())
+            + "; a taxonomy of them would rank noise. Train longer (--train-steps) or pass "
+            "--allow-weak-networks")
+    return {"models": "models", "metrics": metrics, "weak": weak}
 
 
 def stage_transfers(ctx: Context) -> dict:
     """The first-order grid (and the beam up to ``max_order``) -> ``losses.csv``."""
-    from taskonomy_tf.taxonomy import ahp, win_rates
-    from taskonomy_tf.transfer import run_grid
+    from taskonomy_tf.taxonomy.ahp import ahp_scores
+    from taskonomy_tf.transfer import replicate_seeds, run_grid
 
     cfg = ctx.config
     # transfers train on images the task networks never saw, as the paper's
@@ -92,25 +115,46 @@ def stage_transfers(ctx: Context) -> dict:
     train_split = "val" if _has_split(ctx.data, "val") else "train"
     result = run_grid(list(cfg.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
                       max_order=cfg.max_order, n_images=cfg.transfer_images,
-                      steps=cfg.transfer_steps, batch_size=cfg.batch_size,
+                      steps=cfg.transfer_steps, batch_size=cfg.transfer_batch,
+                      learning_rate=cfg.transfer_lr,
+                      seeds=replicate_seeds(cfg.seed, cfg.transfer_seeds),
                       image_size=cfg.image_size, workers=cfg.workers, train_split=train_split,
-                      progress=ctx.progress, score=lambda m: ahp(win_rates(m)))
+                      progress=ctx.progress, score=ahp_scores)
     jobs = sorted((ctx.out / "transfers" / "jobs").glob("*.json"))
     seconds = sum(json.loads(p.read_text())["seconds"] for p in jobs)
     return {"losses": str(result.table.relative_to(ctx.out)), "jobs": len(jobs),
             "job_seconds": round(seconds, 1), "transfer_split": train_split}
 
 
+def random_checks(aff) -> dict[str, list[str]]:
+    """target -> trained first-order sources whose affinity is not above the
+    untrained (random) encoder's."""
+    out = {}
+    for t in aff.targets:
+        random = aff.get((BASELINE_RANDOM,), t)
+        if random is None:
+            continue
+        below = sorted(r.sources[0] for r in aff.for_target(t)
+                       if r.order == 1 and r.sources[0] not in BASELINES and r.value <= random)
+        if below:
+            out[t] = below
+    return out
+
+
 def stage_taxonomy(ctx: Context) -> dict:
-    """Win rates and AHP -> tables; the budget sweep; the dictionary at the budget."""
-    from taskonomy_tf.taxonomy import solve_taxonomy, sweep, tables_from_losses
+    """Win rates and AHP -> tables; the budget sweep; the dictionary at the
+    budget; the bootstrap over test images and readout replicates."""
+    from taskonomy_tf.taxonomy import solve_taxonomy, sweep
     from taskonomy_tf.taxonomy.bootstrap import bootstrap
-    from taskonomy_tf.taxonomy.losses import loss_matrices
-    from taskonomy_tf.taxonomy.compare import cluster_means, rank_agreement
+    from taskonomy_tf.taxonomy.compare import cluster_means
+    from taskonomy_tf.taxonomy.losses import loss_matrices, tables_from_matrices
 
     cfg = ctx.config
     folder = ctx.out / "taxonomy"
-    tables = tables_from_losses(ctx.out / ctx.results["transfers"]["losses"])
+    path = ctx.out / ctx.results["transfers"]["losses"]
+    matrices = loss_matrices(path)
+    tables = tables_from_matrices({t: (c, m) for t, (c, _, _, m) in matrices.items()},
+                                  {"losses_table": str(path)})
     for name, table in tables.items():
         table.save(folder / f"{name}.json")
     aff = tables["affinities"]
@@ -123,25 +167,33 @@ def stage_taxonomy(ctx: Context) -> dict:
     _write(folder / "sweep.json", rows)
     solution = solve_taxonomy(aff, cfg.chosen_budget, cfg.max_order, unused=unused)
     _write(folder / "taxonomy.json", solution.to_dict())
-    boot = bootstrap(loss_matrices(ctx.out / ctx.results["transfers"]["losses"]),
-                     [cfg.chosen_budget], cfg.max_order, resamples=cfg.resamples, seed=cfg.seed,
-                     unused=unused)
+    boot = bootstrap(matrices, [cfg.chosen_budget], cfg.max_order, resamples=cfg.resamples,
+                     confidence=cfg.confidence, seed=cfg.seed, unused=unused)
     _write(folder / "bootstrap.json", boot.to_json())
-    random_wins = [t for t in aff.targets
-                   if (aff.get((BASELINE_RANDOM,), t) or 0) > max(
-                       (r.value for r in aff.for_target(t)
-                        if r.order == 1 and r.sources[0] not in ("self", BASELINE_RANDOM)),
-                       default=0)]
-    out = {"random_beats_every_source": random_wins,
+    out = {"random_not_beaten": random_checks(aff),
            "tables": {k: f"taxonomy/{k}.json" for k in tables}, "sweep": "taxonomy/sweep.json",
            "taxonomy": "taxonomy/taxonomy.json", "bootstrap": "taxonomy/bootstrap.json",
-           "cluster_means": {f"{a}->{b}": v for (a, b), v in cluster_means(aff).items()}}
+           "cluster_means": {f"{a}->{b}": v for (a, b), v in cluster_means(aff).items()},
+           "contrasts": boot.contrasts,
+           "mean_loss_ratio": _loss_ratios(matrices)}
     if cfg.published:
         from taskonomy_tf.taxonomy import load_table
+        from taskonomy_tf.taxonomy.compare import rank_agreement
 
         agreement = rank_agreement(aff, load_table(cfg.published))
         _write(folder / "agreement.json", agreement)
         out["agreement"] = "taxonomy/agreement.json"
+    return out
+
+
+def _loss_ratios(matrices) -> dict:
+    """target -> candidate -> mean test loss / the constant candidate's (below 1:
+    better than the best constant prediction)."""
+    out = {}
+    for t, (candidates, _, _, m) in matrices.items():
+        means = {"+".join(c): float(m[i].mean()) for i, c in enumerate(candidates)}
+        if "constant" in means and means["constant"] > 0:
+            out[t] = {k: v / means["constant"] for k, v in means.items()}
     return out
 
 
@@ -164,7 +216,7 @@ def stage_figures(ctx: Context) -> dict:
     solution = json.loads((ctx.out / tax["taxonomy"]).read_text())
     losses = read_losses(ctx.out / ctx.results["transfers"]["losses"])
     target = cfg.tasks[-1]
-    names, _, m = loss_matrix(losses[target], target)
+    names, _, _, m = loss_matrix(losses[target], target)
     boot = json.loads((ctx.out / tax["bootstrap"]).read_text())
     intervals = {(tuple(a["sources"]), a["target"]): (a["low"], a["high"])
                  for a in boot["affinity"]}
@@ -173,15 +225,16 @@ def stage_figures(ctx: Context) -> dict:
         "heatmap_intervals": viz.heatmap(
             tables["affinities"], intervals=intervals,
             title=f"Affinities with {boot['confidence']:.0%} bootstrap intervals "
-                  f"({boot['resamples']} resamples of the test images)"),
+                  f"({boot['resamples']} resamples of the test images and "
+                  f"{boot.get('replicates', 1)} readout replicates)"),
         "heatmap_clustered": viz.heatmap(tables["affinities"], order="hierarchical",
                                          dendrogram=True),
         "graph": viz.taxonomy_graph(solution["choice"], tables["wins_vs_pixels"],
                                     tables["wins_vs_task"],
                                     title=f"Taxonomy at budget {cfg.chosen_budget:g}"),
         "budget": viz.budget_curves(rows),
-        f"winrates_{target}": viz.winrate_matrix({n: np.asarray(r) for n, r in zip(names, m)},
-                                                 target),
+        f"winrates_{target}": viz.winrate_matrix({n: np.asarray(r).mean(0)
+                                                  for n, r in zip(names, m)}, target),
     }
     folder = ctx.out / "figures"
     folder.mkdir(parents=True, exist_ok=True)

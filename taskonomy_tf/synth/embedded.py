@@ -1,9 +1,11 @@
 """The embedded default dataset: generated and converted once, then reused.
 
 ``embedded_dataset()`` returns a folder of TFRecord shards split into
-train/val/test by building (4/1/1 of 6 buildings by default). It is built
-in the user's cache folder (``$TASKONOMY_TF_CACHE``, else
-``~/.cache/taskonomy_tf``) under a name derived from its settings. A folder
+train/val/test by building (68/16/16 of 100 buildings of 3 rooms by
+default, 10 fixation points each seen by 3 cameras: the transfer and test
+splits hold 48 rooms each, not a few). It is built in the user's
+cache folder (``$TASKONOMY_TF_CACHE``, else ``~/.cache/taskonomy_tf``) under
+a name derived from its settings and the generator's version. A folder
 is used only when its ``READY.json`` stamp names every shard with its size
 and SHA-256 and they all match; anything else (an interrupted build, a
 corrupted shard) is rebuilt.
@@ -18,11 +20,11 @@ import os
 import shutil
 from pathlib import Path
 
-from taskonomy_tf.synth.generate import SynthConfig, generate
+from taskonomy_tf.synth.generate import GENERATOR_VERSION, SynthConfig, generate
 from tfrecords_tools.writer import sha256_file
 
 READY = "READY.json"
-DEFAULT = SynthConfig(buildings=6, points=100, views=5, size=128, seed=0)
+DEFAULT = SynthConfig(buildings=100, points=10, views=3, size=96, seed=0)
 
 
 def cache_root() -> Path:
@@ -41,11 +43,15 @@ def is_ready(folder: Path) -> bool:
 
 
 def splits_for(buildings: list[str]) -> dict[str, str]:
-    """building -> split: the last one test, the one before val, the rest train."""
+    """building -> split: the last sixth test, the sixth before it val (at
+    least one each from 3 buildings on), the rest train."""
     out = {b: "train" for b in buildings}
     if len(buildings) >= 3:
-        out[buildings[-1]] = "test"
-        out[buildings[-2]] = "val"
+        k = max(1, len(buildings) // 6)
+        for b in buildings[-k:]:
+            out[b] = "test"
+        for b in buildings[-2 * k:-k]:
+            out[b] = "val"
     return out
 
 
@@ -54,8 +60,8 @@ def embedded_dataset(cfg: SynthConfig = DEFAULT, cache: str | os.PathLike | None
     """Path of the ready TFRecord folder for ``cfg`` (building it if needed)."""
     from tfrecords_tools.convert import convert
 
-    key = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()
-                         ).hexdigest()[:10]
+    settings = {**dataclasses.asdict(cfg), "generator": GENERATOR_VERSION}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     root = Path(cache) if cache is not None else cache_root()
     folder = root / f"synth-{cfg.size}px-{key}"
     records = folder / "records"

@@ -17,7 +17,7 @@ from PIL import Image
 from skimage import feature, filters, segmentation
 
 from taskonomy_tf.data.geometry import pixel_rays
-from taskonomy_tf.synth.scene import Hits, Room, cast
+from taskonomy_tf.synth.scene import Hits, Room, cast, occluded
 from taskonomy_tf.tasks.classes import IMAGENET_INDEX, N_IMAGENET, N_PLACES365, PLACES365_KEEP, SCENES, SEMANTIC
 
 # Gains below are our calibration: they put typical responses inside the
@@ -27,10 +27,27 @@ DEPTH_UNITS = 512.0  # 1 unit = 1/512 m (data/README)
 DEPTH_MAX = 64000  # valid depths stay below the 64500 invalid threshold
 CURVATURE_UNITS = 16.0  # 8-bit steps per 1/m of curvature (our choice; 127 = 0)
 OCCLUSION_GAIN = 1500.0  # 16-bit units per unit of log-depth gradient (Sobel)
-TEXTURE_GAIN = 0.25 * 65535  # 16-bit units per unit of smoothed gradient
-HARRIS_GAIN = 400.0  # 16-bit units per unit of Harris response
+TEXTURE_GAIN = 3.6e4  # 16-bit units per unit of gradient (Sobel, sigma 1 px at 128 px; below)
+# 2D keypoints: sqrt |det Hessian| of the gray image (SURF's blob measure, in
+# intensity units; the root gives it the spread of the real files), Gaussian
+# derivatives at sigma 1 px of a 128 px image (the same scene scale at any
+# size; the response is scaled by (size / 128)^2 to match). Gains of both 2D
+# maps are set so the distribution over pixels is like the real sample
+# point_202_view_5's: keypoints median 0.11 of the 0.005 clip, 3% saturated;
+# texture edges median 0.11 of the 0.08 clip, 2% saturated.
+HESSIAN_SIGMA = 1.0  # pixels at 128 px
+HESSIAN_GAIN = 9.0e3  # 16-bit units per unit of sqrt |det H| (gray in [0, 1], 128 px)
 KEYPOINT3D_SIGMA = 1.5  # pixels, at 128 px
 SKY = np.array([0.82, 0.88, 0.97])
+# Reshading: a point light at the camera, fixed albedo, with distance
+# falloff. Fitted on the real sample point_202_view_5 (R^2 0.95 in log
+# space): reshading ~ 2.3 (n.v)^0.88 / d^1.18, d the Euclidean distance in
+# metres; we keep Lambert's n.v and the fitted gain and falloff.
+RESHADE_GAIN, RESHADE_FALLOFF = 2.3, 1.18
+# Screen-space ambient occlusion: neighbours within these pixel radii (at
+# 128 px) in 8 directions; a neighbour above the tangent plane and within
+# AO_RANGE metres occludes. AO_STRENGTH scales the darkening of creases.
+AO_RADII, AO_RANGE, AO_STRENGTH = (2, 5, 10), 1.0, 1.6
 
 
 def _pattern(texture: str, p: np.ndarray, n: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -102,14 +119,24 @@ def render(room: Room, location: np.ndarray, rot: np.ndarray, fov: float, size: 
     zbuf = np.where(valid, np.minimum(np.rint(t * DEPTH_UNITS), DEPTH_MAX), 65535)
     dist = np.where(valid, np.minimum(np.rint(t * ray_len * DEPTH_UNITS), DEPTH_MAX), 65535)
 
-    # shading: a few point lights and an ambient term; sky through holes
+    # shading: point lights with cast shadows and an ambient term darkened
+    # in creases (ambient occlusion); sky through holes
+    cam_pts = rays_cam * t[:, None]  # Blender camera coordinates, metres
+    ao = ambient_occlusion(cam_pts.reshape(*shape, 3), (hits.normal @ rot).reshape(*shape, 3),
+                           valid.reshape(shape)).ravel()
     albedo = _albedo(room, hits, p)
-    light = np.full(len(d), 0.35)
+    light = 0.35 * ao
+    lit = np.flatnonzero(valid)
+    start = p[lit] + 1e-3 * hits.normal[lit]  # off the surface: no self-shadowing
     for lp in room.lights:
         to_l = lp - p
         dist_l = np.linalg.norm(to_l, axis=1) + 1e-9
         lam = np.maximum(np.einsum("ij,ij->i", hits.normal, to_l) / dist_l, 0)
-        light += 0.8 * lam / (1 + 0.05 * dist_l**2) / len(room.lights) * 2
+        facing = lit[lam[lit] > 0]
+        blocked = np.zeros(len(d), bool)
+        blocked[facing] = occluded(lp, start[np.searchsorted(lit, facing)], room)
+        light = light + np.where(blocked, 0.0, 0.8 * lam / (1 + 0.05 * dist_l**2)
+                                 / len(room.lights) * 2)
     rgb = np.where(valid[:, None], albedo * light[:, None], SKY)
     rgb = np.clip(rgb + rng.normal(0, 0.01, rgb.shape), 0, 1).reshape(*shape, 3)
     rgb8 = np.rint(rgb * 255).astype(np.uint8)
@@ -117,20 +144,26 @@ def render(room: Room, location: np.ndarray, rot: np.ndarray, fov: float, size: 
     # normals in the dataset's camera frame: (x, -y, -z) of Blender's camera axes
     n_cam = hits.normal @ rot * np.array([1.0, -1.0, -1.0])
     normal8 = np.where(valid[:, None], np.rint((n_cam + 1) / 2 * 255), 128).astype(np.uint8)
-    # reshading: one light at the camera, fixed albedo
+    # reshading: one light at the camera, fixed albedo, distance falloff and
+    # ambient occlusion (so it is not a function of the normals alone)
     view_dir = -d / np.linalg.norm(d, axis=1, keepdims=True)
-    reshade = np.where(valid, np.clip(np.einsum("ij,ij->i", hits.normal, view_dir), 0, 1), 0)
+    lambert = np.clip(np.einsum("ij,ij->i", hits.normal, view_dir), 0, 1)
+    falloff = RESHADE_GAIN / np.maximum(t * ray_len, 0.1) ** RESHADE_FALLOFF
+    reshade = np.where(valid, np.clip(lambert * falloff * ao, 0, 1), 0)
     reshade8 = np.rint(reshade * 255).astype(np.uint8).reshape(shape)
     curv = np.where(valid[:, None], np.clip(np.rint(127 + hits.k * CURVATURE_UNITS), 1, 255), 0)
     curv8 = np.concatenate([curv, np.zeros((len(d), 1))], 1).astype(np.uint8)
 
-    # edges and keypoints (scikit-image operators)
+    # edges and keypoints (scikit-image operators), at the scene scale of a
+    # 128 px image: scales in pixels and responses per pixel follow the size
     gray = rgb.mean(-1)
-    texture_edges = filters.sobel(filters.gaussian(gray, sigma=1.0))
+    scale = size / 128
+    texture_edges = filters.sobel(filters.gaussian(gray, sigma=scale)) * scale
     metres = np.where(valid, t * ray_len, np.nan).reshape(shape)
     filled = np.where(np.isnan(metres), np.nanmax(metres) if valid.any() else 1.0, metres)
     occl = filters.sobel(np.log(np.maximum(filled, 1e-3)))
-    harris = np.maximum(feature.corner_harris(gray, sigma=1.0), 0)
+    blobs = np.sqrt(np.abs(feature.hessian_matrix_det(gray, sigma=HESSIAN_SIGMA * scale,
+                                                      approximate=False))) * scale**2
     kp3 = _corner_splats(corners, location, rot, fov, size, metres)
 
     # segmentations: SLIC clusters of RGB, and of RGB + depth + normals,
@@ -158,7 +191,7 @@ def render(room: Room, location: np.ndarray, rot: np.ndarray, fov: float, size: 
         "principal_curvature": _png(curv8.reshape(*shape, 3)),
         "edge_texture": _png(_u16(texture_edges * TEXTURE_GAIN)),
         "edge_occlusion": _png(_u16(occl * OCCLUSION_GAIN)),
-        "keypoints2d": _png(_u16(harris * HARRIS_GAIN)),
+        "keypoints2d": _png(_u16(blobs * HESSIAN_GAIN)),
         "keypoints3d": _png(_u16(kp3 * 0.8 * 65535)),
         "segment_unsup2d": _png((seg2d % 256).astype(np.uint8)),
         "segment_unsup25d": _png((seg25d % 256).astype(np.uint8)),
@@ -166,6 +199,43 @@ def render(room: Room, location: np.ndarray, rot: np.ndarray, fov: float, size: 
     }
     files.update(_class_files(room, hits.label, rng))
     return files, {"valid_fraction": float(valid.mean())}
+
+
+def ambient_occlusion(points: np.ndarray, normals: np.ndarray, valid: np.ndarray
+                      ) -> np.ndarray:
+    """Screen-space ambient occlusion in [0, 1] (1 = open), (S, S).
+
+    Args:
+        points: (S, S, 3) hit points in camera coordinates, metres.
+        normals: (S, S, 3) unit normals in the same frame, facing the camera.
+        valid: (S, S) bool, False where no geometry was hit.
+
+    A neighbour q of p (at the radii ``AO_RADII`` in 8 directions) occludes
+    p when it lies above p's tangent plane: the occlusion is the cosine
+    between n_p and q - p (minus a small bias), weighted down with the
+    distance |q - p| / ``AO_RANGE``; AO is 1 minus the mean occlusion.
+    """
+    size = points.shape[0]
+    pad = int(np.ceil(max(AO_RADII) * size / 128))
+    # channels first, float32: each neighbour costs a few passes over S x S
+    pp = np.pad(np.moveaxis(points, -1, 0).astype(np.float32), ((0, 0), (pad, pad), (pad, pad)),
+                mode="edge")
+    vp = np.pad(valid, pad, mode="constant")
+    p0 = pp[:, pad:pad + size, pad:pad + size]
+    n = np.moveaxis(normals, -1, 0).astype(np.float32)
+    total = np.zeros((size, size), np.float32)
+    samples = 0
+    for radius in AO_RADII:
+        r = max(1, int(round(radius * size / 128)))
+        for angle in np.arange(8) * np.pi / 4:
+            dy, dx = int(round(r * np.sin(angle))), int(round(r * np.cos(angle)))
+            v = pp[:, pad + dy:pad + dy + size, pad + dx:pad + dx + size] - p0
+            dist2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2] + 1e-12
+            cos = (n[0] * v[0] + n[1] * v[1] + n[2] * v[2]) / np.sqrt(dist2)
+            occ = np.maximum(cos - 0.1, 0) / (1 + dist2 / AO_RANGE**2)
+            total += np.where(vp[pad + dy:pad + dy + size, pad + dx:pad + dx + size], occ, 0)
+            samples += 1
+    return np.where(valid, np.clip(1 - AO_STRENGTH * total / samples, 0, 1), 1.0)
 
 
 def _upsample(labels: np.ndarray, step: int) -> np.ndarray:

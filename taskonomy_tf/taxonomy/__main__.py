@@ -110,8 +110,10 @@ def cmd_bootstrap(a) -> None:
     budgets = parse_budgets(a.budgets) if a.budgets else []
     r = bootstrap(loss_matrices(a.losses), budgets, a.max_order, a.resamples, a.confidence,
                   a.seed)
-    print(f"{r.resamples} resamples, {r.confidence:.0%} intervals of "
-          f"{len(r.affinity)} affinities")
+    print(f"{r.resamples} resamples of the test images and {r.replicates} readout "
+          f"replicate(s), {r.confidence:.0%} intervals of {len(r.affinity)} affinities")
+    for k, v in r.contrasts.items():
+        print(f"cluster contrast {k}: {v['value']:.2f} [{v['low']:.2f}, {v['high']:.2f}]")
     for b in budgets:
         roots = ", ".join(f"{t} {share:.0%}" for t, share in r.roots[b].items())
         print(f"budget {b:g}: supervised in {roots}")

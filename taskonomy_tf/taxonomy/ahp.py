@@ -83,3 +83,10 @@ def consistency_ratio(w: np.ndarray) -> float:
         return float("nan")
     lam = _principal(ratio)[1]
     return float(((lam - n) / (n - 1)) / _RANDOM_INDEX[min(n, len(_RANDOM_INDEX)) - 1])
+
+
+def ahp_scores(losses: np.ndarray) -> np.ndarray:
+    """AHP affinities of candidates from their (n, images) per-image losses:
+    ``ahp(win_rates(losses))``, a module-level function so it can be sent
+    to worker processes (the transfer grid ranks a beam's sources with it)."""
+    return ahp(win_rates(losses))

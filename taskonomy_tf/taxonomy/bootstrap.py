@@ -1,12 +1,17 @@
-"""Bootstrap uncertainty of affinities and of the chosen dictionary.
+"""Uncertainty of affinities and of the chosen dictionary: over test images
+and readout retraining.
 
-Test images are resampled with replacement (the same draw for every
-target when they share their test images, as a grid's do), and win rates,
-AHP and the integer program are recomputed on each resample. The result
-gives every first-order and higher-order affinity a percentile interval,
-and, per budget, how often each task is a root and each transfer is chosen
-across resamples: a choice made in nearly every resample is stable; one
-made in half is a coin toss between near-equal options.
+Each resample draws the test images with replacement (the same draw for
+every target when they share their test images, as a grid's do) *and* the
+readout replicate seeds with replacement (the same draw for every target:
+replicate r of every target is trained with the same seed). Per-image
+losses are averaged over the drawn replicates, then win rates, AHP and the
+integer program are recomputed. The result gives every affinity and every
+cluster contrast a percentile interval, and, per budget, how often each
+task is a root and each transfer is chosen across resamples: a choice made
+in nearly every resample is stable; one made in half is a coin toss
+between near-equal options. With one replicate (or identical replicates)
+only the images vary.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import dataclasses
 import numpy as np
 
 from taskonomy_tf.taxonomy.bip import TaxonomyError, build_instance, solve_instance
+from taskonomy_tf.taxonomy.compare import cluster_contrasts
 from taskonomy_tf.taxonomy.losses import tables_from_matrices
 
 
@@ -24,9 +30,12 @@ class BootstrapResult:
     """Attributes:
         affinity: (sources, target) -> {"value", "low", "high"} (full data,
             and the percentile interval).
+        contrasts: "A->A / B->A" -> {"value", "low", "high"} (see
+            ``compare.cluster_contrasts``).
         roots: budget -> task -> share of resamples where it is supervised.
         transfers: budget -> "target<-a+b" -> share of resamples choosing it.
         solved: budget -> share of resamples with a feasible, optimal program.
+        replicates: readout replicates resampled (1: images only).
     """
 
     resamples: int
@@ -35,11 +44,15 @@ class BootstrapResult:
     roots: dict
     transfers: dict
     solved: dict
+    contrasts: dict = dataclasses.field(default_factory=dict)
+    replicates: int = 1
 
     def to_json(self) -> dict:
-        return {"schema_version": 1, "resamples": self.resamples, "confidence": self.confidence,
+        return {"schema_version": 2, "resamples": self.resamples, "confidence": self.confidence,
+                "replicates": self.replicates,
                 "affinity": [{"sources": list(s), "target": t, **v}
                              for (s, t), v in self.affinity.items()],
+                "contrasts": self.contrasts,
                 "roots": {str(b): v for b, v in self.roots.items()},
                 "transfers": {str(b): v for b, v in self.transfers.items()},
                 "solved": {str(b): v for b, v in self.solved.items()}}
@@ -65,14 +78,20 @@ def _solve_counts(table, budgets, max_order, counts, solved, unused):
                 counts["transfers"][b][key] = counts["transfers"][b].get(key, 0) + 1
 
 
+def _as_replicates(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, np.float64)
+    return m[:, None, :] if m.ndim == 2 else m
+
+
 def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
               resamples: int = 200, confidence: float = 0.95, seed: int = 0,
               unused=()) -> BootstrapResult:
-    """Bootstraps a grid's losses.
+    """Bootstraps a grid's losses over test images and readout replicates.
 
     Args:
-        matrices: target -> (candidates, image ids, (n, images) losses), as
-            ``losses.loss_matrices`` returns.
+        matrices: target -> (candidates, image ids, seeds, (n, R, images)
+            losses), as ``losses.loss_matrices`` returns (or, without
+            replicates, (candidates, image ids, (n, images) losses)).
         budgets: budgets to re-solve the dictionary at on every resample.
         resamples: number of bootstrap resamples.
         confidence: coverage of the percentile intervals.
@@ -81,27 +100,43 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     if resamples < 2:
         raise ValueError(f"resamples must be >= 2, got {resamples}")
     rng = np.random.default_rng(seed)
-    full = tables_from_matrices({t: (c, m) for t, (c, _, m) in matrices.items()})["affinities"]
+    rng_replicates = np.random.default_rng([seed, 1])  # its own stream: see below
+    mats = {t: (v[0], v[1], _as_replicates(v[-1])) for t, v in matrices.items()}
+    full = tables_from_matrices({t: (c, m) for t, (c, _, m) in mats.items()})["affinities"]
     values: dict = {(r.sources, r.target): [] for r in full.records}
+    contrast_full = cluster_contrasts(full)
+    contrast_values: dict = {k: [] for k in contrast_full}
     counts = {"roots": {b: {} for b in budgets}, "transfers": {b: {} for b in budgets}}
     solved = {b: 0 for b in budgets}
+    replicates = {m.shape[1] for _, _, m in mats.values()}
     for _ in range(resamples):
-        draws: dict = {}
-        mats = {}
-        for t, (c, ids, m) in matrices.items():
-            key = tuple(ids)
-            if key not in draws:  # targets sharing test images share the draw
-                draws[key] = rng.integers(0, len(ids), len(ids))
-            mats[t] = (c, m[:, draws[key]])
-        table = tables_from_matrices(mats)["affinities"]
+        image_draws: dict = {}
+        for t, (c, ids, m) in mats.items():  # targets sharing test images share the draw
+            if tuple(ids) not in image_draws:
+                image_draws[tuple(ids)] = rng.integers(0, len(ids), len(ids))
+        # from a stream of their own: with identical replicates (or one), every
+        # resample is exactly the images-only resample of the same seed
+        seed_draws = {r: rng_replicates.integers(0, r, r) for r in sorted(replicates)}
+        drawn = {}
+        for t, (c, ids, m) in mats.items():
+            sub = m[:, seed_draws[m.shape[1]]][:, :, image_draws[tuple(ids)]]
+            drawn[t] = (c, sub.mean(1))
+        table = tables_from_matrices(drawn)["affinities"]
         for r in table.records:
             values[(r.sources, r.target)].append(r.value)
+        for k, v in cluster_contrasts(table).items():
+            contrast_values.setdefault(k, []).append(v)
         if budgets:
             _solve_counts(table, budgets, max_order, counts, solved, unused)
     tail = (1 - confidence) / 2 * 100
-    affinity = {k: {"value": full.get(k[0], k[1]),
-                    "low": float(np.percentile(v, tail)),
-                    "high": float(np.percentile(v, 100 - tail))} for k, v in values.items()}
+
+    def interval(value, v):
+        return {"value": value, "low": float(np.percentile(v, tail)),
+                "high": float(np.percentile(v, 100 - tail))}
+
+    affinity = {k: interval(full.get(k[0], k[1]), v) for k, v in values.items()}
+    contrasts = {k: interval(contrast_full[k], v) for k, v in contrast_values.items()
+                 if k in contrast_full and v}
 
     def share(d):
         return {b: dict(sorted(((k, n / resamples) for k, n in v.items()),
@@ -109,4 +144,5 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
 
     return BootstrapResult(resamples, confidence, affinity, share(counts["roots"]),
                            share(counts["transfers"]),
-                           {b: n / resamples for b, n in solved.items()})
+                           {b: n / resamples for b, n in solved.items()}, contrasts,
+                           max(replicates))

@@ -12,7 +12,7 @@ import numpy as np
 
 from taskonomy_tf.taxonomy.table import TransferTable
 
-BASELINES = ("self", "pixels", "random")
+BASELINES = ("self", "pixels", "random", "constant")
 
 
 def _canonical(name: str) -> str:
@@ -76,3 +76,20 @@ def cluster_means(table: TransferTable) -> dict[tuple[str, str], float]:
             key = (cs.value if cs else "other", ct.value if ct else "other")
             sums.setdefault(key, []).append(value)
     return {k: float(np.mean(v)) for k, v in sums.items()}
+
+
+def cluster_contrasts(table: TransferTable) -> dict[str, float]:
+    """How much more a cluster's tasks transfer among themselves than from
+    another cluster: for clusters A and B, mean affinity A -> A over mean
+    affinity B -> A (key ``"A->A / B->A"``), for every pair present (A
+    with at least two tasks). The paper's 16k affinities on z-depth,
+    normals, reshading (3D) and edges, 2D keypoints, autoencoding (2D) give
+    3D->3D / 2D->3D = 4.6 and 2D->2D / 3D->2D = 38."""
+    means = cluster_means(table)
+    out = {}
+    for (a, b), value in sorted(means.items()):
+        if a == b and a != "other":
+            for (c, d), other in sorted(means.items()):
+                if d == a and c != a and c != "other" and other > 0:
+                    out[f"{a}->{a} / {c}->{a}"] = value / other
+    return out

@@ -1,18 +1,25 @@
 """Per-image losses table -> affinities, Quality and Gain files.
 
-The transfer step writes one tidy CSV row per (candidate, test image)::
+The transfer step writes one tidy CSV row per (candidate, test image,
+replicate seed)::
 
-    candidate,sources,target,image,loss
-    transfer,normals+reshading,depth_zbuffer,bldg/12/3,0.0412
-    self,self,depth_zbuffer,bldg/12/3,0.0300
-    pixels,pixels,depth_zbuffer,bldg/12/3,0.0833
+    candidate,sources,target,image,seed,loss
+    transfer,normals+reshading,depth_zbuffer,bldg/12/3,0,0.0412
+    transfer,normals+reshading,depth_zbuffer,bldg/12/3,1,0.0409
+    self,self,depth_zbuffer,bldg/12/3,,0.0300
+    pixels,pixels,depth_zbuffer,bldg/12/3,0,0.0833
 
 ``sources`` joins the source names with ``+``; the baselines use ``self``
-(the target's own network), ``pixels`` and ``random``. For each target, the
-candidates' win rates on the shared test images give (reference sections 5
-and 7): affinities (AHP over every candidate except ``pixels``, summing to
-1 with ``self`` included, as in the released files), Quality (win rate
-against ``self``) and Gain (win rate against ``pixels``).
+(the target's own network), ``pixels``, ``random`` and ``constant`` (the
+best input-independent prediction). ``seed`` names the readout replicate;
+candidates that are not retrained (``self``, ``constant``) leave it empty,
+and a table without the column has one replicate. Per-image losses are
+averaged over a candidate's replicates before win rates. For each target,
+the candidates' win rates on the shared test images give (reference
+sections 5 and 7): affinities (AHP over every candidate except ``pixels``
+and ``constant``, summing to 1 with ``self`` included, as in the released
+files), Quality (win rate against ``self``) and Gain (win rate against
+``pixels``).
 """
 
 from __future__ import annotations
@@ -25,18 +32,23 @@ from collections import defaultdict
 import numpy as np
 
 from taskonomy_tf.taxonomy.ahp import ahp, win_rates
-from taskonomy_tf.taxonomy.table import PIXELS, SELF, TableError, Transfer, TransferTable
+from taskonomy_tf.taxonomy.table import (CONSTANT, PIXELS, SELF, TableError, Transfer,
+                                         TransferTable)
 
 COLUMNS = ("candidate", "sources", "target", "image", "loss")
+SEED = "seed"
+REFERENCES = ((PIXELS,), (CONSTANT,))  # scored, but outside the AHP normalisation
 
 
-def read_losses(path: str | os.PathLike) -> dict[str, dict[tuple[str, ...], dict[str, float]]]:
-    """target -> sources -> image -> loss, checked row by row.
+def read_losses(path: str | os.PathLike) -> dict[str, dict[tuple[str, ...], dict]]:
+    """target -> sources -> seed -> image -> loss, checked row by row (seed
+    ``""`` for candidates that are not retrained, and for tables without a
+    ``seed`` column).
 
     Raises:
         TableError: missing columns, a bad number, or a repeated row (one line).
     """
-    out: dict = defaultdict(lambda: defaultdict(dict))
+    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     try:
         f = open(path, newline="")
     except OSError as exc:
@@ -46,7 +58,7 @@ def read_losses(path: str | os.PathLike) -> dict[str, dict[tuple[str, ...], dict
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise TableError(f"{path}: missing column(s) {', '.join(missing)}; "
-                             f"expected {','.join(COLUMNS)}")
+                             f"expected {','.join(COLUMNS[:4] + (SEED,) + COLUMNS[4:])}")
         for n, row in enumerate(reader, start=2):
             try:
                 loss = float(row["loss"])
@@ -57,7 +69,7 @@ def read_losses(path: str | os.PathLike) -> dict[str, dict[tuple[str, ...], dict
             sources = tuple(s for s in (row["sources"] or "").split("+") if s)
             if not sources or not row["target"] or not row["image"]:
                 raise TableError(f"{path}: line {n}: empty sources, target or image")
-            cell = out[row["target"]][sources]
+            cell = out[row["target"]][sources][(row.get(SEED) or "").strip()]
             if row["image"] in cell:
                 raise TableError(f"{path}: line {n}: image {row['image']!r} repeated for "
                                  f"{'+'.join(sources)} -> {row['target']}")
@@ -65,26 +77,51 @@ def read_losses(path: str | os.PathLike) -> dict[str, dict[tuple[str, ...], dict
     return out
 
 
-def loss_matrix(by_source: dict[tuple[str, ...], dict[str, float]], target: str):
-    """(candidates, images, losses (n, m)) on the images every candidate has."""
+def loss_matrix(by_source: dict[tuple[str, ...], dict], target: str):
+    """(candidates, images, seeds, losses (n, R, m)) on the images every
+    candidate has; R = the replicate seeds of the retrained candidates
+    (which must all have the same ones), over which candidates that are not
+    retrained repeat their one row.
+
+    Raises:
+        TableError: candidates on different images or different seeds.
+    """
     candidates = sorted(by_source, key=lambda s: (len(s), s))
-    images = sorted(set.intersection(*(set(v) for v in by_source.values())))
+    seed_sets = {c: sorted(by_source[c]) for c in candidates}
+    trained = {tuple(v) for v in seed_sets.values() if v != [""]}
+    if len(trained) > 1:
+        a, b = sorted(trained)[:2]
+        raise TableError(f"target {target!r}: candidates trained with different seeds "
+                         f"({','.join(a)} and {','.join(b)}); every retrained candidate "
+                         "needs the same replicate seeds")
+    seeds = list(next(iter(trained))) if trained else [""]
+    for c, v in seed_sets.items():
+        if "" in v and len(v) > 1:
+            raise TableError(f"target {target!r}: candidate {'+'.join(c)} has rows with and "
+                             "without a seed")
+    per_image = [set(images) for c in candidates for images in by_source[c].values()]
+    images = sorted(set.intersection(*per_image))
     for c in candidates:
-        if len(by_source[c]) != len(images):
-            raise TableError(f"target {target!r}: candidate {'+'.join(c)} has "
-                             f"{len(by_source[c])} test images, others share {len(images)}; "
-                             "every candidate must be evaluated on the same images")
+        for seed, cell in by_source[c].items():
+            if len(cell) != len(images):
+                raise TableError(f"target {target!r}: candidate {'+'.join(c)}"
+                                 f"{f' seed {seed}' if seed else ''} has {len(cell)} test "
+                                 f"images, others share {len(images)}; every candidate must be "
+                                 "evaluated on the same images")
     if not images:
         raise TableError(f"target {target!r}: no test image is shared by all candidates")
-    m = np.array([[by_source[c][i] for i in images] for c in candidates])
-    return candidates, images, m
+    m = np.array([[[by_source[c][s if s in by_source[c] else ""][i] for i in images]
+                   for s in seeds] for c in candidates])
+    return candidates, images, seeds, m
 
 
 def target_records(candidates, m: np.ndarray, target: str):
-    """(affinities, quality, gain) records of one target from its (n, images) losses."""
+    """(affinities, quality, gain) records of one target from its (n, images)
+    losses, or (n, R, images): then averaged over the replicates first."""
     aff, quality, gain = [], [], []
-    w = win_rates(m)
-    keep = [i for i, c in enumerate(candidates) if c != (PIXELS,)]
+    m = np.asarray(m)
+    w = win_rates(m.mean(1) if m.ndim == 3 else m)
+    keep = [i for i, c in enumerate(candidates) if c not in REFERENCES]
     weights = ahp(w[np.ix_(keep, keep)])
     for k, i in enumerate(keep):
         aff.append(Transfer(candidates[i], target, float(weights[k])))
@@ -100,7 +137,7 @@ def target_records(candidates, m: np.ndarray, target: str):
 def tables_from_matrices(matrices: dict[str, tuple], meta: dict | None = None
                          ) -> dict[str, TransferTable]:
     """``affinities``, ``wins_vs_task``, ``wins_vs_pixels`` from target ->
-    (candidates, (n, images) losses)."""
+    (candidates, (n, images) or (n, R, images) losses)."""
     aff, quality, gain = [], [], []
     for target in sorted(matrices):
         a, q, g = target_records(*matrices[target], target)
@@ -118,12 +155,12 @@ def tables_from_matrices(matrices: dict[str, tuple], meta: dict | None = None
 
 
 def loss_matrices(path: str | os.PathLike) -> dict[str, tuple]:
-    """target -> (candidates, image ids, (n, images) losses) of a losses CSV."""
+    """target -> (candidates, image ids, seeds, (n, R, images) losses) of a losses CSV."""
     losses = read_losses(path)
     return {t: loss_matrix(losses[t], t) for t in sorted(losses)}
 
 
 def tables_from_losses(path: str | os.PathLike) -> dict[str, TransferTable]:
     """Reads a losses CSV; returns ``affinities``, ``wins_vs_task``, ``wins_vs_pixels``."""
-    mats = {t: (c, m) for t, (c, _, m) in loss_matrices(path).items()}
+    mats = {t: (c, m) for t, (c, _, _, m) in loss_matrices(path).items()}
     return tables_from_matrices(mats, {"losses_table": str(path)})

@@ -6,7 +6,8 @@ The format of ``../shared/data/taskonomy_results/`` (the published results)::
      "records": [{"sources": ["rgb2sfnorm"], "target": "reshade", "value": 0.01}, ...]}
 
 ``self`` (the target's fully supervised network), ``pixels`` (trained from
-pixels on the same data) and ``random`` are special sources. Loading checks
+pixels on the same data), ``random`` and ``constant`` (the best
+input-independent prediction) are special sources. Loading checks
 every record and fails with one line naming the bad record.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Iterable
 
 SCHEMA_VERSION = 1
-SELF, PIXELS = "self", "pixels"
+SELF, PIXELS, CONSTANT = "self", "pixels", "constant"
 
 
 class TableError(ValueError):

@@ -19,20 +19,31 @@ class TrainConfig:
     to whole epochs) and ``epochs`` are alternatives; with neither, ``epochs``
     defaults to 4 of ``steps_per_epoch`` (one pass over the training split).
     The resumable state is saved at the end of every epoch: a smaller
-    ``steps_per_epoch`` gives finer resume points.
+    ``steps_per_epoch`` gives finer resume points. ``schedule`` is
+    ``cosine`` (linear warm-up over ``warmup``, a fraction of the steps,
+    then cosine decay to 1%) or ``constant``; ``steps_per_execution`` runs
+    that many steps per call into the compiled graph (batch-level callbacks
+    then see every N-th step). ``validation_freq``: validate every N epochs;
+    0 validates once, after training (``metrics.json``'s ``final``).
+    ``tensorboard``: write TensorBoard logs to ``logs/``.
     """
 
     task: str = "edges"
     data: str | None = None
     encoder: str = "small"
     decoder: str | None = None
-    image_size: int = 128
+    image_size: int = 64
     batch_size: int = 32
     steps: int | None = None
     epochs: int | None = None
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
+    validation_freq: int = 1
+    tensorboard: bool = True
     learning_rate: float | None = None
+    schedule: str = "cosine"
+    warmup: float = 0.05
+    steps_per_execution: int = 1
     clipnorm: float | None = None
     precision: str = "auto"
     strategy: str = "auto"

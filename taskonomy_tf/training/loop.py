@@ -2,8 +2,15 @@
 
 The workdir receives ``config.json``, ``checkpoints/`` (weights per epoch),
 ``backup/`` (the resumable state while a run is unfinished), ``logs/``
-(TensorBoard), ``metrics.json`` (per epoch, plus the untrained network's
-validation loss), ``model.keras`` and ``encoder.keras``.
+(TensorBoard), ``metrics.json`` (per epoch; the constant baseline and the
+final network, both as mean per-image validation loss, and their ratio),
+``model.keras`` and ``encoder.keras``.
+
+The network starts from the task's best constant prediction, fitted on the
+training split (``models.constant``, stored in the model as its
+``OutputPrior``), and learns the residual; the learning rate warms up
+linearly over the first ``warmup`` of the steps, then follows a cosine
+decay to 1% (``TrainConfig.schedule``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from taskonomy_tf.models import build_task_model, compile_task_model, get_encode
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.callbacks import MetricsJson, NanGuard, TrainingError
 from taskonomy_tf.training.config import TrainConfig
+from taskonomy_tf.training.evaluate import constant_loss, fit_constant, mean_loss
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -125,6 +133,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                          augment=config.augment, **kw)
     val = (make_dataset(data, spec, split=val_split, cache=config.cache, shuffle=False,
                         augment=False, **kw) if val_split else None)
+    # the constant baseline, on a shuffled sample of the training split
+    prior, n_prior = fit_constant(spec, make_dataset(data, spec, split=train_split,
+                                                     augment=False, **kw))
 
     chief = _is_chief(strategy)
     out = workdir if chief else workdir / f".worker-{os.getpid()}"
@@ -138,14 +149,16 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         with strategy.scope():
-            model = build_task_model(spec, config.encoder, config.image_size, config.decoder)
-            compile_task_model(model, spec, config.resolved_lr(), config.clipnorm)
+            model = build_task_model(spec, config.encoder, config.image_size, config.decoder,
+                                     prior=prior)
+            compile_task_model(model, spec, learning_rate(config, epochs * per_epoch),
+                               config.clipnorm, steps_per_execution=config.steps_per_execution)
         metrics_cb = MetricsJson(out / "metrics.json", {"task": spec.name})
-        if val is not None and not (out / "metrics.json").exists():
-            untrained = model.evaluate(val, steps=config.validation_steps, verbose=0,
-                                       return_dict=True)
-            metrics_cb.write({"epochs": [], "task": spec.name,
-                              "untrained": {f"val_{k}": float(v) for k, v in untrained.items()}})
+        if not (out / "metrics.json").exists():
+            baseline = {"train_examples": n_prior, "split": train_split}
+            if val is not None:
+                baseline["val_loss"] = constant_loss(spec, prior, val)
+            metrics_cb.write({"epochs": [], "task": spec.name, "constant": baseline})
         callbacks = [
             NanGuard(str(out / "checkpoints")),
             *(callbacks or []),
@@ -154,15 +167,24 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq="epoch"),
             keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
                                             save_weights_only=True),
-            keras.callbacks.TensorBoard(str(out / "logs")),
+            *([keras.callbacks.TensorBoard(str(out / "logs"))] if config.tensorboard else []),
             metrics_cb,
         ]
         (out / "checkpoints").mkdir(exist_ok=True)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _build_for_multi_worker(model, strategy, train)
-        model.fit(train, epochs=epochs, steps_per_epoch=per_epoch, validation_data=val,
-                  validation_steps=config.validation_steps, callbacks=callbacks,
+        model.fit(train, epochs=epochs, steps_per_epoch=per_epoch,
+                  validation_data=val if config.validation_freq else None,
+                  validation_steps=config.validation_steps,
+                  validation_freq=max(1, config.validation_freq), callbacks=callbacks,
                   verbose=config.verbose, shuffle=False)
+        if val is not None:
+            data_ = json.loads((out / "metrics.json").read_text())
+            final = mean_loss(spec, model, val)
+            data_["final"] = {"val_loss": final,
+                              "ratio_to_constant": final / max(data_["constant"]["val_loss"],
+                                                               1e-12)}
+            metrics_cb.write(data_)
         model.save(out / "model.keras")
         get_encoder(model).save(out / "encoder.keras")
     finally:
@@ -172,6 +194,21 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     result = json.loads((workdir / "metrics.json").read_text()) if chief else {}
     result["steps"] = int(model.optimizer.iterations.numpy())
     return result
+
+
+def learning_rate(config: TrainConfig, total_steps: int):
+    """The optimizer's learning rate: a float (``schedule="constant"``) or a
+    linear warm-up from a tenth of the rate over ``warmup`` of the steps,
+    then a cosine decay to 1% at the last step (``schedule="cosine"``)."""
+    lr = config.resolved_lr()
+    if config.schedule == "constant":
+        return lr
+    if config.schedule != "cosine":
+        raise ValueError(f"schedule {config.schedule!r}: expected cosine or constant")
+    warmup = int(round(config.warmup * total_steps))
+    return keras.optimizers.schedules.CosineDecay(
+        lr / 10, max(1, total_steps - warmup), alpha=0.01, warmup_target=lr,
+        warmup_steps=warmup)
 
 
 def _build_for_multi_worker(model, strategy, dataset) -> None:

@@ -1,16 +1,19 @@
 """Transfer commands.
 
     python -m taskonomy_tf.transfer run --target TASK --sources A[,B...] --models DIR
-        [--data DIR] [--transfer-images N] [--steps S] [--cache DIR] [--json OUT]
+        [--data DIR] [--transfer-images N] [--steps S] [--seeds R] [--seed N]
+        [--cache DIR] [--json OUT]
     python -m taskonomy_tf.transfer grid --tasks A,B,... --models DIR --out DIR
-        [--data DIR] [--max-order K] [--transfer-images N] [--steps S]
-        [--shard I/N] [--backend local|ray] [--workers W] [--ray-address ADDR]
-        [--prefilter K --estimate FILE]
+        [--data DIR] [--max-order K] [--transfer-images N] [--steps S] [--seeds R]
+        [--seed N] [--shard I/N] [--backend local|ray] [--workers W]
+        [--ray-address ADDR] [--prefilter K --estimate FILE]
 
 ``--models DIR`` holds one training workdir per task (``DIR/<task>``, as
 ``python -m taskonomy_tf.train --workdir`` writes); ``--data`` defaults to
 the embedded dataset. ``--sources pixels`` or ``random`` runs that
-baseline. Errors in the input print one line and exit with status 2.
+baseline. Every candidate is trained ``--seeds`` times (readout replicates;
+the grid trains all of a target's readouts as one program). Errors in the
+input print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
-
-import numpy as np
 
 from taskonomy_tf.cli_errors import report_error
 
@@ -53,28 +55,33 @@ def _data(path: str | None) -> Path:
 
 
 def cmd_run(a) -> None:
-    from taskonomy_tf.transfer.grid import PIXELS, RANDOM, Job, random_encoder, run_job
-    from taskonomy_tf.transfer.schedule import model_image_size, model_workdirs
+    from taskonomy_tf.transfer.cache import FeatureCache
+    from taskonomy_tf.transfer.grid import PIXELS, RANDOM, random_encoder
+    from taskonomy_tf.transfer.runner import replicate_seeds, run_candidates
+    from taskonomy_tf.transfer.schedule import (model_architecture, model_image_size,
+                                                model_workdirs)
 
-    sources = _list(a.sources)
+    sources = tuple(s if s in (PIXELS, RANDOM) else _canonical(s) for s in _list(a.sources))
+    target = _canonical(a.target)
     trained = [s for s in sources if s not in (PIXELS, RANDOM)]
     workdirs = model_workdirs(a.models, trained) if trained else {}
-    size = a.image_size or (model_image_size(next(iter(workdirs.values()))) if workdirs else 128)
+    first = next(iter(workdirs.values()), None)
+    size = a.image_size or (model_image_size(first) if first else 128)
     out = Path(a.cache)
-    (out / "jobs").mkdir(parents=True, exist_ok=True)
     if RANDOM in sources:
-        workdirs[RANDOM] = random_encoder(out, size)
-    job = Job(_canonical(a.target), tuple(s if s in (PIXELS, RANDOM) else _canonical(s)
-                                          for s in sources))
-    run_job(job, workdirs, _data(a.data), out, image_size=size, n_images=a.transfer_images,
-            batch_size=a.batch_size,
-            steps=a.steps)
-    record = json.loads((out / "jobs" / f"{job.name}.json").read_text())
-    losses = np.array(record["losses"])
-    print(f"{job.name}: mean test loss {losses.mean():.5g} over {len(losses)} images "
-          f"({record['seconds']:.1f} s)")
+        workdirs[RANDOM] = random_encoder(out, size, a.seed,
+                                          model_architecture(first) if first else "small")
+    start = time.perf_counter()
+    losses = run_candidates(target, [sources], workdirs, _data(a.data), FeatureCache(out),
+                            image_size=size, n_images=a.transfer_images, steps=a.steps,
+                            batch_size=a.batch_size, learning_rate=a.learning_rate,
+                            seeds=replicate_seeds(a.seed, a.seeds), references=False)[sources]
+    name = f"{target}__{'+'.join(sources)}"
+    print(f"{name}: mean test loss {losses.mean():.5g} over {losses.shape[1]} images and "
+          f"{len(losses)} replicate(s) ({time.perf_counter() - start:.1f} s)")
     if a.json:
-        Path(a.json).write_text(json.dumps(record))
+        Path(a.json).write_text(json.dumps({"target": target, "sources": list(sources),
+                                            "losses": losses.tolist()}))
 
 
 def _canonical(task: str) -> str:
@@ -84,7 +91,7 @@ def _canonical(task: str) -> str:
 
 
 def cmd_grid(a) -> None:
-    from taskonomy_tf.taxonomy import ahp, win_rates
+    from taskonomy_tf.taxonomy.ahp import ahp_scores
     from taskonomy_tf.transfer.schedule import run_grid
 
     prefilter = None
@@ -98,12 +105,15 @@ def cmd_grid(a) -> None:
         for t in table.targets:
             ranked = sorted(table.for_target(t), key=lambda r: (-r.value, r.sources))
             prefilter[t] = [r.sources[0] for r in ranked if r.order == 1][:a.prefilter]
+    from taskonomy_tf.transfer.runner import replicate_seeds
+
     result = run_grid(_list(a.tasks), a.models, _data(a.data), a.out, max_order=a.max_order,
                       prefilter=prefilter, train_split=a.transfer_split,
-                      batch_size=a.batch_size,
+                      batch_size=a.batch_size, learning_rate=a.learning_rate,
+                      seeds=replicate_seeds(a.seed, a.seeds),
                       n_images=a.transfer_images, steps=a.steps, image_size=a.image_size,
                       shard_spec=_shard(a.shard), backend=a.backend, ray_address=a.ray_address,
-                      workers=a.workers, score=lambda losses: ahp(win_rates(losses)))
+                      workers=a.workers, score=ahp_scores)
     print(f"ran {len(result.ran)} job(s); {result.pending} of the grid not finished")
     if prefilter:
         report = json.loads((Path(a.out) / "prefilter.json").read_text())
@@ -127,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="training images per transfer (paper: 16k, and 1k)")
     common.add_argument("--steps", type=int, default=200, help="readout training steps")
     common.add_argument("--image-size", type=int, help="default: the networks' own")
-    common.add_argument("--batch-size", type=int, default=32)
+    common.add_argument("--batch-size", type=int, default=16)
+    common.add_argument("--learning-rate", type=float, default=1e-2)
+    common.add_argument("--seeds", type=int, default=3,
+                        help="readout replicates per candidate (default 3)")
+    common.add_argument("--seed", type=int, default=0, help="the run's seed")
     r = sub.add_parser("run", parents=[common], help="one transfer")
     r.add_argument("--target", required=True)
     r.add_argument("--sources", required=True, help="comma-separated; or pixels, random")

@@ -1,16 +1,18 @@
 """A grid of transfers as idempotent jobs, and the losses table.
 
-Each job (one target and one candidate: a source set, or the ``self``,
-``pixels`` or ``random`` baseline) writes ``jobs/<target>__<sources>.json``
-atomically when it finishes, and ``grid.log`` gets a ``finished`` line;
+A job is one target at one order: every candidate of that order (first
+order: each other task, plus the ``random`` and ``pixels`` baselines and
+the deterministic ``self`` and ``constant`` references; order k > 1: the
+beam's k-subsets), each trained with every replicate seed, all in one
+fused program (:mod:`.fused`). A job writes ``jobs/<target>__order<k>.json``
+atomically when it finishes and ``grid.log`` gets a ``finished`` line;
 running the grid again skips finished jobs and redoes the rest, so a crash
 or a kill loses at most the jobs in flight. ``--shard I/N`` takes every
-N-th job, so a job array can split the grid with no overlap. Higher orders
-come from a beam over the first-order results (:func:`beam_jobs`), so they
-can be listed only once every first-order job of their target is done. The
-losses table (``losses.csv``: candidate, sources, target, image, loss) is
-assembled from the finished jobs, in job order, for
-``python -m taskonomy_tf.taxonomy affinities``.
+N-th job. A target's higher orders come from a beam over its own
+first-order results (:func:`beam_candidates`), so they wait only for that
+target's first-order job. The losses table (``losses.csv``: candidate,
+sources, target, image, seed, loss) is assembled from the finished jobs,
+in job order, for ``python -m taskonomy_tf.taxonomy affinities``.
 """
 
 from __future__ import annotations
@@ -28,38 +30,44 @@ import numpy as np
 from taskonomy_tf.tasks import get_task
 from tfrecords_tools.writer import write_json_atomic
 
-SELF, PIXELS, RANDOM = "self", "pixels", "random"
-BASELINES = (SELF, PIXELS, RANDOM)
+SELF, PIXELS, RANDOM, CONSTANT = "self", "pixels", "random", "constant"
+BASELINES = (SELF, PIXELS, RANDOM, CONSTANT)
+DETERMINISTIC = (SELF, CONSTANT)  # scored once, not retrained per seed
 # Beam widths per order, from the released 16k data (reference section 4):
 # orders 2 and 3 combine the top 5 first-order sources, order 4 the top 6;
 # every order above gets one candidate, the top-k sources.
 BEAM = {2: 5, 3: 5, 4: 6}
+JOB_SCHEMA = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
+    """All candidates of one order for one target."""
+
     target: str
-    sources: tuple[str, ...]
+    order: int
 
     @property
     def name(self) -> str:
-        return f"{self.target}__{'+'.join(self.sources)}"
-
-    @property
-    def kind(self) -> str:
-        """``transfer`` or the baseline's name (the losses table's candidate column)."""
-        return self.sources[0] if self.sources[0] in BASELINES else "transfer"
+        return f"{self.target}__order{self.order}"
 
 
-def first_order_jobs(tasks: list[str], baselines: bool = True) -> list[Job]:
-    """Every ordered (source, target) pair, plus the three baselines per target."""
+def kind_of(sources: tuple[str, ...]) -> str:
+    """``transfer`` or the baseline's name (the losses table's candidate column)."""
+    return sources[0] if sources[0] in BASELINES else "transfer"
+
+
+def first_order_jobs(tasks: list[str]) -> list[Job]:
+    """One first-order job per target."""
+    return [Job(get_task(t).name, 1) for t in tasks]
+
+
+def first_order_candidates(target: str, tasks: list[str], baselines: bool = True
+                           ) -> list[tuple[str, ...]]:
+    """Every other task as a source, plus ``random`` and ``pixels``."""
     names = [get_task(t).name for t in tasks]
-    jobs = []
-    for target in names:
-        if baselines:
-            jobs += [Job(target, (b,)) for b in BASELINES]
-        jobs += [Job(target, (s,)) for s in names if s != target]
-    return jobs
+    out = [(s,) for s in names if s != target]
+    return out + ([(RANDOM,), (PIXELS,)] if baselines else [])
 
 
 def tournament_scores(losses: np.ndarray) -> np.ndarray:
@@ -88,45 +96,39 @@ def rank_sources(losses: dict[str, np.ndarray], score=None) -> list[str]:
     return [names[i] for i in sorted(range(len(names)), key=lambda i: (-scores[i], names[i]))]
 
 
-def beam_jobs(target: str, ranked: list[str], max_order: int, beam: dict[int, int] | None = None
-              ) -> list[Job]:
-    """Higher-order candidates for ``target`` from its ranked first-order sources.
+def beam_candidates(ranked: list[str], order: int, beam: dict[int, int] | None = None
+                    ) -> list[tuple[str, ...]]:
+    """The order-k candidates of a target from its ranked first-order sources.
 
     Order k <= max(beam): every k-subset of the top ``beam[k]``; above that,
     one candidate (the top k). Sources are kept in rank order.
     """
     beam = BEAM if beam is None else beam
-    jobs = []
-    for k in range(2, min(max_order, len(ranked)) + 1):
-        if k in beam:
-            jobs += [Job(target, c) for c in itertools.combinations(ranked[:beam[k]], k)]
-        else:
-            jobs.append(Job(target, tuple(ranked[:k])))
-    return jobs
+    if order > len(ranked):
+        return []
+    if order in beam:
+        return list(itertools.combinations(ranked[:beam[order]], order))
+    return [tuple(ranked[:order])]
 
 
-def higher_order_jobs(tasks: list[str], out, max_order: int, beam=None, score=None,
-                      prefilter: dict[str, list[str]] | None = None) -> list[Job]:
-    """Beam jobs of every target whose first-order jobs are all finished.
+def ranked_sources(out, target: str, score=None, keep: list[str] | None = None) -> list[str]:
+    """A target's first-order sources ranked on its finished order-1 job
+    (losses averaged over replicates; baselines left out).
 
     Raises:
-        FileNotFoundError: some first-order job is not finished (named).
+        FileNotFoundError: the target's first-order job is not finished.
     """
-    jobs, pairs = [], first_order_jobs(tasks, baselines=False)
-    for target in (get_task(t).name for t in tasks):
-        firsts = [j for j in pairs if j.target == target]
-        if prefilter and target in prefilter:
-            firsts = [j for j in firsts if j.sources[0] in prefilter[target]]
-        missing = [j.name for j in firsts if not job_path(out, j).exists()]
-        if missing:
-            raise FileNotFoundError(f"higher orders need every first-order job; "
-                                    f"{len(missing)} not finished, e.g. {missing[0]}")
-        losses = {j.sources[0]: np.array(read_job(out, j)["losses"]) for j in firsts}
-        jobs += beam_jobs(target, rank_sources(losses, score), max_order, beam)
-    return jobs
+    job = Job(target, 1)
+    if not job_path(out, job).exists():
+        raise FileNotFoundError(f"higher orders of {target!r} need its first-order job "
+                                f"({job.name}), not finished")
+    losses = {c["sources"][0]: np.mean(c["losses"], axis=0)
+              for c in read_job(out, job)["candidates"]
+              if c["kind"] == "transfer" and (keep is None or c["sources"][0] in keep)}
+    return rank_sources(losses, score)
 
 
-def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
+def shard(jobs: list, index: int, count: int) -> list:
     """The ``index``-th of ``count`` disjoint parts (0-based), round robin."""
     if not 0 <= index < count:
         raise ValueError(f"--shard {index}/{count}: expected 0 <= I < N")
@@ -141,19 +143,21 @@ def read_job(out, job: Job) -> dict:
     return json.loads(job_path(out, job).read_text())
 
 
-def random_encoder(root: Path, image_size: int, seed: int = 0) -> Path:
-    """A Gaussian-initialised, never trained encoder saved once as a workdir."""
+def random_encoder(root: Path, image_size: int, seed: int = 0, architecture: str = "small"
+                   ) -> Path:
+    """A Gaussian-initialised, never trained encoder of ``architecture``
+    (the sources' own: the paper's baseline), saved once as a workdir."""
     import keras
 
     from taskonomy_tf.models import build_encoder
 
-    workdir = Path(root) / f"random-{image_size}-{seed}"
+    workdir = Path(root) / f"random-{architecture}-{image_size}-{seed}"
     path = workdir / "encoder.keras"
     if not path.exists():
         keras.utils.set_random_seed(seed)
         workdir.mkdir(parents=True, exist_ok=True)
         tmp = workdir / f".tmp-{os.getpid()}.keras"
-        build_encoder("small", image_size).save(tmp)
+        build_encoder(architecture, image_size).save(tmp)
         os.replace(tmp, path)
     return workdir
 
@@ -163,38 +167,53 @@ def _log(out, line: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {os.getpid()} {line}\n")
 
 
-def run_job(job: Job, workdirs: dict, data, out, image_size: int = 128, **options) -> str:
+def job_candidates(job: Job, tasks: list[str], out, beam=None, score=None,
+                   prefilter: dict[str, list[str]] | None = None) -> list[tuple[str, ...]]:
+    """The trained candidates of a job (``prefilter``: target -> the sources
+    worth training; the baselines always run)."""
+    keep = (prefilter or {}).get(job.target)
+    if job.order == 1:
+        return [c for c in first_order_candidates(job.target, tasks)
+                if keep is None or c[0] in BASELINES or c[0] in keep]
+    return beam_candidates(ranked_sources(out, job.target, score, keep), job.order, beam)
+
+
+def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), beam=None,
+            score=None, prefilter=None, **options) -> str:
     """Runs one job and writes its result atomically; returns its name.
 
     ``workdirs`` maps task names to trained networks' workdirs (and
     ``random`` to :func:`random_encoder`'s); ``options`` go to
-    :func:`~taskonomy_tf.transfer.run_transfer`.
+    :func:`~taskonomy_tf.transfer.runner.run_candidates`.
     """
     from taskonomy_tf.transfer.cache import FeatureCache
-    from taskonomy_tf.transfer.runner import pixels_transfer, run_transfer, self_losses
+    from taskonomy_tf.transfer.runner import run_candidates
 
     job_path(out, job).parent.mkdir(parents=True, exist_ok=True)
     _log(out, f"started {job.name}")
     start = time.perf_counter()
-    if job.kind == SELF:
-        losses = self_losses(job.target, workdirs[job.target], data, image_size,
-                             options.get("test_split", "test"))
-    elif job.kind == PIXELS:
-        losses = pixels_transfer(job.target, data, image_size, **options).losses
-    else:
-        dirs = {s: workdirs[s] for s in job.sources}
-        losses = run_transfer(job.target, dirs, data, FeatureCache(Path(out) / "cache"),
-                              image_size=image_size, **options).losses
-    record = {"target": job.target, "sources": list(job.sources), "kind": job.kind,
-              "seconds": round(time.perf_counter() - start, 3),
-              "losses": [float(v) for v in losses]}
+    candidates = job_candidates(job, tasks, out, beam, score, prefilter)
+    results = run_candidates(job.target, candidates, workdirs, data,
+                             FeatureCache(Path(out) / "cache"), seeds=list(seeds),
+                             references=job.order == 1, **options)
+    record = {"schema_version": JOB_SCHEMA, "target": job.target, "order": job.order,
+              "seeds": [int(s) for s in seeds],
+              "seconds": round(time.perf_counter() - start, 3), "candidates": [
+                  {"kind": kind_of(c), "sources": list(c),
+                   "losses": np.atleast_2d(v).round(7).tolist()}
+                  for c, v in results.items()]}
     write_json_atomic(job_path(out, job), record)
     _log(out, f"finished {job.name}")
     return job.name
 
 
 def write_losses_table(jobs: list[Job], out: str | os.PathLike, split: str = "test") -> Path:
-    """``losses.csv`` from the finished jobs (unfinished ones are named)."""
+    """``losses.csv`` from the finished jobs (unfinished ones are named).
+
+    One row per candidate, test image and replicate seed; ``self`` and
+    ``constant`` are not retrained, and have one row per image with an
+    empty seed.
+    """
     out = Path(out)
     missing = [j.name for j in jobs if not job_path(out, j).exists()]
     if missing:
@@ -203,10 +222,15 @@ def write_losses_table(jobs: list[Job], out: str | os.PathLike, split: str = "te
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["candidate", "sources", "target", "image", "loss"])
+        w.writerow(["candidate", "sources", "target", "image", "seed", "loss"])
         for job in jobs:
-            sources = "+".join(job.sources)
-            for i, loss in enumerate(read_job(out, job)["losses"]):
-                w.writerow([job.kind, sources, job.target, f"{split}:{i}", repr(float(loss))])
+            record = read_job(out, job)
+            for c in record["candidates"]:
+                sources = "+".join(c["sources"])
+                seeds = [""] if c["kind"] in DETERMINISTIC else record["seeds"]
+                for seed, row in zip(seeds, c["losses"]):
+                    for i, loss in enumerate(row):
+                        w.writerow([c["kind"], sources, job.target, f"{split}:{i}", seed,
+                                    repr(float(loss))])
     os.replace(tmp, path)
     return path

@@ -1,72 +1,296 @@
-"""The transfer function: frozen source codes -> the target's prediction.
+"""The transfer readouts of one target, built and trained as one program.
 
-As the reference describes the released transfer networks (section 4):
-the source representations, concatenated along channels for higher
-orders, pass an input normalisation (BatchNorm), two parallel streams of
-two 3x3 convolutions with BN and ReLU (8 x order channels each), a
-concatenation and a BatchNorm, then the target's own decoder kind, built
-from scratch. The frozen encoders are not part of this model: it trains on
-cached codes, so no encoder weight or BatchNorm statistic can change.
+A *candidate* is what a readout reads: one or more frozen sources' codes
+(concatenated along channels, as the paper's higher orders), or ``pixels``
+(the image, through a small side encoder trained with the readout). Each
+candidate is trained ``len(seeds)`` times: replicate r has its own
+initialisation and its own order of the transfer images, so the spread of
+the replicates is the readout's retraining noise. All (replicate,
+candidate) heads of a target form one Keras model (``fused``); a model of
+one head is one separate transfer, and gives the same losses.
+
+Every head starts at the target's best constant prediction on the
+transfer images (its ``OutputPrior``) and learns the residual, so a source
+that carries nothing about the target ends near the ``constant``
+candidate, not below it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops, saving
 
-from taskonomy_tf.models.decoders import conv_decoder, fc_head
-from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, REPRESENTATION_STRIDE
+from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
+from taskonomy_tf.models.losses import LOSSES
 from taskonomy_tf.tasks import TaskSpec, get_task
+from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
+
+PIXELS = "pixels"
 
 
-def pixels_front(image_size: int, code_size: int) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The ``pixels`` baseline's small side encoder, trained from scratch.
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """One readout: ``sources`` (task names, or ``("pixels",)``) and its seed."""
 
-    As the original ``..._pix_only`` transfer (reference section 4): the
-    image is resized to 4x the code side (64 px for 16x16 codes), passes a
-    3x3 convolution, then a stride-4 convolution down to the code grid with
-    the representation's 8 channels.
+    sources: tuple[str, ...]
+    replicate: int
+    seed: int
+
+
+def plan_heads(candidates: list[tuple[str, ...]], seeds: list[int]) -> list[Head]:
+    """Every (replicate, candidate) head, replicate-major; a head's seed is
+    derived from the replicate's seed and the candidate, so adding a
+    candidate never changes another's initialisation."""
+    import zlib
+
+    return [Head(tuple(c), r, zlib.crc32(f"{seed}:{'+'.join(c)}".encode()) & 0xFFFFF)
+            for r, seed in enumerate(seeds) for c in candidates]
+
+
+def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str],
+                   image_size: int, prior: np.ndarray | None = None) -> keras.Model:
+    """The fused model of ``heads`` for one target.
+
+    Args:
+        heads: from :func:`plan_heads`; heads are grouped by order into blocks.
+        sources: the code sources, in the order of the ``codes`` input.
+        image_size: the images' side (the codes' side is ``image_size /
+            code_stride``).
+        prior: the target's constant prediction, one example's shape.
+
+    Inputs (a dict):
+        ``codes``: (B, R, K, c, c, 8) float32, replicate r's batch of the K
+            sources' codes (when there are sources); ``images``: (B, R, S,
+            S, 3) in [-1, 1], only when a head reads ``pixels``.
 
     Returns:
-        (image input (S, S, 3) float32 in [-1, 1], codes (c, c, 8)).
-    """
-    image = keras.Input((image_size, image_size, 3), name="image")
-    x = layers.Resizing(4 * code_size, 4 * code_size, name="side_resize")(image)
-    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="side_conv")(x)
-    x = layers.Conv2D(REPRESENTATION_CHANNELS, 4, strides=4, name="side_down")(x)
-    return image, x
-
-
-def build_transfer_model(target: str | TaskSpec, order: int, code_size: int,
-                         preset: str = "small", pixels_image_size: int | None = None
-                         ) -> keras.Model:
-    """Readout for ``order`` concatenated codes of (code_size, code_size, 8).
-
-    With ``pixels_image_size``, the input is the image instead and the codes
-    come from :func:`pixels_front` (the ``pixels`` baseline; ``order`` 1).
+        A model whose output is (B, S', S', H, C) for dense targets and
+        (B, H, C) for vector ones: every head's prediction.
 
     Raises:
-        ValueError: multi-view targets (their transfers need per-view codes;
-            not supported yet).
+        ValueError: a multi-view target (per-view codes: not supported yet),
+            or a head reading a source not in ``sources``.
     """
     spec = get_task(target)
     if spec.views > 1:
         raise ValueError(f"transfers into multi-view task {spec.name!r} are not supported yet")
-    width = REPRESENTATION_CHANNELS * order
-    if pixels_image_size:
-        inputs, codes = pixels_front(pixels_image_size, code_size)
-    else:
-        inputs = codes = keras.Input((code_size, code_size, width), name="codes")
-    x = layers.BatchNormalization(name="input_norm")(codes)
-    streams = []
-    for s in range(2):
-        y = x
-        for i in range(2):
-            y = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"stream{s}_conv{i}")(y)
-            y = layers.BatchNormalization(name=f"stream{s}_bn{i}")(y)
-            y = layers.ReLU(name=f"stream{s}_relu{i}")(y)
-        streams.append(y)
-    x = layers.BatchNormalization(name="merge_bn")(layers.Concatenate(name="merge")(streams))
-    out = (conv_decoder(x, spec, preset, REPRESENTATION_STRIDE) if spec.is_dense
-           else fc_head(x, spec, preset))
-    return keras.Model(inputs, {spec.name: out}, name=f"transfer_to_{spec.name}")
+    stride = code_stride(image_size)
+    side = image_size // stride
+    replicates = max(h.replicate for h in heads) + 1
+    uses_pixels = any(h.sources == (PIXELS,) for h in heads)
+    slots = list(sources) + ([PIXELS] if uses_pixels else [])
+    for h in heads:
+        missing = [s for s in h.sources if s not in slots]
+        if missing:
+            raise ValueError(f"head {'+'.join(h.sources)}: no codes for {', '.join(missing)}")
+    inputs, parts = {}, []
+    if sources:
+        inputs["codes"] = keras.Input((replicates, len(sources), side, side,
+                                       REPRESENTATION_CHANNELS), name="codes")
+        parts.append(inputs["codes"])
+    if uses_pixels:
+        images = keras.Input((replicates, image_size, image_size, 3), name="images")
+        inputs["images"] = images
+        pixel_seeds = [next(h.seed for h in heads if h.replicate == r and h.sources == (PIXELS,))
+                       for r in range(replicates)]
+        per_seed = layers.Lambda(lambda t: ops.reshape(ops.transpose(t, (0, 2, 3, 1, 4)),
+                                                       (-1, image_size, image_size,
+                                                        3 * replicates)),
+                                 name="pixels_stack")(images)
+        side_codes = pixels_front(per_seed, pixel_seeds, side)  # (B, c, c, R * 8)
+        side_codes = layers.Lambda(
+            lambda t: ops.transpose(ops.reshape(t, (-1, side, side, replicates, 1,
+                                                    REPRESENTATION_CHANNELS)), (0, 3, 4, 1, 2, 5)),
+            name="pixels_codes")(side_codes)
+        parts.append(side_codes)
+    codes = parts[0] if len(parts) == 1 else layers.Concatenate(axis=2, name="slots_in")(parts)
+    flat = layers.Reshape((replicates * len(slots), side, side, REPRESENTATION_CHANNELS),
+                          name="slots")(codes)
+    outputs, built = [], []
+    for order in sorted({len(h.sources) for h in heads}):
+        block = [i for i, h in enumerate(heads) if len(h.sources) == order]
+        plan = np.array([heads[i].replicate * len(slots) + slots.index(s)
+                         for i in block for s in heads[i].sources], np.int32)
+        x = gather_heads(flat, plan, name=f"order{order}_inputs")
+        outputs.append(readout_block(x, spec, [heads[i].seed for i in block], stride,
+                                     f"order{order}"))
+        built += block
+    out = outputs[0] if len(outputs) == 1 else layers.Concatenate(axis=-2, name="heads")(outputs)
+    if built != sorted(built):  # blocks follow the orders: back to the heads' order
+        back = np.argsort(built).astype(np.int32)
+        out = layers.Lambda(lambda t: ops.take(t, ops.convert_to_tensor(back), axis=-2),
+                            name="heads_in_order")(out)
+    out = HeadPrior(spec.output_shape(image_size), prior, name="prior")(out)
+    return keras.Model(inputs, out, name=f"readouts_{spec.name}")
+
+
+@saving.register_keras_serializable(package="taskonomy_tf")
+class HeadPrior(layers.Layer):
+    """Adds the target's constant prediction to every head's output.
+
+    Input (B, ..., H, C) residuals; the prior has one example's shape
+    ((S, S, C) or (C,)) and broadcasts over the heads. Non-trainable.
+
+    Args:
+        shape: one example's output shape.
+        value: the prior (zeros when omitted).
+    """
+
+    def __init__(self, shape, value=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.prior_shape = tuple(int(s) for s in shape)
+        self._initial = None if value is None else np.asarray(value, "float32")
+
+    def build(self, input_shape):
+        initial = self._initial
+        self.prior = self.add_weight(
+            shape=self.prior_shape, trainable=False, name="prior",
+            initializer=(lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype))
+            if initial is not None else "zeros")
+
+    def call(self, x):
+        return ops.cast(x, "float32") + ops.expand_dims(self.prior, -2)
+
+    def get_config(self):
+        return {**super().get_config(), "shape": self.prior_shape}
+
+
+@saving.register_keras_serializable(package="taskonomy_tf")
+class HeadsLoss(keras.losses.Loss):
+    """The sum over heads of each head's task loss on its replicate's batch.
+
+    ``y_true`` packs targets and weights: (B, ..., R, C + 1), the last
+    channel being the sample weight (dense: per pixel; vector: per sample);
+    ``y_pred`` is (B, ..., H, C), head h reading replicate ``replicates[h]``.
+    Each head's term is the registered loss (``TaskSpec.loss``) exactly as a
+    lone readout computes it, so the gradient of every head is its own.
+
+    Args:
+        kind: a key of ``LOSSES``.
+        replicates: the replicate index of each head.
+    """
+
+    def __init__(self, kind: str, replicates, name: str | None = None, **kwargs):
+        kwargs.pop("reduction", None)
+        super().__init__(name=name or f"heads_{kind}", reduction="sum", **kwargs)
+        self.kind = kind
+        self.replicates = [int(r) for r in replicates]
+        self.fn = LOSSES.get(kind)
+
+    def call(self, y_true, y_pred):
+        # every head's (target, prediction) pair, heads first: (H, B, ..., C)
+        packed = ops.take(ops.cast(y_true, "float32"),
+                          ops.convert_to_tensor(self.replicates, "int32"), axis=-2)
+        packed = ops.moveaxis(packed, -2, 0)
+        pred = ops.moveaxis(ops.cast(y_pred, "float32"), -2, 0)
+        per_head = ops.vectorized_map(lambda a: self.fn(a[0][..., :-1], a[1], a[0][..., -1]),
+                                      (packed, pred))
+        return ops.sum(per_head)
+
+    def get_config(self):
+        return {"kind": self.kind, "replicates": self.replicates, "name": self.name}
+
+
+def pack_targets(y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(N, ..., C) targets and (N, ...) weights -> (N, ..., C + 1) float32."""
+    y = np.asarray(y, np.float32)
+    w = np.asarray(w, np.float32)
+    while w.ndim < y.ndim:
+        w = w[..., None]
+    return np.concatenate([y, np.broadcast_to(w, y.shape[:-1] + (1,))], -1)
+
+
+@dataclasses.dataclass
+class ReadoutArrays:
+    """One split's inputs and targets for a target's readouts.
+
+    Attributes:
+        codes: (N, K, c, c, 8) float32, the K sources' codes of each image.
+        y, w: (N, ...) targets and weights (``make_dataset``'s).
+        images: (N, S, S, 3) float32 in [-1, 1], when ``pixels`` is read.
+    """
+
+    codes: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    images: np.ndarray | None = None
+
+
+def batch_order(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
+    """(steps, batch_size) image indices: a fresh permutation of the n
+    images per epoch (whole batches only), drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    per_epoch = n // batch_size
+    epochs = -(-steps // per_epoch)
+    order = np.concatenate([rng.permutation(n)[:per_epoch * batch_size] for _ in range(epochs)])
+    return order[:steps * batch_size].reshape(steps, batch_size)
+
+
+def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str],
+                   train: ReadoutArrays, test: ReadoutArrays, image_size: int,
+                   prior: np.ndarray, data_seeds: list[int], steps: int = 300,
+                   batch_size: int = 16, learning_rate: float = 5e-3,
+                   steps_per_execution: int = 10) -> np.ndarray:
+    """Trains every head together; returns each head's per-image test losses.
+
+    Replicate r's heads see the batches of ``batch_order(..., data_seeds[r])``;
+    the learning rate warms up over 5% of the steps, then follows a cosine
+    decay to 1% (Adam).
+
+    Returns:
+        (H, N_test) float64: the target's loss (``TaskSpec.loss``, masked as
+        in training) of every head on every test image.
+    """
+    import tensorflow as tf
+
+    from taskonomy_tf.training.evaluate import per_image_losses
+
+    spec = get_task(target)
+    replicates = len(data_seeds)
+    batch_size = min(batch_size, len(train.y))
+    keras.utils.set_random_seed(data_seeds[0])  # dropout; weights come from the heads' seeds
+    model = build_readouts(spec, heads, sources, image_size, prior)
+    warmup = max(1, steps // 20)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate / 10, max(1, steps - warmup), alpha=0.01,
+        warmup_target=learning_rate, warmup_steps=warmup)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=HeadsLoss(spec.loss, [h.replicate for h in heads]),
+                  steps_per_execution=min(steps_per_execution, steps))
+    order = np.stack([batch_order(len(train.y), steps, batch_size, s) for s in data_seeds], 1)
+    packed = pack_targets(train.y, train.w)
+    arrays = {"y": packed}
+    if sources:
+        arrays["codes"] = train.codes
+    pixels = any(h.sources == (PIXELS,) for h in heads)
+    if pixels:
+        arrays["images"] = train.images
+
+    def gather(idx):  # idx (R, B) -> one step's inputs, replicate axis after the batch
+        out = {k: tf.transpose(tf.gather(v, idx), [1, 0] + list(range(2, v.ndim + 1)))
+               for k, v in consts.items()}
+        y = out.pop("y")  # (B, R, ..., C + 1) -> (B, ..., R, C + 1)
+        rank = y.shape.rank
+        return out, tf.transpose(y, [0] + list(range(2, rank - 1)) + [1, rank - 1])
+
+    consts = {k: tf.constant(v) for k, v in arrays.items()}
+    ds = tf.data.Dataset.from_tensor_slices(order).map(gather).prefetch(2)
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    losses = []
+    for start in range(0, len(test.y), 64):
+        sl = slice(start, start + 64)
+        feed = {"codes": np.repeat(test.codes[sl, None], replicates, 1)} if sources else {}
+        if pixels:
+            feed["images"] = np.repeat(test.images[sl, None], replicates, 1)
+        pred = np.asarray(model.predict_on_batch(feed))  # (b, ..., H, C)
+        pred = np.moveaxis(pred, -2, 1)  # (b, H, ..., C)
+        b, h = pred.shape[:2]
+        y = np.repeat(test.y[sl, None], h, 1).reshape(b * h, *test.y.shape[1:])
+        w = np.repeat(test.w[sl, None], h, 1).reshape(b * h, *test.w.shape[1:])
+        losses.append(per_image_losses(spec, y, pred.reshape(b * h, *pred.shape[2:]), w)
+                      .reshape(b, h))
+    return np.concatenate(losses).T

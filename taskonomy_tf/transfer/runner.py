@@ -1,17 +1,21 @@
-"""``run_transfer``: train one transfer function on cached codes, return
-every test image's loss.
+"""Running a target's transfers: codes and labels in, per-image losses out.
 
-First and higher order alike: the codes of the given sources are
-concatenated along channels. The sources are the workdirs of trained task
-networks (their ``encoder.keras``). The images of the transfer split are
-the first ``n_images`` records of ``train_split`` (the paper used 16k,
-and 1k for its small-data taxonomy), evaluated on ``test_split``.
+``run_candidates`` trains every readout of one target (each candidate,
+each replicate seed) as one fused program on cached codes, and scores them
+on the test split together with the two deterministic references:
+
+* ``self``: the target's own, fully supervised network;
+* ``constant``: the best input-independent prediction, fitted on the
+  transfer images (the floor: a readout starts there).
+
+The images of the transfer split are the first ``n_images`` records of
+``train_split`` (the paper used 16k, and 1k for its small-data taxonomy),
+evaluated on every record of ``test_split``, in record order.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from pathlib import Path
 
@@ -19,16 +23,19 @@ import keras
 import numpy as np
 
 from taskonomy_tf.data import make_dataset
-from taskonomy_tf.models.losses import LOSSES, TaskLoss
-from taskonomy_tf.models.encoders import REPRESENTATION_STRIDE
+from taskonomy_tf.models.constant import best_constant
 from taskonomy_tf.tasks import get_task
+from taskonomy_tf.training.evaluate import per_image_losses, split_arrays
 from taskonomy_tf.transfer.cache import FeatureCache
-from taskonomy_tf.transfer.readout import build_transfer_model
+from taskonomy_tf.transfer.readout import (PIXELS, ReadoutArrays, plan_heads,
+                                           train_readouts)
+
+SELF, CONSTANT = "self", "constant"
 
 
 @dataclasses.dataclass
 class TransferResult:
-    """Per-image test losses of one transfer, in the test split's record order."""
+    """Per-image test losses of one transfer (one replicate), in record order."""
 
     target: str
     sources: tuple[str, ...]
@@ -36,123 +43,103 @@ class TransferResult:
     image_ids: list[str]
 
 
-@functools.lru_cache(maxsize=8)
-def load_split(data, target, split, image_size, limit=None, images=False):
-    """(labels, weights[, images]) of a split's first ``limit`` examples, in record order.
+def replicate_seeds(seed: int, replicates: int) -> list[int]:
+    """The seeds of a run's readout replicates (run seed 0, 3 replicates:
+    0, 1, 2; run seed 1: 1000, 1001, 1002): disjoint across run seeds."""
+    return [seed * 1000 + r for r in range(replicates)]
 
-    Kept for the process's next jobs (a grid's jobs share targets); the
-    arrays are read-only so no caller can change the cached copy.
-    """
+
+def _arrays(data, target: str, split: str, image_size: int, limit: int | None, images: bool):
     ds = make_dataset(data, target, split=split, batch_size=64, image_size=image_size,
                       shuffle=False, augment=False)
-    if limit:
-        ds = ds.unbatch().take(limit).batch(64)
-    xs, ys, ws = [], [], []
-    for x, y, w in ds:
-        ys.append(np.asarray(y[target]))
-        ws.append(np.asarray(w[target]))
-        if images:
-            xs.append(np.asarray(x))
-    out = [np.concatenate(ys), np.concatenate(ws)] + ([np.concatenate(xs)] if images else [])
-    for a in out:
-        a.setflags(write=False)
-    return tuple(out)
+    return split_arrays(ds, target, limit, images=images)
 
 
-def _codes(cache, workdirs, data, split, image_size, limit=None):
-    codes = [cache.features(Path(w) / "encoder.keras", data, split, image_size, limit)
-             for w in workdirs]
-    return np.concatenate(codes, axis=-1)
+def _codes(cache: FeatureCache, workdirs: dict, sources: list[str], data, split: str,
+           image_size: int, limit: int | None) -> np.ndarray | None:
+    """(N, K, c, c, 8): the K sources' cached codes of a split's images
+    (``None`` without sources)."""
+    if not sources:
+        return None
+    return np.stack([cache.features(Path(workdirs[s]) / "encoder.keras", data, split,
+                                    image_size, limit) for s in sources], 1)
 
 
-def _fit_and_score(model, spec, train, test, steps, batch_size, learning_rate, seed=0):
-    """Trains ``model`` for ``steps`` batches of ``train`` = (x, y, w); per-image
-    losses on ``test``.
+def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dict, data,
+                   cache: FeatureCache, image_size: int = 128, n_images: int = 1000,
+                   train_split: str = "train", test_split: str = "test", steps: int = 200,
+                   batch_size: int = 16, learning_rate: float = 1e-2, seeds=(0,),
+                   references: bool = True) -> dict[tuple[str, ...], np.ndarray]:
+    """Trains every candidate's readouts for ``target`` in one program.
 
-    Whole batches only, and prediction in eager mode: one traced train step
-    per transfer (each extra trace costs seconds, more than a small
-    transfer's training).
+    Args:
+        candidates: source sets (task names as in ``workdirs``, ``random``),
+            or ``("pixels",)``.
+        workdirs: task -> training workdir (its ``encoder.keras``; the
+            target's ``model.keras`` for ``self``).
+        seeds: one per replicate: its initialisation and batch order.
+        references: also score ``self`` and ``constant``.
+
+    Returns:
+        candidate -> (R, N_test) float64 losses for trained candidates,
+        (N_test,) for ``("self",)`` and ``("constant",)``.
     """
-    import tensorflow as tf
-
-    (x_train, y_train, w_train), (x_test, y_test, w_test) = train, test
-    batch_size = min(batch_size, len(x_train))
-    ds = (tf.data.Dataset.from_tensor_slices((x_train, {spec.name: y_train},
-                                              {spec.name: w_train}))
-          .shuffle(len(x_train), seed=seed).repeat()
-          .batch(batch_size, drop_remainder=True))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss={spec.name: TaskLoss(spec.loss)})
-    model.optimizer.build(model.trainable_variables)
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # ds shuffles
-    pred = np.concatenate([np.asarray(model(x_test[i:i + 64], training=False)[spec.name])
-                           for i in range(0, len(x_test), 64)])
-    return per_image_losses(spec, y_test, pred, w_test)
-
-
-def per_image_losses(spec, y, pred, w) -> np.ndarray:
-    """The target's loss (``TaskSpec.loss``, masked as in training) per image, float64.
-
-    The registered loss is applied to each image as a batch of one, inside one
-    traced ``tf.map_fn`` (a Python loop of eager calls costs ~2 ms per image).
-    """
-    return np.asarray(_per_image_fn(spec.loss)(y, np.asarray(pred, "float32"), w), "float64")
-
-
-@functools.lru_cache(maxsize=None)
-def _per_image_fn(kind: str):
-    import tensorflow as tf
-
-    fn = LOSSES.get(kind)
-
-    @tf.function(reduce_retracing=True)
-    def each(y, p, w):
-        return tf.map_fn(lambda a: tf.cast(fn(a[0][None], a[1][None], a[2][None]), tf.float32),
-                         (y, p, w), fn_output_signature=tf.float32)
-
-    return each
+    spec = get_task(target)
+    seeds = [int(s) for s in seeds]
+    sources = sorted({s for c in candidates for s in c if s != PIXELS})
+    pixels = any(c == (PIXELS,) for c in candidates)
+    y, w, *x = _arrays(data, spec.name, train_split, image_size, n_images, pixels)
+    yt, wt, *xt = _arrays(data, spec.name, test_split, image_size, None, pixels)
+    prior = best_constant(spec.loss, y, w, spec.channels)
+    out: dict[tuple[str, ...], np.ndarray] = {}
+    if candidates:
+        train = ReadoutArrays(_codes(cache, workdirs, sources, data, train_split, image_size,
+                                     n_images), y, w, x[0] if pixels else None)
+        test = ReadoutArrays(_codes(cache, workdirs, sources, data, test_split, image_size,
+                                    None), yt, wt, xt[0] if pixels else None)
+        heads = plan_heads([tuple(c) for c in candidates], seeds)
+        losses = train_readouts(spec, heads, sources, train, test, image_size, prior, seeds,
+                                steps=steps, batch_size=batch_size,
+                                learning_rate=learning_rate)
+        for c in candidates:
+            rows = [i for i, h in enumerate(heads) if h.sources == tuple(c)]
+            out[tuple(c)] = losses[rows]
+    if references:
+        const = np.broadcast_to(prior, yt.shape).astype(np.float32)
+        out[(CONSTANT,)] = per_image_losses(spec, yt, const, wt)
+        out[(SELF,)] = self_losses(spec.name, workdirs[spec.name], data, image_size, test_split)
+    return out
 
 
-def run_transfer(target: str, sources: dict[str, str | os.PathLike], data: str | os.PathLike,
-                 cache: FeatureCache, image_size: int = 128, n_images: int = 1000,
-                 train_split: str = "train", test_split: str = "test", steps: int = 200,
-                 batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0
-                 ) -> TransferResult:
-    """Trains the readout from ``sources`` (task -> workdir) to ``target``.
+def run_transfer(target: str, sources: dict[str, str | os.PathLike], data, cache: FeatureCache,
+                 image_size: int = 128, n_images: int = 1000, train_split: str = "train",
+                 test_split: str = "test", steps: int = 200, batch_size: int = 16,
+                 learning_rate: float = 1e-2, seed: int = 0) -> TransferResult:
+    """One transfer readout from ``sources`` (task -> workdir) into ``target``.
 
     Returns:
         The target loss of every test image (``TaskSpec.loss``, masked as in
         training), for win rates and the taxonomy.
     """
-    spec = get_task(target)
     names = tuple(get_task(s).name for s in sources)
-    dirs = list(sources.values())
-    x_train = _codes(cache, dirs, data, train_split, image_size, n_images)
-    train = (x_train, *load_split(data, spec.name, train_split, image_size, len(x_train)))
-    test = (_codes(cache, dirs, data, test_split, image_size),
-            *load_split(data, spec.name, test_split, image_size))
-    keras.utils.set_random_seed(seed)  # after the codes: loading encoders draws numbers
-    model = build_transfer_model(spec, len(dirs), x_train.shape[1])
-    losses = _fit_and_score(model, spec, train, test, steps, batch_size, learning_rate, seed)
-    return TransferResult(spec.name, names, losses,
+    workdirs = dict(zip(names, sources.values()))
+    losses = run_candidates(target, [names], workdirs, data, cache, image_size, n_images,
+                            train_split, test_split, steps, batch_size, learning_rate, [seed],
+                            references=False)[names][0]
+    return TransferResult(get_task(target).name, names, losses,
                           [f"{test_split}:{i}" for i in range(len(losses))])
 
 
-def pixels_transfer(target: str, data: str | os.PathLike, image_size: int = 128,
-                    n_images: int = 1000, train_split: str = "train", test_split: str = "test",
-                    steps: int = 200, batch_size: int = 32, learning_rate: float = 1e-3,
+def pixels_transfer(target: str, data, image_size: int = 128, n_images: int = 1000,
+                    train_split: str = "train", test_split: str = "test", steps: int = 200,
+                    batch_size: int = 16, learning_rate: float = 1e-2,
                     seed: int = 0) -> TransferResult:
     """The ``pixels`` baseline: the same readout on a small side encoder
     trained from scratch on the same transfer images (no frozen source)."""
-    spec = get_task(target)
-    y, w, x = load_split(data, spec.name, train_split, image_size, n_images, images=True)
-    y_t, w_t, x_t = load_split(data, spec.name, test_split, image_size, images=True)
-    keras.utils.set_random_seed(seed)
-    model = build_transfer_model(spec, 1, image_size // REPRESENTATION_STRIDE,
-                                 pixels_image_size=image_size)
-    losses = _fit_and_score(model, spec, (x, y, w), (x_t, y_t, w_t), steps, batch_size,
-                            learning_rate, seed)
-    return TransferResult(spec.name, ("pixels",), losses,
+    losses = run_candidates(target, [(PIXELS,)], {}, data, FeatureCache(os.devnull),
+                            image_size, n_images, train_split, test_split, steps, batch_size,
+                            learning_rate, [seed], references=False)[(PIXELS,)][0]
+    return TransferResult(get_task(target).name, (PIXELS,), losses,
                           [f"{test_split}:{i}" for i in range(len(losses))])
 
 
@@ -161,10 +148,9 @@ def self_losses(target: str, workdir: str | os.PathLike, data, image_size: int =
     """Per-image test losses of the target's own fully supervised network."""
     spec = get_task(target)
     model = keras.saving.load_model(Path(workdir) / "model.keras", safe_mode=True)
-    ds = make_dataset(data, spec.name, split=test_split, batch_size=32, image_size=image_size,
+    ds = make_dataset(data, spec.name, split=test_split, batch_size=64, image_size=image_size,
                       shuffle=False, augment=False)
     out = [per_image_losses(spec, np.asarray(y[spec.name]),
-                            model.predict(x, verbose=0)[spec.name], np.asarray(w[spec.name]))
+                            model.predict_on_batch(x)[spec.name], np.asarray(w[spec.name]))
            for x, y, w in ds]
     return np.concatenate(out)
-

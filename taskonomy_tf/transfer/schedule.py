@@ -1,12 +1,12 @@
 """Running a transfer grid: local or Ray backends, sharding, resume.
 
 ``run_grid`` is the whole grid for a list of tasks: it encodes each frozen
-encoder once (the feature cache, in this process), runs the first-order
-jobs, ranks sources and runs the higher-order beam, then writes
+encoder once (the feature cache, in this process), runs one first-order
+job per target, then each target's higher-order beam, and writes
 ``losses.csv``. Every job is idempotent (see :mod:`.grid`), so calling it
 again continues where a crash or a kill left off. With a shard, it runs
-only its share; higher orders wait until every shard's first-order jobs
-are done (run the job array again).
+only its share; a higher-order job whose target's first-order job another
+shard still runs is left for the next call.
 
 The Ray backend sends the same ``run_job`` calls to a Ray cluster (one CPU
 each); the workers must see the same paths (a shared filesystem), as the
@@ -23,9 +23,8 @@ from pathlib import Path
 from taskonomy_tf.tasks import get_task
 from tfrecords_tools.writer import write_json_atomic
 from taskonomy_tf.transfer.cache import FeatureCache
-from taskonomy_tf.transfer.grid import (RANDOM, Job, first_order_jobs, higher_order_jobs,
-                                        job_path, random_encoder, run_job, shard,
-                                        write_losses_table)
+from taskonomy_tf.transfer.grid import (RANDOM, Job, first_order_jobs, job_path,
+                                        random_encoder, run_job, shard, write_losses_table)
 
 BACKENDS = ("local", "ray")
 
@@ -62,27 +61,32 @@ def model_image_size(workdir: str | os.PathLike) -> int:
     return int(json.loads((Path(workdir) / "config.json").read_text())["image_size"])
 
 
-def run_jobs(jobs: list[Job], workdirs: dict, data, out, backend: str = "local",
-             progress: bool = True, ray_address: str | None = None, workers: int = 1,
-             **options) -> list[Job]:
+def model_architecture(workdir: str | os.PathLike) -> str:
+    """The encoder architecture of a trained network (its ``config.json``)."""
+    return str(json.loads((Path(workdir) / "config.json").read_text()).get("encoder", "small"))
+
+
+def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
+             backend: str = "local", progress: bool = True, ray_address: str | None = None,
+             workers: int = 1, **options) -> list[Job]:
     """Runs the jobs not finished under ``out/jobs``; returns those it ran.
 
     Args:
-        workers: local processes running jobs side by side (``local`` only).
-            A small transfer spends most of its time building its graph in
-            Python, on one core, so two workers on two cores nearly halve
-            a grid's time.
+        workers: local processes running jobs side by side (``local`` only),
+            each with ``cores / workers`` threads.
+        options: for :func:`~taskonomy_tf.transfer.grid.run_job`.
     """
     from tqdm import tqdm
 
     todo = [j for j in jobs if not job_path(out, j).exists()]
     if not todo:
         return []
+    options = {"tasks": list(tasks), **options}
     if backend == "local" and workers > 1:
         _run_pool(todo, workdirs, data, out, progress, workers, options)
     elif backend == "local":
-        for job in tqdm(todo, desc="transfers", unit="job", disable=not progress):
-            run_job(job, workdirs, data, out, **options)
+        for job in tqdm(todo, desc="transfers", unit="target", disable=not progress):
+            run_job(job, workdirs=workdirs, data=data, out=out, **options)
     elif backend == "ray":
         _run_ray(todo, workdirs, data, out, progress, ray_address, options)
     else:
@@ -106,9 +110,10 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = [pool.submit(run_job, j, workdirs, data, out, **options) for j in todo]
+        futures = [pool.submit(run_job, j, workdirs=workdirs, data=data, out=out, **options)
+                   for j in todo]
         for f in tqdm(as_completed(futures), total=len(futures), desc="transfers",
-                      unit="job", disable=not progress):
+                      unit="target", disable=not progress):
             f.result()  # re-raises a job's error here
 
 
@@ -125,9 +130,9 @@ def _run_ray(todo, workdirs, data, out, progress, address, options):
                  configure_logging=False)
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
-        pending = [remote.remote(j, {k: str(v) for k, v in workdirs.items()}, str(data),
-                                 str(out), **options) for j in todo]
-        with tqdm(total=len(pending), desc="transfers (ray)", unit="job",
+        pending = [remote.remote(j, workdirs={k: str(v) for k, v in workdirs.items()},
+                                 data=str(data), out=str(out), **options) for j in todo]
+        with tqdm(total=len(pending), desc="transfers (ray)", unit="target",
                   disable=not progress) as bar:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
@@ -159,28 +164,28 @@ def _settings(out: Path, settings: dict) -> None:
     write_json_atomic(path, settings)
 
 
-def _apply_prefilter(jobs: list[Job], keep: dict[str, list[str]], out: Path) -> list[Job]:
-    kept = [j for j in jobs if j.kind != "transfer" or j.target not in keep
-            or j.sources[0] in keep[j.target]]
+def _prefilter_report(tasks: list[str], keep: dict[str, list[str]], out: Path) -> None:
+    names = [get_task(t).name for t in tasks]
     report = {t: {"kept": list(keep[t]),
-                  "skipped": [j.sources[0] for j in jobs if j.target == t
-                              and j.kind == "transfer" and j not in kept]} for t in keep}
+                  "skipped": [s for s in names if s != t and s not in keep[t]]} for t in keep}
     write_json_atomic(out / "prefilter.json", report)
-    return kept
 
 
 def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: int = 1000,
-             steps: int = 200, batch_size: int = 32, image_size: int | None = None,
+             steps: int = 200, batch_size: int = 16, learning_rate: float = 1e-2,
+             image_size: int | None = None, seeds=(0,),
              shard_spec: tuple[int, int] | None = None, backend: str = "local",
              ray_address: str | None = None, workers: int = 1,
              beam: dict[int, int] | None = None, score=None,
              prefilter: dict[str, list[str]] | None = None,
              train_split: str = "train", test_split: str = "test", progress: bool = True,
              ) -> GridResult:
-    """First-order grid over ``tasks`` (trained under ``models/<task>``), then
-    the higher-order beam up to ``max_order``; ``losses.csv`` once all is done.
+    """First-order jobs over ``tasks`` (trained under ``models/<task>``), then
+    each target's higher-order beam up to ``max_order``; ``losses.csv`` once
+    all is done.
 
     Args:
+        seeds: one per readout replicate (``runner.replicate_seeds``).
         shard_spec: (I, N) to run only the I-th of N parts of each order.
         score: ranks first-order sources for the beam (see ``grid.rank_sources``).
         prefilter: target -> the sources worth training (e.g. an estimator's
@@ -195,42 +200,37 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
         raise ValueError(f"--tasks: a grid needs at least 2 tasks, got {tasks}")
     workdirs = model_workdirs(models, tasks)
     image_size = image_size or model_image_size(workdirs[tasks[0]])
+    architecture = model_architecture(workdirs[tasks[0]])
+    seeds = [int(s) for s in seeds]
     options = dict(image_size=image_size, n_images=n_images, steps=steps,
-                   batch_size=batch_size, train_split=train_split, test_split=test_split)
-    _settings(out, {"tasks": tasks, "max_order": max_order, "beam": beam, **options,
+                   batch_size=batch_size, learning_rate=learning_rate,
+                   train_split=train_split, test_split=test_split)
+    _settings(out, {"tasks": tasks, "max_order": max_order, "beam": beam, "seeds": seeds,
+                    "architecture": architecture, **options,
                     **({"prefilter": prefilter} if prefilter else {})})
-    workdirs[RANDOM] = random_encoder(out, image_size)
+    if prefilter:
+        _prefilter_report(tasks, prefilter, out)
+    workdirs[RANDOM] = random_encoder(out, image_size, seeds[0], architecture)
 
     def part(jobs):
         return shard(jobs, *shard_spec) if shard_spec else jobs
 
     first = first_order_jobs(tasks)
-    if prefilter:
-        first = _apply_prefilter(first, prefilter, out)
     mine = part(first)
     cache = FeatureCache(out / "cache")
-    needed = sorted({s for j in mine if j.kind in ("transfer", RANDOM) for s in j.sources
-                     if not job_path(out, j).exists()})
-    for source in tqdm(needed, desc="encode", unit="encoder", disable=not progress):
-        enc = workdirs[source] / "encoder.keras"
-        cache.features(enc, data, train_split, image_size, n_images)
-        cache.features(enc, data, test_split, image_size)
+    if any(not job_path(out, j).exists() for j in mine):
+        for source in tqdm([*tasks, RANDOM], desc="encode", unit="encoder",
+                           disable=not progress):
+            enc = workdirs[source] / "encoder.keras"
+            cache.features(enc, data, train_split, image_size, n_images)
+            cache.features(enc, data, test_split, image_size)
     run = dict(backend=backend, progress=progress, ray_address=ray_address, workers=workers,
-               **options)
-    ran = run_jobs(mine, workdirs, data, out, **run)
-    jobs = list(first)
-    if max_order > 1:
-        try:
-            higher = higher_order_jobs(tasks, out, max_order, beam, score, prefilter)
-        except FileNotFoundError:
-            if not shard_spec:
-                raise
-            higher = None
-        if higher is None:  # other shards still run first-order jobs
-            pending = sum(not job_path(out, j).exists() for j in first)
-            return GridResult(ran, pending, None)
-        jobs += higher
-        ran += run_jobs(part(higher), workdirs, data, out, **run)
+               seeds=seeds, beam=beam, score=score, prefilter=prefilter, **options)
+    ran = run_jobs(mine, tasks, workdirs, data, out, **run)
+    higher = [Job(t, k) for k in range(2, min(max_order, len(tasks) - 1) + 1) for t in tasks]
+    ready = [j for j in part(higher) if job_path(out, Job(j.target, 1)).exists()]
+    ran += run_jobs(ready, tasks, workdirs, data, out, **run)
+    jobs = first + higher
     pending = sum(not job_path(out, j).exists() for j in jobs)
     table = write_losses_table(jobs, out, test_split) if pending == 0 else None
     return GridResult(ran, pending, table)

@@ -7,7 +7,7 @@ import numpy as np
 from taskonomy_tf.taxonomy.table import TransferTable
 from taskonomy_tf.viz.names import display_name, task_order
 
-BASELINES = ("self", "pixels", "random")
+BASELINES = ("self", "pixels", "random", "constant")
 
 
 def affinity_matrix(table: TransferTable, sources: list[str] | None = None,

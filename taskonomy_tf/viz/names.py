@@ -31,7 +31,8 @@ def cluster_of(name: str) -> Cluster | None:
     return spec.cluster if spec else None
 
 
-BASELINE_TITLES = {"self": "own network (self)", "pixels": "from pixels (pixels)"}
+BASELINE_TITLES = {"self": "own network (self)", "pixels": "from pixels (pixels)",
+                   "constant": "constant guess (constant)"}
 
 
 def display_name(name: str) -> str:

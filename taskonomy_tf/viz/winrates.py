@@ -19,7 +19,7 @@ def winrate_matrix(losses_by_source: dict[tuple[str, ...], np.ndarray], target: 
 
     Args:
         losses_by_source: candidate sources -> per-image losses on the same
-            images (``taxonomy.read_losses(path)[target]``, as arrays).
+            images (averaged over readout replicates).
 
     Returns:
         A Figure; candidates sorted by their mean win rate, best first.

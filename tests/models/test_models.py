@@ -11,19 +11,61 @@ from taskonomy_tf.models import (
     LOSSES, METRICS, TaskLoss, TaskMetric, build_encoder, build_task_model, compile_task_model,
     get_encoder,
 )
+from taskonomy_tf.models.encoders import code_stride
 from taskonomy_tf.tasks import OutputKind, get_task, list_tasks
 
 
-@pytest.mark.parametrize("name,size", [("small", 64), ("resnet50", 64)])
-def test_encoder_contract(name, size):
+@pytest.mark.parametrize("name,size,side", [("small", 64, 16), ("resnet50", 64, 16),
+                                            ("small", 32, 8), ("small", 128, 16)])
+def test_encoder_contract(name, size, side):
     enc = build_encoder(name, size)
-    assert enc.output_shape == (None, size // 16, size // 16, 8)
+    assert enc.output_shape == (None, side, side, 8)  # 16 x 16 x 8 from 64 px up
     x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
     assert float(ops.min(enc(x))) >= 0.0  # post-ReLU
     strides = [s for _, _, s in enc.feature_info]
-    assert strides == sorted(strides) and strides[-1] == 16
+    assert strides[-1] == size // side == code_stride(size)
     with pytest.raises(ValueError, match="multiple of 16"):
         build_encoder(name, 40)
+
+
+def test_code_stride_keeps_the_code_16_wide():
+    assert [code_stride(s) for s in (32, 64, 96, 128, 256, 512)] == [4, 4, 4, 8, 16, 32]
+
+
+def test_small_encoder_sees_the_whole_image():
+    """The bottom-up stages reach 4 x 4 before the top-down path returns to
+    the code's grid: a change in one corner moves codes at the opposite one."""
+    enc = build_encoder("small", 64)
+    assert min(s for _, _, s in enc.feature_info if s > 0) == 2
+    assert max(s for _, _, s in enc.feature_info) == 16  # 64 / 16 = 4 x 4 at the top
+    x = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype("float32")
+    y = x.copy()
+    y[:, :8, :8] += 3.0
+    diff = np.abs(np.asarray(enc(x)) - np.asarray(enc(y)))
+    assert diff[0, -4:, -4:].max() > 0  # far corner
+
+
+def test_layers_round_trip_and_pixel_shuffle_order():
+    from taskonomy_tf.models.layers import OutputPrior, PixelShuffle
+
+    x = np.arange(2 * 2 * 2 * 12, dtype="float32").reshape(2, 2, 2, 12)
+    out = np.asarray(PixelShuffle(2)(x))
+    assert out.shape == (2, 4, 4, 3)
+    # output pixel (2 i + a, 2 j + b) channel c = input (i, j) channel (2 a + b) * 3 + c
+    for i, j, a, b, c in [(0, 1, 1, 0, 2), (1, 1, 0, 1, 0), (1, 0, 1, 1, 1)]:
+        assert out[1, 2 * i + a, 2 * j + b, c] == x[1, i, j, (2 * a + b) * 3 + c]
+    for layer in (PixelShuffle(4), OutputPrior((3, 2))):
+        assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="shape"):
+        OutputPrior((2,), value=np.zeros(3))
+
+
+def test_an_untrained_network_predicts_its_prior():
+    prior = np.random.default_rng(0).normal(size=(32, 32, 3)).astype("float32")
+    model = build_task_model("normals", "small", 32, prior=prior)
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)["normals"]), np.stack([prior] * 2),
+                               atol=1e-6)
 
 
 def test_resnet50_follows_the_paper():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from taskonomy_tf.taxonomy.bootstrap import bootstrap
 
@@ -53,3 +54,46 @@ def test_exact_ties_give_wide_intervals_and_split_choices():
     assert high - low > 0.05
     roots = result.roots[1.0]
     assert set(roots) == {"y", "z"} and 0.2 < roots["y"] < 0.8  # a coin toss, not a choice
+
+
+def _replicated(offsets):
+    """One target x whose sources y and z are near-equal on average over 3
+    readout replicates; ``offsets[r]`` moves y against z in replicate r."""
+    rng = np.random.default_rng(2)
+    ids = [f"test:{i}" for i in range(60)]
+    base = {("self",): rng.uniform(0, 1, 60), ("y",): 2 + rng.uniform(0, 1, 60),
+            ("z",): 2 + rng.uniform(0, 1, 60)}
+    cands = list(base)
+    m = np.stack([[base[c] + (offsets[r] if c == ("y",) else 0.0) for r in range(3)]
+                  for c in cands])  # (n, R, images)
+    return {"x": (cands, ids, ["0", "1", "2"], m)}
+
+
+def test_disagreeing_seeds_widen_the_intervals_and_agreeing_ones_do_not():
+    agree = bootstrap(_replicated([0.0, 0.0, 0.0]), resamples=200, seed=3)
+    disagree = bootstrap(_replicated([-0.5, 0.0, 0.5]), resamples=200, seed=3)  # same mean
+    single = _replicated([0.0, 0.0, 0.0])["x"]
+    images_only = bootstrap({"x": (single[0], single[1], single[3][:, :1])}, resamples=200,
+                            seed=3)
+    width = {name: np.subtract(*reversed(r.interval(("y",), "x")))
+             for name, r in [("agree", agree), ("disagree", disagree), ("one", images_only)]}
+    assert agree.affinity[(("y",), "x")]["value"] == disagree.affinity[(("y",), "x")]["value"]
+    assert width["agree"] == width["one"]  # identical replicates: the images alone
+    assert width["disagree"] > 2 * width["agree"]
+    assert agree.replicates == 3 and images_only.replicates == 1
+
+
+def test_cluster_contrast_of_the_published_affinities(results_dir):
+    """The numbers the report quotes: the paper's 16k affinities on the six
+    default tasks give 3D->3D / 2D->3D = 4.6 and 2D->2D / 3D->2D = 38."""
+    from taskonomy_tf.taxonomy import TransferTable, load_table
+    from taskonomy_tf.taxonomy.compare import cluster_contrasts
+
+    table = load_table(results_dir / "affinities_16k.json")
+    six = {"autoencoder", "edge2d", "keypoint2d", "rgb2depth", "rgb2sfnorm", "reshade"}
+    sub = TransferTable([r for r in table.records if r.target in six
+                         and all(s in six or s in ("self", "random") for s in r.sources)],
+                        sorted(six))
+    c = cluster_contrasts(sub)
+    assert c["3d->3d / 2d->3d"] == pytest.approx(4.63, abs=0.01)
+    assert c["2d->2d / 3d->2d"] == pytest.approx(37.6, abs=0.1)

@@ -111,7 +111,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoints(fake_records,
 def test_load_encoder_gives_a_frozen_layer(fake_records, tmp_path):
     train_and_evaluate(config(fake_records), tmp_path)
     enc = load_encoder(tmp_path)
-    assert not enc.trainable and enc.output_shape == (None, 2, 2, 8)
+    assert not enc.trainable and enc.output_shape == (None, 8, 8, 8)  # 32 px: stride 4
     inputs = keras.Input((32, 32, 3))
     head = keras.layers.Dense(1)(keras.layers.Flatten()(enc(inputs)))
     model = keras.Model(inputs, head)
@@ -130,12 +130,13 @@ def test_user_script_path(fake_raw, tmp_path):
 
     raw = fake_raw
     csv = tmp_path / "split.csv"
-    csv.write_text("id,train,val,test\nfakebldg0,1,0,0\nfakebldg1,0,1,0\n")
+    # validated on its own training building: 30 steps must fit it better than any constant
+    csv.write_text("id,train,val,test\nfakebldg0,1,1,0\nfakebldg1,0,0,1\n")
     for split in ("train", "val"):
         convert(str(raw), str(tmp_path / "rec"), split_csv=str(csv), split=split, progress=False)
     r = user_script.main(["--data", str(tmp_path / "rec"), "--steps", "30", "--image-size", "32",
                           "--batch-size", "4", "--task", "depth_zbuffer"])
-    assert np.isfinite(r["after"]) and r["after"] < r["before"]
+    assert np.isfinite(r["after"]) and r["after"] < 0.9 * r["constant"]
 
 
 SCRIPT = """

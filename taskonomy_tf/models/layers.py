@@ -1,0 +1,98 @@
+"""Small layers shared by the task networks and the transfer readouts.
+
+Both are plain Keras 3 layers written in ``keras.ops`` (so they run under
+every backend) and serialise with ``get_config``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import layers, ops, saving
+
+
+@saving.register_keras_serializable(package="taskonomy_tf")
+class PixelShuffle(layers.Layer):
+    """Sub-pixel up-sampling: (B, H, W, f * f * C) -> (B, f * H, f * W, C).
+
+    Each input cell's channels hold an f x f block of output pixels (the
+    ``depth_to_space`` rearrangement of Shi et al. 2016, with TensorFlow's
+    channel order: block row, block column, channel). With a 1x1 conv in
+    front it is the cheapest learned up-sampling: all compute stays at the
+    coarse resolution.
+
+    Args:
+        factor: the up-sampling factor f (1 passes the input through).
+
+    Example:
+        >>> PixelShuffle(4)(np.zeros((2, 16, 16, 48), "float32")).shape
+        (2, 64, 64, 3)
+    """
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        if factor < 1:
+            raise ValueError(f"PixelShuffle: factor must be >= 1, got {factor}")
+        self.factor = int(factor)
+
+    def call(self, x):
+        f = self.factor
+        if f == 1:
+            return x
+        _, h, w, c = x.shape
+        b = ops.shape(x)[0]
+        x = ops.reshape(x, (b, h, w, f, f, c // (f * f)))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (b, h * f, w * f, c // (f * f)))
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        f = self.factor
+        return (b, None if h is None else h * f, None if w is None else w * f, c // (f * f))
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@saving.register_keras_serializable(package="taskonomy_tf")
+class OutputPrior(layers.Layer):
+    """Adds a fixed prediction (the task's best constant) to the network's output.
+
+    The decoder then learns the residual over the constant guess: with its
+    last layer initialised to zero, an untrained network *is* the constant
+    baseline, and training spends no steps reaching it (Adam moves each
+    weight by about the learning rate per step, so an offset of 0.6 in an
+    L1 target took about 300 steps to learn). The prior is a non-trainable
+    weight, saved with the model.
+
+    Args:
+        shape: the output's shape without the batch axis ((H, W, C) or (C,)).
+        value: the prior, an array of that shape (zeros when omitted).
+
+    Example:
+        >>> prior = OutputPrior((2,), value=np.array([0.5, -1.0]))
+        >>> np.asarray(prior(np.zeros((1, 2), "float32")))
+        array([[ 0.5, -1. ]], dtype=float32)
+    """
+
+    def __init__(self, shape, value=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.prior_shape = tuple(int(s) for s in shape)
+        self._initial = None if value is None else np.asarray(value, "float32")
+        if self._initial is not None and self._initial.shape != self.prior_shape:
+            raise ValueError(f"OutputPrior: value of shape {self._initial.shape}, expected "
+                             f"{self.prior_shape}")
+
+    def build(self, input_shape):
+        initial = self._initial
+        self.prior = self.add_weight(
+            shape=self.prior_shape, trainable=False, name="prior",
+            initializer=(lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype))
+            if initial is not None else "zeros")
+
+    def call(self, x):
+        return ops.cast(x, "float32") + self.prior
+
+    def get_config(self):
+        # the value travels with the weights, not the config
+        return {**super().get_config(), "shape": self.prior_shape}

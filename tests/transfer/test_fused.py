@@ -1,0 +1,95 @@
+"""Fused readouts: many heads in one program are the same as one head at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from taskonomy_tf.transfer.fused import GroupedConv2D
+from taskonomy_tf.transfer.readout import (ReadoutArrays, batch_order, build_readouts,
+                                           plan_heads, train_readouts)
+
+
+def _arrays(rng, n, sources, size=32, channels=3):
+    side = size // 4
+    codes = np.maximum(rng.normal(size=(n, len(sources), side, side, 8)), 0).astype("float32")
+    # a target that depends on source 0's codes: readouts from it should win
+    signal = np.repeat(np.repeat(codes[:, 0, ..., :channels], 4, 1), 4, 2)
+    y = (0.5 * signal + 0.1 * rng.normal(size=signal.shape)).astype("float32")
+    w = (rng.uniform(size=(n, size, size)) > 0.1).astype("float32")
+    images = rng.uniform(-1, 1, size=(n, size, size, 3)).astype("float32")
+    return ReadoutArrays(codes, y, w, images)
+
+
+def test_grouped_conv_is_separate_convs():
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 6, 6, 3 * 4)).astype("float32")
+    fused = GroupedConv2D(3, 5, 3, seeds=[7, 8, 9])
+    out = np.asarray(fused(x))
+    for g, seed in enumerate([7, 8, 9]):
+        alone = keras.layers.Conv2D(5, 3, padding="same", use_bias=False,
+                                    kernel_initializer=keras.initializers.GlorotUniform(seed))
+        ref = np.asarray(alone(x[..., 4 * g:4 * (g + 1)]))
+        np.testing.assert_allclose(out[..., 5 * g:5 * (g + 1)], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_heads_give_the_losses_of_separate_jobs():
+    rng = np.random.default_rng(0)
+    sources = ["a", "b"]
+    train, test = _arrays(rng, 24, sources), _arrays(rng, 10, sources)
+    prior = np.median(train.y, 0)
+    candidates = [("a",), ("b",), ("a", "b"), ("pixels",)]
+    seeds = [0, 1]
+    opts = dict(steps=6, batch_size=4, learning_rate=1e-2)
+    heads = plan_heads(candidates, seeds)
+    fused = train_readouts("normals", heads, sources, train, test, 32, prior, seeds, **opts)
+    assert fused.shape == (len(heads), 10)
+    for i, head in enumerate(heads):
+        lone = dataclasses.replace(head, replicate=0)  # one replicate: seeds[r]'s
+        alone = train_readouts("normals", [lone], sources, train, test, 32, prior,
+                               [seeds[head.replicate]], **opts)
+        np.testing.assert_allclose(fused[i], alone[0], rtol=2e-4, atol=1e-6,
+                                   err_msg=str(head))
+    # replicates differ (initialisation and batch order), candidates differ
+    assert not np.allclose(fused[0], fused[len(candidates)])
+    assert fused[0].mean() < fused[1].mean()  # source a carries the target, b does not
+
+
+def test_an_untrained_readout_is_the_constant_prior():
+    rng = np.random.default_rng(1)
+    sources = ["a"]
+    arrays = _arrays(rng, 8, sources)
+    prior = rng.normal(size=(32, 32, 3)).astype("float32")
+    model = build_readouts("normals", plan_heads([("a",), ("pixels",)], [0, 1]), sources, 32,
+                           prior)
+    out = np.asarray(model({"codes": np.repeat(arrays.codes[:, None], 2, 1),
+                            "images": np.repeat(arrays.images[:, None], 2, 1)}))
+    assert out.shape == (8, 32, 32, 4, 3)
+    np.testing.assert_allclose(out, np.broadcast_to(prior[None, :, :, None], out.shape),
+                               atol=1e-6)
+
+
+def test_batch_order_is_a_permutation_per_epoch():
+    order = batch_order(10, steps=7, batch_size=4, seed=3)
+    assert order.shape == (7, 4)
+    epochs = order.reshape(-1)[:16].reshape(2, 8)  # 2 whole batches per epoch of 10
+    for e in epochs:
+        assert len(set(e)) == 8
+    assert not np.array_equal(batch_order(10, 7, 4, 3), batch_order(10, 7, 4, 4))
+    np.testing.assert_array_equal(batch_order(10, 7, 4, 3), order)
+
+
+def test_vector_targets_and_errors():
+    rng = np.random.default_rng(2)
+    model = build_readouts("room_layout", plan_heads([("a",), ("a", "b")], [0]), ["a", "b"],
+                           32, np.zeros(9, "float32"))
+    codes = rng.normal(size=(3, 1, 2, 8, 8, 8)).astype("float32")
+    assert tuple(model({"codes": codes}).shape) == (3, 2, 9)
+    with pytest.raises(ValueError, match="multi-view"):
+        build_readouts("fixated_pose", plan_heads([("a",)], [0]), ["a"], 32)
+    with pytest.raises(ValueError, match="no codes for c"):
+        build_readouts("normals", plan_heads([("c",)], [0]), ["a"], 32)
