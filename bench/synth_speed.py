@@ -1,4 +1,5 @@
-"""Synthetic-data rendering speed: views per second per core at 128 and 256 px.
+"""Synthetic-data rendering speed: views per second per core at 96 (the
+embedded dataset's size), 128 and 256 px.
 
     python bench/synth_speed.py [--views 60] [--repeats 3]
 
@@ -30,7 +31,7 @@ def main() -> None:
     generate(tempfile.mkdtemp(), SynthConfig(buildings=1, points=2, views=2, size=64),
              progress=False)  # warm-up: imports
     rates = {}
-    for size in (128, 256):
+    for size in (96, 128, 256):
         runs = []
         for r in range(a.repeats):
             cfg = SynthConfig(buildings=1, points=a.views // 5, views=5, size=size, seed=r)

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                                   "(with --split-csv); default: the embedded dataset")
     p.add_argument("--split-csv", help="split file for a raw --data folder")
     p.add_argument("--tasks", help="comma-separated task names")
-    p.add_argument("--out", default="taxonomy_run", help="output folder (default: %(default)s)")
+    p.add_argument("--out", default="runs/taxonomy",
+                   help="output folder (default: %(default)s; runs/ is git-ignored)")
     p.add_argument("--budget", type=float, help="supervision budget of the reported taxonomy")
     p.add_argument("--max-order", type=int, help="highest transfer order (default 1)")
     p.add_argument("--image-size", type=int)

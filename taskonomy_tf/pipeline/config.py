@@ -20,7 +20,8 @@ class PipelineConfig:
     Attributes:
         image_size: input side for networks and transfers, px (the embedded
             data is 128 px; at 64 the codes are still 16 x 16 x 8).
-        train_steps: steps per task network (batch ``batch_size``).
+        train_steps: steps per task network (batch ``batch_size``; two epochs,
+            each rounded up to whole groups of 10 steps per execution).
         max_constant_ratio: a network whose validation loss is above this
             fraction of its constant baseline's has not learnt its task;
             the run stops before transfers (``allow_weak_networks`` makes
@@ -46,7 +47,7 @@ class PipelineConfig:
     tasks: tuple[str, ...] = DEFAULT_TASKS
     image_size: int = 64
     batch_size: int = 32
-    train_steps: int = 450
+    train_steps: int = 460
     max_constant_ratio: float = 0.9
     allow_weak_networks: bool = False
     transfer_images: int | None = None
