@@ -120,3 +120,21 @@ def grid_run(models, split_records, tmp_path_factory):
                       score=ahp_scores)  # as the command ranks
     return out, result
 
+
+
+@pytest.fixture
+def free_ports():
+    """``free_ports(n)``: n TCP ports on 127.0.0.1 free at the time of the call
+    (for localhost MultiWorkerMirroredStrategy clusters)."""
+    import socket
+
+    def take(n: int) -> list[int]:
+        socks = [socket.socket() for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        ports = [s.getsockname()[1] for s in socks]
+        for s in socks:
+            s.close()
+        return ports
+
+    return take

@@ -1,10 +1,17 @@
 """Losses, registered by the names ``TaskSpec.loss`` uses. ``keras.ops`` only.
 
-Every loss takes ``(y_true, y_pred, sample_weight)`` and returns a scalar.
-Where a validity mask exists it comes as the sample weight, and the loss is
-a masked mean: the sum of weighted terms divided by the sum of the weights
-(the original's slim masked losses, reference section 8.3), so masked-out
-pixels neither count nor dilute.
+A registered loss maps ``(y_true, y_pred, seed=None)`` to per-element values:
+(B, H, W) for dense tasks (per pixel, mean over channels), (B,) for the
+others; ``seed`` (a ``keras.random.SeedGenerator``) feeds the losses that
+sample, and without it they draw a fixed sample (reproducible evaluation). The
+task's validity mask arrives as the sample weight of the same shape, and
+the loss is a masked mean: the sum of weighted values divided by the sum of
+the weights (the original's slim masked losses, reference section 8.3), so
+masked-out pixels neither count nor dilute. ``TaskLoss`` leaves that
+reduction to Keras (``reduction="mean_with_sample_weight"``), which also
+divides by the number of replicas under ``tf.distribute`` so that the
+summed per-replica gradients are the global batch's; ``masked_loss`` is the
+same mean outside Keras' training loop.
 
 * ``masked_l1`` / ``masked_l2``: per pixel, mean over channels;
 * ``mse``: low-dimensional regression (room layout, vanishing points);
@@ -12,17 +19,18 @@ pixels neither count nor dilute.
   colorization); predictions are logits;
 * ``pixel_sparse_ce``: per-pixel cross-entropy against integer labels;
 * ``segment_metric``: the metric loss of the unsupervised segmentations on
-  300 sampled pixels per image (reference section 3);
-* ``pose_norm``: the unsquared Euclidean norm of the 6-d pose error,
-  averaged over the batch;
+  300 pixels per image, drawn anew at every training step (reference
+  section 3);
+  each image's value is spread over its pixels so that a pixel mask weighs
+  images by their valid pixels;
+* ``pose_norm``: the unsquared Euclidean norm of the 6-d pose error;
 * ``ego_cycle``: egomotion's three pose errors (12, 13, 23) as norms, the
   13 term weighted 0.5 (reference section 8.2).
 """
 
 from __future__ import annotations
 
-import numpy as np
-from keras import losses, ops, saving
+from keras import losses, ops, random, saving
 
 from taskonomy_tf.registry import Registry
 
@@ -32,83 +40,97 @@ SEGMENT_CLIP = 80.0  # d_ij clipped to [0, 80]
 EPS = 1e-7
 
 
-def _masked_mean(values, weight):
+def masked_mean(values, weight=None):
+    """Sum of ``values * weight`` over the sum of ``weight`` (0 when nothing
+    is valid); the plain mean without a weight. ``weight`` has the shape of
+    ``values`` or one trailing axis of size 1 more."""
+    values = ops.cast(values, "float32")
     if weight is None:
         return ops.mean(values)
-    weight = ops.cast(weight, values.dtype)
-    while len(weight.shape) < len(values.shape):
-        weight = ops.expand_dims(weight, -1)
+    weight = ops.cast(weight, "float32")
+    if len(weight.shape) == len(values.shape) + 1:
+        weight = ops.squeeze(weight, -1)
     weight = ops.broadcast_to(weight, ops.shape(values))
-    return ops.sum(values * weight) / ops.maximum(ops.sum(weight), 1.0)
+    return ops.divide_no_nan(ops.sum(values * weight), ops.sum(weight))
+
+
+def masked_loss(kind: str):
+    """The registered loss ``kind`` reduced by ``masked_mean``:
+    ``(y_true, y_pred, weight=None, seed=None) -> scalar`` float32."""
+    fn = LOSSES.get(kind)
+    return lambda y_true, y_pred, weight=None, seed=None: masked_mean(
+        fn(y_true, ops.cast(y_pred, "float32"), seed), weight)
 
 
 @saving.register_keras_serializable(package="taskonomy_tf")
 class TaskLoss(losses.Loss):
-    """A registered loss by name; ``__call__`` applies the mask rule.
+    """A registered loss by name, reduced by Keras as a masked mean.
 
     Args:
         kind: a key of ``LOSSES``.
+        seed: seed of the generator that sampling losses draw from, one
+            draw per call (``None``: a random seed).
     """
 
-    def __init__(self, kind: str, name: str | None = None, **kwargs):
+    def __init__(self, kind: str, name: str | None = None, seed: int | None = None,
+                 **kwargs):
         kwargs.pop("reduction", None)
-        super().__init__(name=name or kind, reduction="none", **kwargs)
+        kwargs.pop("dtype", None)
+        # float32 even under a mixed policy (Loss casts y_pred to its dtype)
+        super().__init__(name=name or kind, reduction="mean_with_sample_weight",
+                         dtype="float32", **kwargs)
         self.kind = kind
+        self.seed = seed
         self.fn = LOSSES.get(kind)
+        self.seed_generator = random.SeedGenerator(seed)
 
     def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred, None)
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        y_pred = ops.cast(y_pred, "float32")
-        return self.fn(y_true, y_pred, sample_weight)
+        return self.fn(y_true, y_pred, self.seed_generator)
 
     def get_config(self):
-        return {"kind": self.kind, "name": self.name}
+        return {"kind": self.kind, "name": self.name, "seed": self.seed}
 
 
 @LOSSES.register("masked_l1")
-def masked_l1(y_true, y_pred, weight):
-    return _masked_mean(ops.mean(ops.abs(ops.cast(y_true, "float32") - y_pred), -1), weight)
+def masked_l1(y_true, y_pred, seed=None):
+    return ops.mean(ops.abs(ops.cast(y_true, "float32") - y_pred), -1)
 
 
 @LOSSES.register("masked_l2")
-def masked_l2(y_true, y_pred, weight):
-    return _masked_mean(ops.mean(ops.square(ops.cast(y_true, "float32") - y_pred), -1), weight)
+def masked_l2(y_true, y_pred, seed=None):
+    return ops.mean(ops.square(ops.cast(y_true, "float32") - y_pred), -1)
 
 
 @LOSSES.register("mse")
-def mse(y_true, y_pred, weight):
-    return _masked_mean(ops.mean(ops.square(ops.cast(y_true, "float32") - y_pred), -1), weight)
+def mse(y_true, y_pred, seed=None):
+    return ops.mean(ops.square(ops.cast(y_true, "float32") - y_pred), -1)
 
 
 @LOSSES.register("soft_ce")
-def soft_ce(y_true, y_pred, weight):
-    logp = ops.log_softmax(y_pred, axis=-1)
-    return _masked_mean(-ops.sum(ops.cast(y_true, "float32") * logp, -1), weight)
+def soft_ce(y_true, y_pred, seed=None):
+    return -ops.sum(ops.cast(y_true, "float32") * ops.log_softmax(y_pred, axis=-1), -1)
 
 
 @LOSSES.register("pixel_sparse_ce")
-def pixel_sparse_ce(y_true, y_pred, weight):
+def pixel_sparse_ce(y_true, y_pred, seed=None):
     labels = ops.cast(ops.squeeze(y_true, -1), "int32")
     onehot = ops.one_hot(labels, ops.shape(y_pred)[-1])
-    return _masked_mean(-ops.sum(onehot * ops.log_softmax(y_pred, axis=-1), -1), weight)
+    return -ops.sum(onehot * ops.log_softmax(y_pred, axis=-1), -1)
 
 
-def _pixel_sample(h: int, w: int, batch_index):
-    """300 pixel indices per image: a fixed spread-out set, shifted per image."""
-    rng = np.random.default_rng(0)
-    base = rng.choice(h * w, size=min(SEGMENT_PIXELS, h * w), replace=False)
-    shift = (ops.expand_dims(batch_index, -1) * 7919) % (h * w)
-    base = ops.convert_to_tensor(base[None, :].astype("int32"))
-    return (base + ops.cast(shift, "int32")) % (h * w)
+def _pixel_sample(b, n: int, seed):
+    """(b, SEGMENT_PIXELS) int32 pixel indices in [0, n), distinct within an
+    image: a new draw from ``seed`` (a ``SeedGenerator``) at every call, the
+    same draw for every call when ``seed`` is None."""
+    keys = random.uniform((b, n), seed=0 if seed is None else seed)
+    return ops.cast(ops.top_k(keys, min(SEGMENT_PIXELS, n))[1], "int32")
 
 
 @LOSSES.register("segment_metric")
-def segment_metric(y_true, y_pred, weight):
+def segment_metric(y_true, y_pred, seed=None):
     b = ops.shape(y_pred)[0]
     h, w, c = y_pred.shape[1], y_pred.shape[2], y_pred.shape[3]
-    idx = _pixel_sample(h, w, ops.arange(b))
+    idx = _pixel_sample(b, h * w, seed)
     emb = ops.take_along_axis(ops.reshape(y_pred, (b, h * w, c)), idx[..., None], axis=1)
     seg = ops.take_along_axis(ops.reshape(ops.cast(y_true, "int32"), (b, h * w)), idx, axis=1)
     sq = ops.sum(emb * emb, -1)
@@ -117,24 +139,21 @@ def segment_metric(y_true, y_pred, weight):
     sigma = ops.clip(2.0 / (1.0 + ops.exp(d)), EPS, 1 - EPS)
     same = ops.cast(ops.equal(seg[:, :, None], seg[:, None, :]), "float32")
     per_image = -ops.mean(same * ops.log(sigma) + (1 - same) * ops.log(1 - sigma), axis=(1, 2))
-    if weight is not None and len(weight.shape) > 1:
-        weight = ops.mean(ops.reshape(ops.cast(weight, "float32"), (b, -1)), -1)
-    return _masked_mean(per_image, weight)
+    return ops.broadcast_to(per_image[:, None, None], (b, h, w))
 
 
 @LOSSES.register("pose_norm")
-def pose_norm(y_true, y_pred, weight):
-    err = ops.sqrt(ops.sum(ops.square(ops.cast(y_true, "float32") - y_pred), -1) + 1e-12)
-    return _masked_mean(err, weight)
+def pose_norm(y_true, y_pred, seed=None):
+    return ops.sqrt(ops.sum(ops.square(ops.cast(y_true, "float32") - y_pred), -1) + 1e-12)
 
 
 @LOSSES.register("ego_cycle")
-def ego_cycle(y_true, y_pred, weight):
+def ego_cycle(y_true, y_pred, seed=None):
     diff = ops.reshape(ops.cast(y_true, "float32") - y_pred, (-1, 3, 6))
     norms = ops.sqrt(ops.sum(ops.square(diff), -1) + 1e-12)  # poses 12, 13, 23
-    return _masked_mean(norms[:, 0] + 0.5 * norms[:, 1] + norms[:, 2], weight)
+    return norms[:, 0] + 0.5 * norms[:, 1] + norms[:, 2]
 
 
 @LOSSES.register("none")
-def no_loss(y_true, y_pred, weight):
+def no_loss(y_true, y_pred, seed=None):
     raise ValueError("this task has no labels to train on")

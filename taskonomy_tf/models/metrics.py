@@ -14,7 +14,7 @@ import math
 
 from keras import metrics, ops, saving
 
-from taskonomy_tf.models.losses import LOSSES
+from taskonomy_tf.models.losses import masked_loss
 from taskonomy_tf.registry import Registry
 
 METRICS = Registry("metric")
@@ -67,7 +67,7 @@ def pose_error(y_true, y_pred, weight):
 
 @METRICS.register("segment_metric")
 def segment_metric(y_true, y_pred, weight):
-    return ops.reshape(LOSSES.get("segment_metric")(y_true, y_pred, weight), (1,)), None
+    return ops.reshape(masked_loss("segment_metric")(y_true, y_pred, weight), (1,)), None
 
 
 @saving.register_keras_serializable(package="taskonomy_tf")

@@ -2,6 +2,7 @@
 
 from taskonomy_tf.training.callbacks import TrainingError
 from taskonomy_tf.training.config import TrainConfig, apply_overrides
-from taskonomy_tf.training.loop import load_encoder, train_and_evaluate
+from taskonomy_tf.training.loop import is_finished, load_encoder, train_and_evaluate
 
-__all__ = ["TrainConfig", "TrainingError", "apply_overrides", "load_encoder", "train_and_evaluate"]
+__all__ = ["TrainConfig", "TrainingError", "apply_overrides", "is_finished", "load_encoder",
+           "train_and_evaluate"]

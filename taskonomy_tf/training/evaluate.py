@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from taskonomy_tf.models.constant import best_constant
-from taskonomy_tf.models.losses import LOSSES
+from taskonomy_tf.models.losses import masked_loss
 from taskonomy_tf.tasks import TaskSpec
 
 CONSTANT_EXAMPLES = 2048  # training examples the constant is fitted on (a sample at scale)
@@ -39,7 +39,7 @@ def per_image_losses(spec: TaskSpec, y, pred, w) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _per_image_fn(kind: str):
-    fn = LOSSES.get(kind)
+    fn = masked_loss(kind)
 
     @tf.function(reduce_retracing=True)
     def each(y, p, w):

@@ -4,7 +4,10 @@ The workdir receives ``config.json``, ``checkpoints/`` (weights per epoch),
 ``backup/`` (the resumable state while a run is unfinished), ``logs/``
 (TensorBoard), ``metrics.json`` (per epoch; the constant baseline and the
 final network, both as mean per-image validation loss, and their ratio),
-``model.keras`` and ``encoder.keras``.
+``encoder.keras`` and ``model.keras``, each written under a temporary name
+and renamed, then ``done.json``, the completion stamp (steps trained). A run
+is finished when its stamp exists; until then ``backup/`` is kept, so a run
+killed at any point, the final saves included, resumes from its last epoch.
 
 The network starts from the task's best constant prediction, fitted on the
 training split (``models.constant``, stored in the model as its
@@ -31,6 +34,8 @@ from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.callbacks import MetricsJson, NanGuard, TrainingError
 from taskonomy_tf.training.config import TrainConfig
 from taskonomy_tf.training.evaluate import constant_loss, fit_constant, mean_loss
+from taskonomy_tf.training.multiworker import multi_worker_fit
+from tfrecords_tools.writer import write_json_atomic
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -107,11 +112,17 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     spec = get_task(config.task)
     workdir = Path(workdir)
     backup = workdir / "backup"
+    if is_finished(workdir):
+        shutil.rmtree(backup, ignore_errors=True)  # left if killed right after the stamp
+        if resume:
+            return finished_result(workdir)
+        raise TrainingError(f"{workdir} holds a finished run; choose another --workdir "
+                            "(or --resume to read its result)")
     if backup.exists() and not resume:
         raise TrainingError(f"{workdir} holds an unfinished run; pass --resume to continue it "
                             "or choose another --workdir")
-    if resume and (workdir / "model.keras").exists() and not backup.exists():
-        return json.loads((workdir / "metrics.json").read_text())  # already finished
+    for stale in workdir.glob(".*.tmp-*"):  # left by a run killed while saving
+        stale.unlink()
     data = config.data
     if data is None:
         from taskonomy_tf.synth import embedded_dataset
@@ -143,7 +154,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     resolved = {**json.loads(config.to_json()), "data": data, "precision": precision,
                 "strategy": type(strategy).__name__, "steps_per_epoch": per_epoch,
                 "epochs": epochs, "learning_rate": config.resolved_lr()}
-    (out / "config.json").write_text(json.dumps(resolved, indent=1, sort_keys=True) + "\n")
+    write_json_atomic(out / "config.json", resolved)
 
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision)
@@ -164,20 +175,21 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             *(callbacks or []),
             # backed up at each epoch's end: Keras resumes at an epoch boundary,
             # so a mid-epoch backup would repeat that epoch's steps on resume
-            keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq="epoch"),
+            # kept after fit: removed once the completion stamp is written
+            keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq="epoch",
+                                             delete_checkpoint=False),
             keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
                                             save_weights_only=True),
             *([keras.callbacks.TensorBoard(str(out / "logs"))] if config.tensorboard else []),
             metrics_cb,
         ]
         (out / "checkpoints").mkdir(exist_ok=True)
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            _build_for_multi_worker(model, strategy, train)
-        model.fit(train, epochs=epochs, steps_per_epoch=per_epoch,
-                  validation_data=val if config.validation_freq else None,
-                  validation_steps=config.validation_steps,
-                  validation_freq=max(1, config.validation_freq), callbacks=callbacks,
-                  verbose=config.verbose, shuffle=False)
+        with multi_worker_fit(model, strategy, train):
+            model.fit(train, epochs=epochs, steps_per_epoch=per_epoch,
+                      validation_data=val if config.validation_freq else None,
+                      validation_steps=config.validation_steps,
+                      validation_freq=max(1, config.validation_freq), callbacks=callbacks,
+                      verbose=config.verbose, shuffle=False)
         if val is not None:
             data_ = json.loads((out / "metrics.json").read_text())
             final = mean_loss(spec, model, val)
@@ -185,15 +197,39 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                               "ratio_to_constant": final / max(data_["constant"]["val_loss"],
                                                                1e-12)}
             metrics_cb.write(data_)
-        model.save(out / "model.keras")
-        get_encoder(model).save(out / "encoder.keras")
+        steps = int(model.optimizer.iterations.numpy())
+        _save_atomic(get_encoder(model), out / "encoder.keras")
+        _save_atomic(model, out / "model.keras")
+        write_json_atomic(out / DONE, {"steps": steps})
+        shutil.rmtree(out / "backup", ignore_errors=True)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
     if not chief:
         shutil.rmtree(out, ignore_errors=True)
-    result = json.loads((workdir / "metrics.json").read_text()) if chief else {}
-    result["steps"] = int(model.optimizer.iterations.numpy())
-    return result
+        return {"steps": steps}
+    return finished_result(workdir)
+
+
+DONE = "done.json"
+
+
+def is_finished(workdir: str | os.PathLike) -> bool:
+    """Whether a training workdir holds a finished run (its completion stamp)."""
+    return (Path(workdir) / DONE).exists()
+
+
+def finished_result(workdir: str | os.PathLike) -> dict:
+    """A finished run's ``metrics.json`` with ``steps`` from its stamp."""
+    workdir = Path(workdir)
+    return {**json.loads((workdir / "metrics.json").read_text()),
+            "steps": json.loads((workdir / DONE).read_text())["steps"]}
+
+
+def _save_atomic(model: keras.Model, path: Path) -> None:
+    """``model.save`` to a temporary ``.keras`` name, then a rename."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
 
 
 def learning_rate(config: TrainConfig, total_steps: int):
@@ -209,34 +245,6 @@ def learning_rate(config: TrainConfig, total_steps: int):
     return keras.optimizers.schedules.CosineDecay(
         lr / 10, max(1, total_steps - warmup), alpha=0.01, warmup_target=lr,
         warmup_steps=warmup)
-
-
-def _build_for_multi_worker(model, strategy, dataset) -> None:
-    """Keras 3.15 builds the model before ``fit`` by averaging one
-    distributed batch across replicas, which MultiWorkerMirroredStrategy's
-    collective ops reject outside a replica context ("Attempt to convert a
-    value (PerReplica...)"). Build it the same way on a local batch instead,
-    and skip Keras' own step."""
-    batch = next(iter(dataset))
-    with strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda *args, **kwargs: None
-    # The same Keras version averages each step's scalar logs across workers
-    # with ``axis=0``, which fails on scalars: average them without an axis.
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "_taskonomy_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy_, reduction="auto"):
-        if reduction in ("auto", "mean") and isinstance(
-                strategy_, tf.distribute.MultiWorkerMirroredStrategy):
-            return tf.nest.map_structure(lambda v: strategy_.reduce("MEAN", v, axis=None), values)
-        return original(values, strategy_, reduction)
-
-    reduce_per_replica._taskonomy_patched = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def load_encoder(workdir: str | os.PathLike, trainable: bool = False) -> keras.Model:

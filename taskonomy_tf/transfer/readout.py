@@ -24,7 +24,7 @@ import numpy as np
 from keras import layers, ops, saving
 
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
-from taskonomy_tf.models.losses import LOSSES
+from taskonomy_tf.models.losses import masked_loss
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
@@ -170,7 +170,7 @@ class HeadsLoss(keras.losses.Loss):
     lone readout computes it, so the gradient of every head is its own.
 
     Args:
-        kind: a key of ``LOSSES``.
+        kind: a key of ``models.losses.LOSSES``.
         replicates: the replicate index of each head.
     """
 
@@ -179,7 +179,7 @@ class HeadsLoss(keras.losses.Loss):
         super().__init__(name=name or f"heads_{kind}", reduction="sum", **kwargs)
         self.kind = kind
         self.replicates = [int(r) for r in replicates]
-        self.fn = LOSSES.get(kind)
+        self.fn = masked_loss(kind)
 
     def call(self, y_true, y_pred):
         # every head's (target, prediction) pair, heads first: (H, B, ..., C)

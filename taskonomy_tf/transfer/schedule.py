@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from taskonomy_tf.tasks import get_task
+from taskonomy_tf.training.loop import is_finished
 from tfrecords_tools.writer import write_json_atomic
 from taskonomy_tf.transfer.cache import FeatureCache
 from taskonomy_tf.transfer.grid import (RANDOM, Job, first_order_jobs, job_path,
@@ -47,6 +48,10 @@ def model_workdirs(models: str | os.PathLike, tasks: list[str]) -> dict[str, Pat
     dirs = {}
     for task in (get_task(t).name for t in tasks):
         d = Path(models) / task
+        if (d / "backup").exists() and not is_finished(d):
+            raise FileNotFoundError(f"{d}: the training of {task!r} is unfinished (resume it "
+                                    f"with python -m taskonomy_tf.train --task={task} "
+                                    f"--workdir={d} --resume)")
         for f in ("encoder.keras", "model.keras"):
             if not (d / f).exists():
                 raise FileNotFoundError(f"{d / f}: no trained network for {task!r} "

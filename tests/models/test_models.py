@@ -12,6 +12,7 @@ from taskonomy_tf.models import (
     get_encoder,
 )
 from taskonomy_tf.models.encoders import code_stride
+from taskonomy_tf.models.losses import masked_loss
 from taskonomy_tf.tasks import OutputKind, get_task, list_tasks
 
 
@@ -87,31 +88,31 @@ def test_masked_losses_are_masked_means():
     y = np.zeros((1, 2, 2, 1), "float32")
     p = np.array([[[[1.0], [3.0]], [[100.0], [5.0]]]], "float32")
     w = np.array([[[1.0, 1.0], [0.0, 1.0]]], "float32")
-    assert float(LOSSES.get("masked_l1")(y, p, w)) == pytest.approx(3.0)
-    assert float(LOSSES.get("masked_l2")(y, p, w)) == pytest.approx((1 + 9 + 25) / 3)
+    assert float(masked_loss("masked_l1")(y, p, w)) == pytest.approx(3.0)
+    assert float(masked_loss("masked_l2")(y, p, w)) == pytest.approx((1 + 9 + 25) / 3)
     assert float(TaskLoss("masked_l1")(y, p, w)) == pytest.approx(3.0)
-    assert float(LOSSES.get("masked_l1")(y, p, np.zeros_like(w))) == 0.0  # nothing valid
+    assert float(masked_loss("masked_l1")(y, p, np.zeros_like(w))) == 0.0  # nothing valid
 
 
 def test_soft_and_sparse_cross_entropy():
     logits = np.log(np.array([[0.7, 0.2, 0.1]], "float32"))
     target = np.array([[0.5, 0.5, 0.0]], "float32")
     expected = -(0.5 * np.log(0.7) + 0.5 * np.log(0.2))
-    assert float(LOSSES.get("soft_ce")(target, logits, None)) == pytest.approx(expected, rel=1e-5)
+    assert float(masked_loss("soft_ce")(target, logits, None)) == pytest.approx(expected, rel=1e-5)
     labels = np.array([[[[0], [2]]]], "int32")
     pix = np.log(np.array([[[[0.7, 0.2, 0.1], [0.7, 0.2, 0.1]]]], "float32"))
     weight = np.array([[[1.0, 1.0]]], "float32")
-    assert float(LOSSES.get("pixel_sparse_ce")(labels, pix, weight)) == pytest.approx(
+    assert float(masked_loss("pixel_sparse_ce")(labels, pix, weight)) == pytest.approx(
         -(np.log(0.7) + np.log(0.1)) / 2, rel=1e-5)
 
 
 def test_pose_losses_are_unsquared_norms():
     y = np.zeros((2, 6), "float32")
     p = np.array([[3, 4, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], "float32")
-    assert float(LOSSES.get("pose_norm")(y, p, None)) == pytest.approx(3.0)
+    assert float(masked_loss("pose_norm")(y, p, None)) == pytest.approx(3.0)
     p18 = np.zeros((1, 18), "float32")
     p18[0, 0], p18[0, 6], p18[0, 12] = 1.0, 2.0, 4.0  # errors of poses 12, 13, 23
-    assert float(LOSSES.get("ego_cycle")(np.zeros((1, 18), "float32"), p18, None)) == \
+    assert float(masked_loss("ego_cycle")(np.zeros((1, 18), "float32"), p18, None)) == \
         pytest.approx(1 + 0.5 * 2 + 4, rel=1e-5)
 
 
@@ -121,7 +122,7 @@ def test_segment_metric_loss_prefers_separated_segments():
     good = np.zeros((1, 20, 20, 4), "float32")
     good[:, :, 10:, 0] = 10.0  # far apart across segments, identical within
     bad = np.zeros((1, 20, 20, 4), "float32")
-    loss = LOSSES.get("segment_metric")
+    loss = masked_loss("segment_metric")
     assert float(loss(seg, good, None)) < 0.01 < float(loss(seg, bad, None))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -89,6 +88,78 @@ def test_resume_continues_at_the_right_step(fake_records, tmp_path):
     assert not (tmp_path / "backup").exists() and (tmp_path / "model.keras").exists()
 
 
+def test_resume_on_a_finished_run_reports_it(fake_records, tmp_path, capsys):
+    args = ["--task", "edges", "--data", str(fake_records), "--workdir", str(tmp_path),
+            "--image-size", "32", "--batch-size", "4", "--steps", "4",
+            "--set", "verbose=0", "cache=false", "tensorboard=false"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args + ["--resume"]) == 0  # was a KeyError traceback
+    assert capsys.readouterr().out == first  # the same result, nothing retrained
+    assert main(args) == 2  # never silently overwrites a finished run
+    assert "holds a finished run" in capsys.readouterr().err
+
+
+# A training run that SIGKILLs itself at one point: during an epoch, after the
+# encoder's or the model's file is written under its temporary name (before
+# the rename), or after the completion stamp is written (before the backup is
+# removed). ``--resume`` must then finish with loadable files.
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+import tfrecords_tools.writer
+from taskonomy_tf.training import TrainConfig, train_and_evaluate
+from taskonomy_tf.training import loop
+
+workdir, point = sys.argv[1], sys.argv[2]
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+
+class KillMidEpoch(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == 6:
+            die()
+
+if point in ("encoder", "model"):
+    save = keras.Model.save
+    def save_then_die(self, path, *args, **kwargs):
+        save(self, path, *args, **kwargs)
+        if Path(path).name.startswith("." + point):
+            Path(path).write_bytes(Path(path).read_bytes()[:100])  # truncated, too
+            die()
+    keras.Model.save = save_then_die
+if point == "stamp":
+    write = loop.write_json_atomic
+    def write_then_die(path, obj, **kwargs):
+        write(path, obj, **kwargs)
+        if Path(path).name == loop.DONE:
+            die()
+    loop.write_json_atomic = write_then_die
+
+cfg = TrainConfig(task="edges", data={data!r}, image_size=32, batch_size=4, steps=8,
+                  steps_per_epoch=4, verbose=0, cache=False, tensorboard=False)
+train_and_evaluate(cfg, workdir, resume=True,
+                   callbacks=[KillMidEpoch()] if point == "epoch" else None)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["epoch", "encoder", "model", "stamp"])
+def test_sigkill_then_resume_finishes_with_loadable_files(fake_records, tmp_path, point):
+    out = subprocess.run([sys.executable, "-c", KILLED.format(data=str(fake_records)),
+                          str(tmp_path), point], capture_output=True, text=True, timeout=600)
+    assert out.returncode == -9, out.stderr[-2000:]  # it did die there
+    cfg = config(fake_records, steps=8, steps_per_epoch=4, tensorboard=False)
+    result = train_and_evaluate(cfg, tmp_path, resume=True)
+    assert result["steps"] == 8
+    for name in ("encoder.keras", "model.keras"):
+        keras.saving.load_model(tmp_path / name, safe_mode=True, compile=False)
+    assert not (tmp_path / "backup").exists()
+    assert not list(tmp_path.glob(".*tmp*"))  # the killed run's temporary files are gone
+    assert json.loads((tmp_path / "done.json").read_text())["steps"] == 8
+
+
 def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoints(fake_records, tmp_path):
     class Poison(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
@@ -167,19 +238,9 @@ def test_mirrored_strategy_on_two_logical_cpus(fake_records, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["strategy"] == "MirroredStrategy"
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
-def test_multi_worker_strategy_with_two_local_workers(fake_records, tmp_path):
-    ports = _free_ports(2)
+def test_multi_worker_strategy_with_two_local_workers(fake_records, tmp_path, free_ports):
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     code = SCRIPT.format(setup="", data=str(fake_records), strategy="multi_worker", devices=None)
     procs = []
