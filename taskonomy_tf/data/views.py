@@ -124,13 +124,16 @@ def _egomotion(index, rng):
 
 @TUPLES.register("point_match")
 def _point_match(index, rng):
+    """Every pair of views of one point (match), and as many pairs of views
+    of two different points drawn at random (no match); no negatives when
+    the shard holds a single point."""
     groups = _by_point(index)
     positives = [p for g in groups.values() for p in itertools.combinations(g, 2)]
     keys = sorted(groups)
     negatives = []
-    for _ in range(len(positives)):
-        a, b = rng.choice(len(keys), 2, replace=False)
-        if keys[a][0] == keys[b][0]:
+    if len(keys) >= 2:
+        for _ in range(len(positives)):
+            a, b = rng.choice(len(keys), 2, replace=False)
             negatives.append((int(rng.choice(groups[keys[a]])), int(rng.choice(groups[keys[b]]))))
     pairs = positives + negatives
     labels = np.zeros((len(pairs), 2))

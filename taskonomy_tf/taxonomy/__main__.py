@@ -63,7 +63,8 @@ def cmd_affinities(a) -> None:
 def _options(a) -> dict:
     return {"supervision_cost": _pairs(a.cost, "--cost"),
             "transfer_cost": _pairs(a.transfer_cost, "--transfer-cost"),
-            "importance": _pairs(a.importance, "--importance"), "unused": a.unused or []}
+            "importance": _pairs(a.importance, "--importance"), "unused": a.unused or [],
+            "allow_random": a.allow_random}
 
 
 def cmd_solve(a) -> None:
@@ -87,8 +88,8 @@ def cmd_sweep(a) -> None:
                  wins_task, wins_pixels, **_options(a), time_limit=a.time_limit)
     print(f"{'budget':>6} {'status':>10} {'objective':>9} {'gain':>6} {'quality':>7}  roots")
     for r in rows:
-        if r["status"] == "INFEASIBLE":
-            print(f"{r['budget']:6g} {'INFEASIBLE':>10}  {r['message']}")
+        if "message" in r:  # no dictionary at this budget
+            print(f"{r['budget']:6g} {r['status']:>10}  {r['message']}")
             continue
         fmt = lambda v: f"{v:.3f}" if v is not None else "-"  # noqa: E731
         print(f"{r['budget']:6g} {r['status']:>10} {r['objective']:9.4f} {fmt(r['gain']):>6} "
@@ -109,7 +110,7 @@ def cmd_bootstrap(a) -> None:
 
     budgets = parse_budgets(a.budgets) if a.budgets else []
     r = bootstrap(loss_matrices(a.losses), budgets, a.max_order, a.resamples, a.confidence,
-                  a.seed)
+                  a.seed, allow_random=a.allow_random)
     print(f"{r.resamples} resamples of the test images and {r.replicates} readout "
           f"replicate(s), {r.confidence:.0%} intervals of {len(r.affinity)} affinities")
     for k, v in r.contrasts.items():
@@ -120,6 +121,10 @@ def cmd_bootstrap(a) -> None:
         for key, share in list(r.transfers[b].items())[:8]:
             print(f"    {share:4.0%}  {key}")
     _write_json(a.json, r.to_json())
+
+
+ALLOW_RANDOM = ("let the 'random' baseline (an untrained encoder) be chosen as a supervised "
+                "task; by default it is only a reference")
 
 
 def parse_args(argv):
@@ -145,6 +150,7 @@ def parse_args(argv):
                        help="cost of a transfer into TASK (default 0)")
         s.add_argument("--importance", nargs="+", metavar="TASK=V", help="default 1")
         s.add_argument("--unused", nargs="+", metavar="TASK")
+        s.add_argument("--allow-random", action="store_true", help=ALLOW_RANDOM)
         s.add_argument("--time-limit", type=float, default=60.0)
         s.add_argument("--json")
         s.set_defaults(fn=fn)
@@ -155,6 +161,7 @@ def parse_args(argv):
     s.add_argument("--resamples", type=int, default=200)
     s.add_argument("--confidence", type=float, default=0.95)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--allow-random", action="store_true", help=ALLOW_RANDOM)
     s.add_argument("--json")
     s.set_defaults(fn=cmd_bootstrap)
     s = sub.add_parser("group", help="Standley et al.'s network-selection problem")

@@ -2,7 +2,9 @@
 
 As the authors' released solver states it (reference section 6):
 * tasks: the file's targets and the source-only tasks; ``self``, ``pixels``
-  and tasks marked unused are never sources;
+  and tasks marked unused are never sources, nor is ``random`` (the
+  untrained encoder: a baseline, not a task anyone can supervise) unless
+  ``allow_random``;
 * candidates: transfers whose sources are all allowed, whose target is a
   target and not among its own sources, of order <= ``max_order``;
 * each target is either supervised (a root) or receives exactly one
@@ -28,14 +30,22 @@ import math
 import time
 from typing import Mapping, Sequence
 
-from taskonomy_tf.taxonomy.table import PIXELS, SELF, TransferTable
+from taskonomy_tf.taxonomy.table import PIXELS, RANDOM, SELF, TransferTable
 
 VALUE_CLIP = (1e-5, 1.0)  # released solver: np.clip(sqrt(v), 1e-5, 1)
 ROOT = "<root>"
 
 
 class TaxonomyError(ValueError):
-    """An instance with no solution or bad settings; one-line message."""
+    """An instance with no solution or bad settings; one-line message.
+
+    ``status``: the solver's status when it stopped without a solution
+    (``INFEASIBLE``, ``NOT_SOLVED`` at the time limit, ...), else ``None``.
+    """
+
+    def __init__(self, message: str, status: str | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclasses.dataclass
@@ -90,7 +100,8 @@ def build_instance(table: TransferTable, max_order: int = 5,
                    supervision_cost: Mapping[str, float] | None = None,
                    transfer_cost: Mapping[str, float] | None = None,
                    importance: Mapping[str, float] | None = None,
-                   unused: Sequence[str] = (), prune: bool = True) -> Instance:
+                   unused: Sequence[str] = (), prune: bool = True,
+                   allow_random: bool = False) -> Instance:
     """Filters the candidates and computes every coefficient."""
     if max_order < 1:
         raise TaxonomyError(f"max_order must be >= 1, got {max_order}")
@@ -103,6 +114,8 @@ def build_instance(table: TransferTable, max_order: int = 5,
                 raise TaxonomyError(f"{kind} given for unknown task {name!r}")
             if v is not None and (not math.isfinite(v) or v < 0):
                 raise TaxonomyError(f"{kind} of {name!r} must be finite and >= 0, got {v}")
+    if not allow_random:
+        unused.add(RANDOM)
     importance = dict(importance or {})
     targets = sorted(t for t in table.targets if t not in unused)
     allowed = {s for s in table.sources if s not in (SELF, PIXELS) and s not in unused}
@@ -196,10 +209,11 @@ def solve_instance(inst: Instance, budget: float, time_limit: float = 60.0,
             f"budget {budget:g} cannot cover the {len(inst.targets)} targets (each needs "
             f"supervision or a transfer from supervised sources); the smallest budget that "
             f"can is {need:g}" if need is not None else
-            "no taxonomy exists: some target has no candidate transfer and cannot be supervised")
+            "no taxonomy exists: some target has no candidate transfer and cannot be supervised",
+            status)
     if status not in ("OPTIMAL", "FEASIBLE"):
         raise TaxonomyError(f"the solver stopped with status {status} within {time_limit:g} s; "
-                            "raise the time limit")
+                            "raise the time limit", status)
     roots = sorted(t for t in inst.tasks if root[t].solution_value() > 0.5)
     choice = {t: [ROOT] for t in inst.targets if t in roots}
     objective = sum(inst.root_value[t] for t in roots)
@@ -228,7 +242,7 @@ def solve_taxonomy(table: TransferTable, budget: float, max_order: int = 5,
                    transfer_cost: Mapping[str, float] | None = None,
                    importance: Mapping[str, float] | None = None,
                    unused: Sequence[str] = (), time_limit: float = 60.0,
-                   backend: str = "SCIP") -> TaxonomySolution:
+                   backend: str = "SCIP", allow_random: bool = False) -> TaxonomySolution:
     """Chooses the supervised tasks and each target's transfer (module doc).
 
     Args:
@@ -242,9 +256,12 @@ def solve_taxonomy(table: TransferTable, budget: float, max_order: int = 5,
         time_limit: seconds before the solver stops (the result then says
             ``FEASIBLE``, not ``OPTIMAL``).
         backend: an OR-Tools MIP solver, ``SCIP`` (default) or ``CBC``.
+        allow_random: let the ``random`` baseline be supervised (off: it
+            is a reference, not a task).
 
     Raises:
         TaxonomyError: infeasible (names the smallest feasible budget) or bad settings.
     """
-    inst = build_instance(table, max_order, supervision_cost, transfer_cost, importance, unused)
+    inst = build_instance(table, max_order, supervision_cost, transfer_cost, importance, unused,
+                          allow_random=allow_random)
     return solve_instance(inst, budget, time_limit, backend, max_order)

@@ -62,8 +62,8 @@ class BootstrapResult:
         return (v["low"], v["high"]) if v else None
 
 
-def _solve_counts(table, budgets, max_order, counts, solved, unused):
-    inst = build_instance(table, max_order, unused=unused)
+def _solve_counts(table, budgets, max_order, counts, solved, unused, allow_random):
+    inst = build_instance(table, max_order, unused=unused, allow_random=allow_random)
     for b in budgets:
         try:
             s = solve_instance(inst, b, max_order=max_order)
@@ -85,7 +85,7 @@ def _as_replicates(m: np.ndarray) -> np.ndarray:
 
 def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
               resamples: int = 200, confidence: float = 0.95, seed: int = 0,
-              unused=()) -> BootstrapResult:
+              unused=(), allow_random: bool = False) -> BootstrapResult:
     """Bootstraps a grid's losses over test images and readout replicates.
 
     Args:
@@ -96,6 +96,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         resamples: number of bootstrap resamples.
         confidence: coverage of the percentile intervals.
         unused: tasks the program may not use as sources (as in ``solve_taxonomy``).
+        allow_random: as in ``solve_taxonomy``.
     """
     if resamples < 2:
         raise ValueError(f"resamples must be >= 2, got {resamples}")
@@ -127,7 +128,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         for k, v in cluster_contrasts(table).items():
             contrast_values.setdefault(k, []).append(v)
         if budgets:
-            _solve_counts(table, budgets, max_order, counts, solved, unused)
+            _solve_counts(table, budgets, max_order, counts, solved, unused, allow_random)
     tail = (1 - confidence) / 2 * 100
 
     def interval(value, v):

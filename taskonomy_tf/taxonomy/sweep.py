@@ -45,10 +45,11 @@ def sweep(table: TransferTable, budgets: Iterable[float], max_order: int = 5,
           **options) -> list[dict]:
     """One row per budget: status, objective, roots, mean Gain and Quality, choice.
 
-    Budgets too small for any dictionary give a row with status
-    ``INFEASIBLE`` and the message, instead of stopping the sweep.
+    Budgets with no dictionary give a row with the solver's status
+    (``INFEASIBLE`` when the budget is too small, ``NOT_SOLVED`` when the
+    time limit came first) and the message, instead of stopping the sweep.
     """
-    cost_keys = ("supervision_cost", "transfer_cost", "importance", "unused")
+    cost_keys = ("supervision_cost", "transfer_cost", "importance", "unused", "allow_random")
     inst = build_instance(table, max_order, **{k: options.pop(k) for k in cost_keys
                                                if k in options})
     rows = []
@@ -56,7 +57,9 @@ def sweep(table: TransferTable, budgets: Iterable[float], max_order: int = 5,
         try:
             s = solve_instance(inst, b, max_order=max_order, **options)
         except TaxonomyError as exc:
-            rows.append({"budget": b, "status": "INFEASIBLE", "message": str(exc)})
+            if exc.status is None:  # bad settings, not a solver outcome
+                raise
+            rows.append({"budget": b, "status": exc.status, "message": str(exc)})
             continue
         rows.append({"budget": b, "status": s.status, "objective": s.objective,
                      "bound": s.bound, "roots": s.roots, "n_roots": len(s.roots),

@@ -22,6 +22,7 @@ from typing import Iterable
 
 SCHEMA_VERSION = 1
 SELF, PIXELS, CONSTANT = "self", "pixels", "constant"
+RANDOM = "random"  # the untrained encoder of the sources' architecture (a baseline)
 
 
 class TableError(ValueError):

@@ -149,9 +149,20 @@ def test_egomotion_matching_and_nonfixated_tuples(fake_records):
     (pairs, labels), = V.build_tuples(files[:1], get_task("point_matching"), 0)
     same = np.array([index[a]["point"] == index[b]["point"] for a, b in pairs])
     np.testing.assert_array_equal(labels[:, 1] == 1, same)
-    assert 0 < same.mean() <= 0.5 + 1e-9
+    assert same.mean() == pytest.approx(0.5)  # as many non-matching pairs
     (nf, _), = V.build_tuples(files[:1], get_task("nonfixated_pose"), 0)
     assert len(nf) and all(index[a]["point"] != index[b]["point"] for a, b in nf)
+
+
+def test_point_matching_on_a_shard_with_one_point():
+    one_point = [{"building": "b", "point": 3, "info": {}} for _ in range(3)]
+    pairs, labels = V.TUPLES.get("point_match")(one_point, np.random.default_rng(0))
+    assert sorted(pairs) == [(0, 1), (0, 2), (1, 2)]  # matches only; was a ValueError
+    assert np.all(labels[:, 1] == 1)
+    two = one_point + [{"building": "c", "point": 3, "info": {}}]
+    pairs, labels = V.TUPLES.get("point_match")(two, np.random.default_rng(0))
+    assert len(pairs) == 6 and labels[3:, 0].sum() == 3
+    assert all(two[a]["building"] != two[b]["building"] for a, b in pairs[3:])
 
 
 def test_cache_gives_the_same_batches(fake_records):

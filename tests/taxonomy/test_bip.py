@@ -136,3 +136,25 @@ def test_not_json_and_targets_without_candidates(tmp_path):
                              "records": [{"sources": ["a"], "target": "b", "value": 0.5}]}))
     with pytest.raises(TableError, match="target 'c' has no candidates"):
         load_table(p)
+
+
+def test_random_baseline_is_never_supervised_unless_allowed(tmp_path, capsys):
+    """``random`` transfers best into both targets; supervising it alone would
+    cover both at budget 1. By default it is only a reference."""
+    recs = [Transfer(("self",), "a", 0.5), Transfer(("self",), "b", 0.5),
+            Transfer(("random",), "a", 0.9), Transfer(("random",), "b", 0.9),
+            Transfer(("b",), "a", 0.3), Transfer(("a",), "b", 0.2)]
+    table = TransferTable(recs, ["a", "b"], "affinities")
+    s = solve_taxonomy(table, 1, 1)
+    assert "random" not in s.roots and s.roots in (["a"], ["b"])
+    assert solve_taxonomy(table, 1, 1, allow_random=True).roots == ["random"]
+    from taskonomy_tf.taxonomy.__main__ import main
+    from taskonomy_tf.taxonomy.sweep import sweep
+
+    assert all("random" not in r["roots"] for r in sweep(table, [1, 2], 1))
+    path = tmp_path / "aff.json"
+    table.save(path)
+    assert main(["solve", "--affinities", str(path), "--budget", "1"]) == 0
+    assert "supervised: random" not in capsys.readouterr().out
+    assert main(["solve", "--affinities", str(path), "--budget", "1", "--allow-random"]) == 0
+    assert "supervised: random" in capsys.readouterr().out

@@ -148,3 +148,16 @@ def test_solve_and_sweep_cli_on_the_published_files(results_dir, tmp_path, capsy
     assert objs == sorted(objs) and all(0 < r["quality"] < r["gain"] < 1 for r in rows[1:])
     assert main(["solve", "--affinities", aff, "--budget", "6", "--cost", "rgb2sfnorm=x"]) == 2
     assert "TASK=NUMBER" in capsys.readouterr().err
+
+
+def test_sweep_reports_a_time_out_as_such(results_dir):
+    """A budget that has dictionaries but is cut off by the time limit is not
+    INFEASIBLE (it was, whatever the solver said)."""
+    from taskonomy_tf.taxonomy import load_table, sweep
+
+    table = load_table(results_dir / "affinities_16k.json")
+    (row,) = sweep(table, [4], 3, time_limit=0.001)  # ~45k candidates, 1 ms
+    assert row["status"] in ("NOT_SOLVED", "FEASIBLE") and row["status"] != "INFEASIBLE"
+    assert "time limit" in row.get("message", "time limit")
+    (row,) = sweep(table, [0.5], 1)  # too small for 22 targets: truly infeasible
+    assert row["status"] == "INFEASIBLE" and "smallest budget" in row["message"]
