@@ -22,6 +22,7 @@ from pathlib import Path
 import matplotlib
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.errors import UserError
 
 matplotlib.use("Agg")
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")
     a = p.parse_args(argv)
     from taskonomy_tf import viz
-    from taskonomy_tf.taxonomy import TableError, TaxonomyError, solve_taxonomy
+    from taskonomy_tf.taxonomy import TableError, solve_taxonomy
 
     try:
         if a.kind == "heatmap":
@@ -98,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             import numpy as np
 
-            from taskonomy_tf.taxonomy.losses import loss_matrix, read_losses
             from taskonomy_tf.tasks import get_task
+            from taskonomy_tf.taxonomy.losses import loss_matrix, read_losses
 
             target = get_task(a.target).name
             losses = read_losses(a.losses)
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             fig = viz.winrate_matrix({n: np.asarray(row).mean(0) for n, row in zip(names, m)},
                                      target)
         _save(fig, a.out)
-    except (TableError, TaxonomyError, ValueError, KeyError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:
         return report_error(e)
     return 0
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Iterator
 
+from taskonomy_tf.errors import UnknownNameError
+
 
 class Registry:
     """Maps snake_case names to objects; duplicates and unknown names raise.
@@ -39,7 +41,7 @@ class Registry:
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(
+            raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
             ) from None
 

@@ -15,6 +15,9 @@ import argparse
 import dataclasses
 import sys
 
+from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.errors import UserError
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m taskonomy_tf.train",
@@ -43,10 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         task = get_task(a.task).name
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
-    from taskonomy_tf.training import TrainConfig, TrainingError, apply_overrides, train_and_evaluate
+    except UserError as exc:
+        return report_error(exc)
+    from taskonomy_tf.training import TrainConfig, apply_overrides, train_and_evaluate
 
     given = {"task": task, "data": a.data, "encoder": a.encoder, "image_size": a.image_size,
              "batch_size": a.batch_size, "steps": a.steps, "epochs": a.epochs,
@@ -56,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                                                        if v is not None})
         config = apply_overrides(config, a.set)
         result = train_and_evaluate(config, a.workdir or f"runs/{task}", resume=a.resume)
-    except (TrainingError, ValueError, KeyError, FileNotFoundError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+    except (UserError, FileNotFoundError) as exc:
+        return report_error(exc)
     constant = result.get("constant", {}).get("val_loss")
     final = result.get("final", {}).get("val_loss")
     if constant is not None and final is not None:

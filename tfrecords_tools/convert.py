@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from taskonomy_tf.data import schema
+from taskonomy_tf.errors import UserError
 from tfrecords_tools.reader import read_split_csv, scan
 from tfrecords_tools.writer import StrictError, sha256_file, write_json_atomic, write_shard
 
 
-class ConvertError(RuntimeError):
+class ConvertError(UserError, RuntimeError):
     """A conversion that cannot proceed; the message is one line."""
 
 
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         m = convert(a.src, a.out, a.domains, a.split_csv, a.split, a.resize, a.shard_size,
                     a.workers, a.strict, progress=not a.quiet)
-    except ConvertError as exc:
+    except (UserError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     part = m["splits"][a.split or "all"]

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from taskonomy_tf.data import schema
+from taskonomy_tf.errors import InputError
 
 SampleKey = tuple[str, int, int]  # (building, point, view)
 
@@ -135,10 +136,10 @@ def read_split_csv(path: str | os.PathLike, split: str) -> set[str]:
     text = Path(path).read_text().replace("\r\n", "\n").replace("\r", "\n")
     rows = [r.strip() for r in text.split("\n") if r.strip()]
     if not rows:
-        raise ValueError(f"--split-csv {path}: empty file")
+        raise InputError(f"--split-csv {path}: empty file")
     header = [h.strip().lower() for h in rows[0].split(",")]
     if "id" not in header or split not in header:
-        raise ValueError(
+        raise InputError(
             f"--split-csv {path}: expected columns id,{split}; got {','.join(header)}"
         )
     i_id, i_split = header.index("id"), header.index(split)
@@ -146,9 +147,9 @@ def read_split_csv(path: str | os.PathLike, split: str) -> set[str]:
     for n, row in enumerate(rows[1:], start=2):
         cells = [c.strip() for c in row.split(",")]
         if len(cells) != len(header):
-            raise ValueError(f"--split-csv {path}: line {n} has {len(cells)} fields")
+            raise InputError(f"--split-csv {path}: line {n} has {len(cells)} fields")
         if cells[i_split] not in ("0", "1", "0.0", "1.0"):
-            raise ValueError(f"--split-csv {path}: line {n}: flag {cells[i_split]!r} not 0/1")
+            raise InputError(f"--split-csv {path}: line {n}: flag {cells[i_split]!r} not 0/1")
         if float(cells[i_split]) == 1:
             keep.add(cells[i_id])
     return keep

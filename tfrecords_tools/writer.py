@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from taskonomy_tf.data import schema
+from taskonomy_tf.errors import UserError
 from tfrecords_tools.checks import BadFile, check_json, check_npy, check_png
 
 
-class StrictError(RuntimeError):
+class StrictError(UserError, RuntimeError):
     """A bad file under ``--strict``; the message is one line."""
 
 

@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from taskonomy_tf.data import schema
 from taskonomy_tf.data.pnginfo import png_info
+from taskonomy_tf.errors import InputError, UnknownNameError
 
 DEPTH_UNITS_PER_METRE = 512.0  # taskonomy data/README: 1 unit = 1/512 m
 DEPTH_INVALID_FROM = 64500  # load_ops.py: raw >= 64500 is masked
@@ -46,7 +47,7 @@ def resolve_domain(domain: str) -> schema.DomainSpec:
     """Accepts a domain folder name, an old folder name or a file token."""
     name = schema.FOLDER_TO_DOMAIN.get(domain) or schema.TOKEN_TO_DOMAIN.get(domain)
     if name is None:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown domain {domain!r}; known: {', '.join(sorted(schema.DOMAINS))}"
         )
     return schema.DOMAINS[name]
@@ -123,15 +124,15 @@ def decode_raw(domain: str, data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """
     spec = resolve_domain(domain)
     if spec.storage == "json":
-        raise ValueError(f"{spec.name} holds JSON metadata, not an array: use json.loads")
+        raise InputError(f"{spec.name} holds JSON metadata, not an array: use json.loads")
     if spec.storage == "npy":
         arr = np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32).ravel()
         if arr.size != spec.length:
-            raise ValueError(f"{spec.name}: expected {spec.length} values, got {arr.size}")
+            raise InputError(f"{spec.name}: expected {spec.length} values, got {arr.size}")
         return physical_from_vector(spec.name, tf.constant(arr)).numpy(), np.array(True)
     info = png_info(data)
     if info.bit_depth != spec.bit_depth:
-        raise ValueError(
+        raise InputError(
             f"{spec.name}: expected a {spec.bit_depth}-bit PNG, got {info.bit_depth}-bit"
         )
     img = decode_png_tensor(tf.constant(data), spec)

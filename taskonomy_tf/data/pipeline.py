@@ -18,6 +18,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from taskonomy_tf.data import records, targets, views
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.tasks import TaskSpec, get_task
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -29,7 +30,7 @@ def _specs(tasks: str | TaskSpec | Sequence[str | TaskSpec]) -> list[TaskSpec]:
         tasks = [tasks]
     specs = [get_task(t) for t in tasks]
     if not specs:
-        raise ValueError("make_dataset: tasks is empty")
+        raise InputError("make_dataset: tasks is empty")
     return specs
 
 
@@ -38,9 +39,9 @@ def required_domains(specs: list[TaskSpec], held: list[str]) -> list[str]:
     need = ["rgb"]
     for spec in specs:
         if spec.domain is None:
-            raise ValueError(f"task {spec.name!r} has no labels (a source-only baseline)")
+            raise InputError(f"task {spec.name!r} has no labels (a source-only baseline)")
         if spec.domain not in held:
-            raise ValueError(
+            raise InputError(
                 f"task {spec.name!r} needs domain {spec.domain!r}, missing from the records; "
                 f"domains present: {', '.join(held)}"
             )
@@ -48,7 +49,7 @@ def required_domains(specs: list[TaskSpec], held: list[str]) -> list[str]:
         if spec.mask == "depth_valid" and DEPTH_MASK_DOMAIN in held:
             need.append(DEPTH_MASK_DOMAIN)
     if "rgb" not in held:
-        raise ValueError(f"the records hold no rgb; domains present: {', '.join(held)}")
+        raise InputError(f"the records hold no rgb; domains present: {', '.join(held)}")
     return list(dict.fromkeys(need))
 
 
@@ -162,14 +163,14 @@ def make_dataset(
     held = records.domains_in(files)
     if any(s.uses_point_info for s in specs):
         if len(specs) > 1:
-            raise ValueError("tasks labelled from point_info (poses, matching, layout, "
+            raise InputError("tasks labelled from point_info (poses, matching, layout, "
                              "vanishing points) are read one at a time")
         ds = views.view_tuples(path, files, specs[0], image_size, shuffle, seed, held)
         if cache:
             ds = ds.cache() if cache is True else ds.cache(str(cache))
     else:
         if len({s.input for s in specs}) > 1:
-            raise ValueError("tasks with different inputs cannot share a dataset: "
+            raise InputError("tasks with different inputs cannot share a dataset: "
                              + ", ".join(f"{s.name}={s.input}" for s in specs))
         domains = required_domains(specs, held)
         ds = tf.data.Dataset.from_tensor_slices(files)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import struct
 
+from taskonomy_tf.errors import InputError
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour type -> channels (PNG spec, IHDR chunk).
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -33,8 +35,8 @@ def png_info(data: bytes) -> PngInfo:
         ValueError: if ``data`` does not start like a PNG file.
     """
     if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        raise ValueError("not a PNG file (bad signature or missing IHDR)")
+        raise InputError("not a PNG file (bad signature or missing IHDR)")
     width, height, bit_depth, colour = struct.unpack(">IIBB", data[16:26])
     if colour not in _CHANNELS:
-        raise ValueError(f"PNG with unknown colour type {colour}")
+        raise InputError(f"PNG with unknown colour type {colour}")
     return PngInfo(width, height, bit_depth, _CHANNELS[colour], colour == 3)

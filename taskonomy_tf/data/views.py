@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from taskonomy_tf.data import geometry, records, schema
 from taskonomy_tf.data.decode import decode_png_tensor, physical_from_pixels
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.registry import Registry
 from taskonomy_tf.tasks import TaskSpec
 
@@ -186,7 +187,7 @@ def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int
                 held: list[str]) -> tf.data.Dataset:
     """Dataset of (images (V, S, S, 3) in [0, 1], label) for one point_info task."""
     if "point_info" not in held:
-        raise ValueError(f"task {spec.name!r} needs domain 'point_info', missing from the "
+        raise InputError(f"task {spec.name!r} needs domain 'point_info', missing from the "
                          f"records; domains present: {', '.join(held)}")
     per_file, counts = build_tuples(files, spec, seed, with_counts=True)
     if spec.decode in STANDARDISED:
@@ -195,7 +196,7 @@ def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int
                                 spec)
         per_file = [(i, (lab - mean) / std) for i, lab in per_file]
     if not sum(len(i) for i, _ in per_file):
-        raise ValueError(f"task {spec.name!r}: the records give no view tuples (need "
+        raise InputError(f"task {spec.name!r}: the records give no view tuples (need "
                          f"{spec.views} views per point with point_info)")
     if shuffle:
         rng = np.random.default_rng(seed)

@@ -21,15 +21,16 @@ import time
 from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.errors import InputError, UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 
 def gather(tasks, models, data, split, n_images, image_size, cache_dir):
     """(codes, labels): task -> (n, h, w, 8) codes, task -> (labels, regression)."""
+    from taskonomy_tf.data import make_dataset
     from taskonomy_tf.estimate import estimator_labels
     from taskonomy_tf.tasks import get_task
-    from taskonomy_tf.data import make_dataset
     from taskonomy_tf.training.evaluate import split_arrays
     from taskonomy_tf.transfer import FeatureCache
     from taskonomy_tf.transfer.schedule import model_workdirs
@@ -61,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", help="losses.csv of trained transfers to compare rankings with")
     a = p.parse_args(argv)
     from taskonomy_tf.estimate import estimate_table, ranking_agreement
-    from taskonomy_tf.taxonomy import TableError, tables_from_losses
     from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.taxonomy import tables_from_losses
     from taskonomy_tf.transfer.schedule import model_image_size, model_workdirs
 
     try:
         tasks = [get_task(t.strip()).name for t in a.tasks.split(",") if t.strip()]
         if len(tasks) < 2:
-            raise ValueError("--tasks: need at least 2 tasks")
+            raise InputError("--tasks: need at least 2 tasks")
         size = a.image_size or model_image_size(model_workdirs(a.models, tasks)[tasks[0]])
         start = time.perf_counter()
         if a.data:
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             if agree:
                 mean = sum(v["spearman"] for v in agree.values()) / len(agree)
                 print(f"  mean Spearman {mean:+.2f} -> {path}")
-    except (ValueError, KeyError, FileNotFoundError, TableError) as e:
+    except (UserError, FileNotFoundError) as e:
         return report_error(e)
     return 0
 

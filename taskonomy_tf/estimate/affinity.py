@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.estimate.hscore import hscore
 from taskonomy_tf.estimate.labels import discretise
 from taskonomy_tf.estimate.logme import logme
@@ -31,7 +32,7 @@ def score(method: str, source_codes, target_labels, regression: bool, target_cod
         return hscore(source_codes, discretise(target_labels) if regression else target_labels)
     if method == "rsa":
         return rsa(source_codes, target_codes)
-    raise ValueError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+    raise InputError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
 
 
 def estimate_table(method: str, codes: dict[str, np.ndarray],

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from taskonomy_tf.errors import InputError
+
 GRID = 4  # pooled layout side: 16 cells per channel
 MAX_COLUMNS = 48
 BINS = 10  # quantile classes of the first principal component, for H-score
@@ -83,7 +85,7 @@ def estimator_labels(spec, y: np.ndarray, w: np.ndarray, grid: int = GRID, seed:
     """
     rule = RULES.get(spec.loss)
     if rule is None:
-        raise ValueError(f"task {spec.name!r} (loss {spec.loss}) has no per-image labels for "
+        raise InputError(f"task {spec.name!r} (loss {spec.loss}) has no per-image labels for "
                          f"estimators; supported losses: {', '.join(sorted(RULES))}")
     return rule(y, w, grid, seed)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.registry import Registry
 
 CONSTANTS = Registry("constant rule")
@@ -52,7 +53,7 @@ def best_constant(loss: str, targets: np.ndarray, weights: np.ndarray | None = N
     """
     y = np.asarray(targets, np.float32)
     if len(y) == 0:
-        raise ValueError("best_constant: no examples")
+        raise InputError("best_constant: no examples")
     w = np.ones(y.shape[:1], np.float32) if weights is None else np.asarray(weights, np.float32)
     return np.asarray(CONSTANTS.get(loss)(y, _per_image(w), channels), np.float32)
 

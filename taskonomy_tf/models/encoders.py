@@ -31,6 +31,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.registry import Registry
 
 ENCODERS = Registry("encoder")
@@ -76,7 +77,7 @@ def code_stride(image_size: int) -> int:
         ValueError: ``image_size`` not a multiple of 16.
     """
     if image_size % REPRESENTATION_SIDE or image_size < REPRESENTATION_SIDE:
-        raise ValueError(f"image_size must be a multiple of {REPRESENTATION_SIDE}, "
+        raise InputError(f"image_size must be a multiple of {REPRESENTATION_SIDE}, "
                          f"got {image_size}")
     return max(MIN_CODE_STRIDE, 1 << ((image_size // REPRESENTATION_SIDE).bit_length() - 1))
 

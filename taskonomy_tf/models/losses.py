@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from keras import losses, ops, random, saving
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.registry import Registry
 
 LOSSES = Registry("loss")
@@ -156,4 +157,4 @@ def ego_cycle(y_true, y_pred, seed=None):
 
 @LOSSES.register("none")
 def no_loss(y_true, y_pred, seed=None):
-    raise ValueError("this task has no labels to train on")
+    raise InputError("this task has no labels to train on")

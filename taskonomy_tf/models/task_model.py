@@ -9,10 +9,10 @@ the dataset's dicts of targets and weights as they are.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
-import numpy as np
-
+from taskonomy_tf.errors import InputError, UnknownNameError
 from taskonomy_tf.models.decoders import PRESETS, conv_decoder, fc_head
 from taskonomy_tf.models.encoders import build_encoder, code_stride
 from taskonomy_tf.models.layers import OutputPrior
@@ -54,7 +54,7 @@ def build_task_model(task: str | TaskSpec, encoder: str | keras.Model = "small",
     """
     spec = get_task(task)
     if spec.output is OutputKind.NONE:
-        raise ValueError(f"task {spec.name!r} has no labels; it is a frozen random encoder")
+        raise InputError(f"task {spec.name!r} has no labels; it is a frozen random encoder")
     shape = input_shape(spec, image_size)
     if isinstance(encoder, str):
         preset = decoder or DEFAULT_PRESET.get(encoder, "small")
@@ -63,7 +63,7 @@ def build_task_model(task: str | TaskSpec, encoder: str | keras.Model = "small",
         preset = decoder or "small"
         enc = encoder
     if preset not in PRESETS:
-        raise KeyError(f"unknown decoder preset {preset!r}; known: {', '.join(PRESETS)}")
+        raise UnknownNameError(f"unknown decoder preset {preset!r}; known: {', '.join(PRESETS)}")
     inputs = keras.Input(shape, name="image")
     if spec.views > 1:
         codes = layers.TimeDistributed(enc, name="encoder_views")(inputs)
@@ -97,4 +97,4 @@ def get_encoder(model: keras.Model) -> keras.Model:
             return layer
         if isinstance(layer, layers.TimeDistributed) and layer.layer.name == "encoder":
             return layer.layer
-    raise ValueError(f"{model.name} has no layer named 'encoder'")
+    raise InputError(f"{model.name} has no layer named 'encoder'")

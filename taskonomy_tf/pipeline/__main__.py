@@ -17,6 +17,7 @@ import os
 import sys
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.errors import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a few minutes' smoke run")
     p.add_argument("--force", action="store_true", help="redo every stage")
     a = p.parse_args(argv)
-    from taskonomy_tf.pipeline import PipelineConfig, PipelineError, run_pipeline
+    from taskonomy_tf.pipeline import PipelineConfig, run_pipeline
 
     fields = ("data", "split_csv", "budget", "max_order", "image_size", "train_steps",
               "transfer_images", "transfer_steps", "transfer_seeds", "seed", "workers",
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = PipelineConfig.quick(**overrides) if a.quick else PipelineConfig(**overrides)
         ctx = run_pipeline(config, a.out, force=a.force)
-    except (PipelineError, ValueError, KeyError) as e:
+    except (UserError, FileNotFoundError) as e:
         return report_error(e)
     print(f"report: {ctx.out / 'report.md'} (and report.html)")
     return 0

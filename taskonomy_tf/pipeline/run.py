@@ -10,6 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
+from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.pipeline.config import PipelineConfig
 from taskonomy_tf.pipeline.stages import STAGES, Context
 from tfrecords_tools.writer import write_json_atomic
@@ -18,7 +19,7 @@ SCHEMA_VERSION = 1
 OUTPUT_DIRS = ("models", "transfers", "taxonomy", "figures", "stages")
 
 
-class PipelineError(RuntimeError):
+class PipelineError(UserError, RuntimeError):
     """A stage failed; the message names it (finished stages are kept)."""
 
 
@@ -29,7 +30,7 @@ def _check_config(out: Path, config: PipelineConfig, force: bool) -> None:
         new = json.loads(config.to_json())
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if diff:
-            raise ValueError(f"{out}: holds a run with other settings ({', '.join(diff)}); "
+            raise InputError(f"{out}: holds a run with other settings ({', '.join(diff)}); "
                              "pass --force to redo it, or use another --out")
     if force:
         for name in OUTPUT_DIRS:
@@ -45,14 +46,15 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = F
     """Runs (or continues) every stage; returns the context with each stage's results.
 
     Raises:
-        PipelineError: a stage failed (its name and the cause in one line).
-        ValueError: ``out`` holds a run with other settings (without ``force``).
+        PipelineError: a stage failed on bad input (its name and the cause
+            in one line); other exceptions propagate with their traceback.
+        InputError: ``out`` holds a run with other settings (without ``force``).
     """
     from taskonomy_tf.tasks import get_task
 
     config = dataclasses.replace(config, tasks=tuple(get_task(t).name for t in config.tasks))
     if len(config.tasks) < 2:
-        raise ValueError(f"--tasks: a taxonomy needs at least 2 tasks, got {config.tasks}")
+        raise InputError(f"--tasks: a taxonomy needs at least 2 tasks, got {config.tasks}")
     out = Path(out)
     _check_config(out, config, force)
     ctx = Context(config, out, progress)
@@ -69,8 +71,12 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = F
         start = time.perf_counter()
         try:
             result = fn(ctx)
-        except Exception as e:
-            raise PipelineError(f"stage {name!r} failed: {type(e).__name__}: {e}") from e
+        except (UserError, FileNotFoundError) as e:  # bad input: one line
+            raise PipelineError(f"stage {name!r} failed: {e}") from e
+        except Exception as e:  # a bug: its traceback, naming the stage
+            if hasattr(e, "add_note"):
+                e.add_note(f"(in pipeline stage {name!r}; finished stages are kept)")
+            raise
         result = {"schema_version": SCHEMA_VERSION, **result,
                   "seconds": round(time.perf_counter() - start, 1)}
         ctx.results[name] = result

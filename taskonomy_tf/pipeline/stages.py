@@ -11,6 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.pipeline.config import PipelineConfig
 
 BASELINE_RANDOM = "random"
@@ -48,7 +49,7 @@ def stage_data(ctx: Context) -> dict:
         from tfrecords_tools.convert import convert
 
         if not cfg.split_csv:
-            raise ValueError(f"--data {cfg.data}: a raw folder needs --split-csv (the "
+            raise InputError(f"--data {cfg.data}: a raw folder needs --split-csv (the "
                              "Taskonomy split file) to make train/val/test shards")
         records = ctx.out / "records"
         for split in ("train", "val", "test"):
@@ -57,12 +58,12 @@ def stage_data(ctx: Context) -> dict:
         source = f"raw folder {cfg.data}, converted"
     for split in ("train", "test"):
         if not _has_split(records, split):
-            raise ValueError(f"{records}: no {split!r} shards; the pipeline trains on train "
+            raise InputError(f"{records}: no {split!r} shards; the pipeline trains on train "
                              "and measures transfers on test")
     return {"records": str(records), "source": source}
 
 
-class WeakNetworkError(RuntimeError):
+class WeakNetworkError(UserError, RuntimeError):
     """A task network does no better than its constant baseline."""
 
 

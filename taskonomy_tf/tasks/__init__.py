@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from taskonomy_tf.errors import InputError, UnknownNameError
 from taskonomy_tf.tasks.catalog import CATALOG
 from taskonomy_tf.tasks.spec import Cluster, OutputKind, TaskSpec
 
@@ -62,7 +63,7 @@ def register_task(spec: TaskSpec) -> TaskSpec:
         raise TypeError(f"register_task expects a TaskSpec, got {type(spec).__name__}")
     clash = [k for k in _keys(spec) if k in _NAMES]
     if spec.name in _TASKS or clash:
-        raise ValueError(
+        raise InputError(
             f"task {spec.name!r}: name(s) {clash or [spec.name]} already used "
             f"by {sorted({_NAMES.get(k, spec.name) for k in clash or [spec.name]})}"
         )
@@ -89,7 +90,7 @@ def get_task(name: str | TaskSpec) -> TaskSpec:
     key = str(name).strip().lower().replace("-", "_")
     if key in _NAMES:
         return _TASKS[_NAMES[key]]
-    raise KeyError(
+    raise UnknownNameError(
         f"unknown task {name!r}; valid tasks: {', '.join(sorted(_TASKS))} "
         "(aliases such as rgb2sfnorm, edge2d, segmentsemantic_rb also work)"
     )

@@ -21,9 +21,17 @@ import os
 import sys
 from pathlib import Path
 
+from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.errors import UserError
 from taskonomy_tf.taxonomy import (
-    TableError, TaxonomyError, load_table, parse_budgets, read_candidates, solve_grouping,
-    solve_taxonomy, sweep, tables_from_losses,
+    TaxonomyError,
+    load_table,
+    parse_budgets,
+    read_candidates,
+    solve_grouping,
+    solve_taxonomy,
+    sweep,
+    tables_from_losses,
 )
 
 
@@ -177,9 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     try:
         a.fn(a)
-    except (TableError, TaxonomyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (UserError, FileNotFoundError) as exc:
+        return report_error(exc)
     return 0
 
 

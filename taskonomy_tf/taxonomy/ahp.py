@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from taskonomy_tf.errors import InputError
+
 CLIP = (0.001, 0.999)  # reference section 5 (Taskonomy's tournament clip)
 # Saaty's random consistency index RI(n), n = 1..15 (Saaty 1980, table 1).
 _RANDOM_INDEX = (0.0, 0.0, 0.58, 0.90, 1.12, 1.24, 1.32, 1.41, 1.45, 1.49, 1.51, 1.48, 1.56,
@@ -33,9 +35,9 @@ def win_rates(losses: np.ndarray) -> np.ndarray:
     """
     losses = np.asarray(losses, np.float64)
     if losses.ndim != 2 or losses.shape[1] == 0:
-        raise ValueError(f"losses must be (candidates, images) with images > 0, got {losses.shape}")
+        raise InputError(f"losses must be (candidates, images) with images > 0, got {losses.shape}")
     if not np.all(np.isfinite(losses)):
-        raise ValueError("losses hold NaN or infinite values")
+        raise InputError("losses hold NaN or infinite values")
     a, b = losses[:, None, :], losses[None, :, :]
     return ((a < b).mean(-1) + 0.5 * (a == b).mean(-1))
 
@@ -43,9 +45,9 @@ def win_rates(losses: np.ndarray) -> np.ndarray:
 def _ratio(w: np.ndarray) -> np.ndarray:
     w = np.asarray(w, np.float64)
     if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] == 0:
-        raise ValueError(f"a tournament matrix must be square and non-empty, got {w.shape}")
+        raise InputError(f"a tournament matrix must be square and non-empty, got {w.shape}")
     if not np.all(np.isfinite(w)):
-        raise ValueError("the tournament matrix holds NaN or infinite values")
+        raise InputError("the tournament matrix holds NaN or infinite values")
     c = np.clip(w, *CLIP)
     return c / c.T
 

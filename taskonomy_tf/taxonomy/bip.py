@@ -30,13 +30,14 @@ import math
 import time
 from typing import Mapping, Sequence
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.taxonomy.table import PIXELS, RANDOM, SELF, TransferTable
 
 VALUE_CLIP = (1e-5, 1.0)  # released solver: np.clip(sqrt(v), 1e-5, 1)
 ROOT = "<root>"
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(InputError):
     """An instance with no solution or bad settings; one-line message.
 
     ``status``: the solver's status when it stopped without a solution

@@ -20,6 +20,7 @@ import dataclasses
 
 import numpy as np
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.taxonomy.bip import TaxonomyError, build_instance, solve_instance
 from taskonomy_tf.taxonomy.compare import cluster_contrasts
 from taskonomy_tf.taxonomy.losses import tables_from_matrices
@@ -99,7 +100,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         allow_random: as in ``solve_taxonomy``.
     """
     if resamples < 2:
-        raise ValueError(f"resamples must be >= 2, got {resamples}")
+        raise InputError(f"resamples must be >= 2, got {resamples}")
     rng = np.random.default_rng(seed)
     rng_replicates = np.random.default_rng([seed, 1])  # its own stream: see below
     mats = {t: (v[0], v[1], _as_replicates(v[-1])) for t, v in matrices.items()}

@@ -20,12 +20,14 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from taskonomy_tf.errors import InputError
+
 SCHEMA_VERSION = 1
 SELF, PIXELS, CONSTANT = "self", "pixels", "constant"
 RANDOM = "random"  # the untrained encoder of the sources' architecture (a baseline)
 
 
-class TableError(ValueError):
+class TableError(InputError):
     """Malformed input; the message is one line naming the file and record."""
 
 

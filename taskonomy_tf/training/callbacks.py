@@ -10,8 +10,10 @@ from pathlib import Path
 
 import keras
 
+from taskonomy_tf.errors import UserError
 
-class TrainingError(RuntimeError):
+
+class TrainingError(UserError, RuntimeError):
     """Training stopped; the message is one line."""
 
 

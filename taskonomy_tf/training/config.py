@@ -6,6 +6,8 @@ import dataclasses
 import json
 import typing
 
+from taskonomy_tf.errors import InputError
+
 # learning rates per encoder: the paper's Adam 1e-4 for ResNet-50 (taskbank
 # configs); the small CPU encoder trains in a few hundred steps at 2e-3.
 DEFAULT_LR = {"resnet50": 1e-4, "small": 2e-3}
@@ -69,7 +71,7 @@ def _coerce(value: str, annotation) -> typing.Any:
             return True
         if text.lower() in ("0", "false", "no"):
             return False
-        raise ValueError(f"expected true/false, got {value!r}")
+        raise InputError(f"expected true/false, got {value!r}")
     if "tuple" in str(annotation):
         return tuple(s for s in text.split(",") if s)
     for kind in (int, float):
@@ -79,7 +81,7 @@ def _coerce(value: str, annotation) -> typing.Any:
             except ValueError:
                 if kind is int and "float" in str(annotation):
                     continue
-                raise ValueError(f"expected {kind.__name__}, got {value!r}") from None
+                raise InputError(f"expected {kind.__name__}, got {value!r}") from None
     return text
 
 
@@ -96,11 +98,11 @@ def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
-            raise ValueError(f"--set {item!r}: expected key=value")
+            raise InputError(f"--set {item!r}: expected key=value")
         if key not in fields:
-            raise ValueError(f"--set {key}: unknown key; known: {', '.join(sorted(fields))}")
+            raise InputError(f"--set {key}: unknown key; known: {', '.join(sorted(fields))}")
         try:
             changes[key] = _coerce(value, hints[key])
         except ValueError as exc:
-            raise ValueError(f"--set {key}: {exc}") from None
+            raise InputError(f"--set {key}: {exc}") from None
     return dataclasses.replace(config, **changes)

@@ -14,6 +14,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.constant import best_constant
 from taskonomy_tf.models.losses import masked_loss
 from taskonomy_tf.tasks import TaskSpec
@@ -64,7 +65,7 @@ def split_arrays(dataset: tf.data.Dataset, task: str, limit: int | None = None,
         if limit and n >= limit:
             break
     if not ys:
-        raise ValueError(f"no examples for task {task!r} in this split")
+        raise InputError(f"no examples for task {task!r} in this split")
     out = [np.concatenate(ys), np.concatenate(ws)] + ([np.concatenate(xs)] if images else [])
     return tuple(a[:limit] for a in out)
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from taskonomy_tf.data import make_dataset
 from taskonomy_tf.data.records import find_shards
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.models import build_task_model, compile_task_model, get_encoder
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.callbacks import MetricsJson, NanGuard, TrainingError
@@ -46,7 +47,7 @@ def resolve_precision(name: str) -> str:
     gains little for small nets: ../shared/docs/environment_notes.md);
     mixed_bfloat16 on GPUs of compute capability >= 8, else mixed_float16."""
     if name not in PRECISIONS:
-        raise ValueError(f"precision {name!r}: expected one of {', '.join(PRECISIONS)}")
+        raise InputError(f"precision {name!r}: expected one of {', '.join(PRECISIONS)}")
     if name != "auto":
         return name
     gpus = tf.config.list_physical_devices("GPU")
@@ -58,7 +59,7 @@ def resolve_precision(name: str) -> str:
 
 def resolve_strategy(name: str, devices=None) -> tf.distribute.Strategy:
     if name not in STRATEGIES:
-        raise ValueError(f"strategy {name!r}: expected one of {', '.join(STRATEGIES)}")
+        raise InputError(f"strategy {name!r}: expected one of {', '.join(STRATEGIES)}")
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
     workers = len(tf_config.get("cluster", {}).get("worker", []))
     if name == "multi_worker" or (name == "auto" and workers > 1):
@@ -240,7 +241,7 @@ def learning_rate(config: TrainConfig, total_steps: int):
     if config.schedule == "constant":
         return lr
     if config.schedule != "cosine":
-        raise ValueError(f"schedule {config.schedule!r}: expected cosine or constant")
+        raise InputError(f"schedule {config.schedule!r}: expected cosine or constant")
     warmup = int(round(config.warmup * total_steps))
     return keras.optimizers.schedules.CosineDecay(
         lr / 10, max(1, total_steps - warmup), alpha=0.01, warmup_target=lr,

@@ -26,10 +26,12 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from taskonomy_tf.errors import UserError
+
 TESTED_KERAS = ((3, 15), (3, 15))  # (lowest, highest) major.minor tested
 
 
-class UnsupportedKerasError(RuntimeError):
+class UnsupportedKerasError(UserError, RuntimeError):
     """Multi-worker training on a Keras version the workarounds were not tested on."""
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.errors import InputError, UserError
 
 
 def _list(text: str) -> list[str]:
@@ -40,9 +41,9 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+        raise InputError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
     if not 0 <= i < n:
-        raise ValueError(f"--shard {text!r}: expected 0 <= I < N")
+        raise InputError(f"--shard {text!r}: expected 0 <= I < N")
     return i, n
 
 
@@ -58,8 +59,7 @@ def cmd_run(a) -> None:
     from taskonomy_tf.transfer.cache import FeatureCache
     from taskonomy_tf.transfer.grid import PIXELS, RANDOM, random_encoder
     from taskonomy_tf.transfer.runner import replicate_seeds, run_candidates
-    from taskonomy_tf.transfer.schedule import (model_architecture, model_image_size,
-                                                model_workdirs)
+    from taskonomy_tf.transfer.schedule import model_architecture, model_image_size, model_workdirs
 
     sources = tuple(s if s in (PIXELS, RANDOM) else _canonical(s) for s in _list(a.sources))
     target = _canonical(a.target)
@@ -97,7 +97,7 @@ def cmd_grid(a) -> None:
     prefilter = None
     if a.prefilter:
         if not a.estimate:
-            raise ValueError("--prefilter K needs --estimate FILE (python -m taskonomy_tf.estimate)")
+            raise InputError("--prefilter K needs --estimate FILE (python -m taskonomy_tf.estimate)")
         from taskonomy_tf.taxonomy import load_table
 
         table = load_table(a.estimate)
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         {"run": cmd_run, "grid": cmd_grid}[a.command](a)
-    except (ValueError, KeyError, FileNotFoundError, ImportError) as e:
+    except (UserError, FileNotFoundError) as e:
         return report_error(e)
     return 0
 

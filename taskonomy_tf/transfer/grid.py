@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.tasks import get_task
 from tfrecords_tools.writer import write_json_atomic
 
@@ -131,7 +132,7 @@ def ranked_sources(out, target: str, score=None, keep: list[str] | None = None) 
 def shard(jobs: list, index: int, count: int) -> list:
     """The ``index``-th of ``count`` disjoint parts (0-based), round robin."""
     if not 0 <= index < count:
-        raise ValueError(f"--shard {index}/{count}: expected 0 <= I < N")
+        raise InputError(f"--shard {index}/{count}: expected 0 <= I < N")
     return jobs[index::count]
 
 

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops, saving
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.losses import masked_loss
 from taskonomy_tf.tasks import TaskSpec, get_task
@@ -76,7 +77,7 @@ def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     """
     spec = get_task(target)
     if spec.views > 1:
-        raise ValueError(f"transfers into multi-view task {spec.name!r} are not supported yet")
+        raise InputError(f"transfers into multi-view task {spec.name!r} are not supported yet")
     stride = code_stride(image_size)
     side = image_size // stride
     replicates = max(h.replicate for h in heads) + 1
@@ -85,7 +86,7 @@ def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     for h in heads:
         missing = [s for s in h.sources if s not in slots]
         if missing:
-            raise ValueError(f"head {'+'.join(h.sources)}: no codes for {', '.join(missing)}")
+            raise InputError(f"head {'+'.join(h.sources)}: no codes for {', '.join(missing)}")
     inputs, parts = {}, []
     if sources:
         inputs["codes"] = keras.Input((replicates, len(sources), side, side,

@@ -20,12 +20,21 @@ import json
 import os
 from pathlib import Path
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.loop import is_finished
-from tfrecords_tools.writer import write_json_atomic
 from taskonomy_tf.transfer.cache import FeatureCache
-from taskonomy_tf.transfer.grid import (RANDOM, Job, first_order_jobs, job_path,
-                                        random_encoder, run_job, shard, write_losses_table)
+from taskonomy_tf.transfer.grid import (
+    RANDOM,
+    Job,
+    first_order_jobs,
+    job_path,
+    random_encoder,
+    run_job,
+    shard,
+    write_losses_table,
+)
+from tfrecords_tools.writer import write_json_atomic
 
 BACKENDS = ("local", "ray")
 
@@ -95,7 +104,7 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
     elif backend == "ray":
         _run_ray(todo, workdirs, data, out, progress, ray_address, options)
     else:
-        raise ValueError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        raise InputError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     return todo
 
 
@@ -126,7 +135,7 @@ def _run_ray(todo, workdirs, data, out, progress, address, options):
     try:
         import ray
     except ImportError as e:
-        raise ImportError("--backend ray needs Ray: pip install 'taskonomy_tf[ray]'") from e
+        raise InputError("--backend ray needs Ray: pip install 'taskonomy_tf[ray]'") from e
     from tqdm import tqdm
 
     started = not ray.is_initialized()
@@ -161,7 +170,7 @@ def _settings(out: Path, settings: dict) -> None:
         diff = sorted(k for k in set(old) | set(settings)
                       if k not in EXTENSIBLE and old.get(k) != settings.get(k))
         if diff:
-            raise ValueError(f"{out}: holds a grid with other settings ({', '.join(diff)}); "
+            raise InputError(f"{out}: holds a grid with other settings ({', '.join(diff)}); "
                              f"use another --out")
         if old == settings:
             return
@@ -202,7 +211,7 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     out = Path(out)
     tasks = [get_task(t).name for t in tasks]
     if len(tasks) < 2:
-        raise ValueError(f"--tasks: a grid needs at least 2 tasks, got {tasks}")
+        raise InputError(f"--tasks: a grid needs at least 2 tasks, got {tasks}")
     workdirs = model_workdirs(models, tasks)
     image_size = image_size or model_image_size(workdirs[tasks[0]])
     architecture = model_architecture(workdirs[tasks[0]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from taskonomy_tf.errors import InputError
+
 
 def _solved(rows):
     return [r for r in rows if r.get("status") not in ("INFEASIBLE", None)]
@@ -23,7 +25,7 @@ def budget_curves(rows: list[dict], by_order: dict[int, list[dict]] | None = Non
 
     solved = _solved(rows)
     if not solved:
-        raise ValueError("no budget in the sweep has a feasible dictionary")
+        raise InputError("no budget in the sweep has a feasible dictionary")
     fig, axes = plt.subplots(1, 2 if by_order else 1, squeeze=False,
                              figsize=(12 if by_order else 6.5, 4.5))
     ax = axes[0, 0]

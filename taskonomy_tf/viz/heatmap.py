@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.taxonomy.table import TransferTable
 from taskonomy_tf.viz.names import display_name, task_order
 
@@ -102,10 +103,10 @@ def heatmap(affinities: TransferTable, before: TransferTable | None = None,
     import matplotlib.pyplot as plt
 
     if order not in ("cluster", "hierarchical"):
-        raise ValueError(f"order {order!r}: expected cluster or hierarchical")
+        raise InputError(f"order {order!r}: expected cluster or hierarchical")
     sources, targets, m = affinity_matrix(affinities)
     if not sources or not targets:
-        raise ValueError("no first-order transfers between tasks to draw")
+        raise InputError("no first-order transfers between tasks to draw")
     link = None
     if order == "hierarchical":
         sources, targets, m, link = hierarchical_order(sources, targets, m)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.viz.names import display_name
 
 
@@ -31,7 +32,7 @@ def winrate_matrix(losses_by_source: dict[tuple[str, ...], np.ndarray], target: 
 
     names = list(losses_by_source)
     if len(names) < 2:
-        raise ValueError(f"{target}: a tournament needs at least 2 candidates")
+        raise InputError(f"{target}: a tournament needs at least 2 candidates")
     w = win_rates(np.stack([np.asarray(losses_by_source[n], float) for n in names]))
     score = np.array([np.mean(np.delete(w[i], i)) for i in range(len(names))])
     order = np.argsort(-score, kind="stable")
