@@ -18,11 +18,11 @@ from typing import Sequence
 import tensorflow as tf
 
 from taskonomy_tf.data import records, targets, views
+from taskonomy_tf.data.masks import DEPTH_MASK_DOMAIN, apply_mask
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.tasks import TaskSpec, get_task
 
 AUTOTUNE = tf.data.AUTOTUNE
-DEPTH_MASK_DOMAIN = "depth_zbuffer"  # load_ops: depth_mask reads the z-buffer
 
 
 def _specs(tasks: str | TaskSpec | Sequence[str | TaskSpec]) -> list[TaskSpec]:
@@ -68,22 +68,6 @@ def _flip(values: tf.Tensor) -> tf.Tensor:
     return tf.reverse(values, axis=[1]) if values.shape.rank >= 2 else values
 
 
-def _weight(spec: TaskSpec, dom: dict, w: tf.Tensor) -> tf.Tensor:
-    """Combines the encoding's weight with the task's mask rule."""
-    if spec.mask == "depth_valid":
-        # the z-buffer's mask (load_ops); a record without one (or a
-        # dataset without the domain) falls back on the task's own validity
-        own = dom[spec.domain][1]
-        if DEPTH_MASK_DOMAIN in dom:
-            depth = dom[DEPTH_MASK_DOMAIN][1]
-            own = tf.cond(tf.reduce_any(depth), lambda: depth, lambda: own)
-        w = w * tf.cast(own, tf.float32)
-        if spec.output_stride > 1:
-            side = tf.shape(w)[0] // spec.output_stride
-            w = tf.cast(tf.image.resize(w[..., None], [side, side])[..., 0] >= 0.99, tf.float32)
-    return w
-
-
 def _to_example(specs: list[TaskSpec], augment: bool, base_seed: int):
     flip_rules = {s.hflip for s in specs}
     can_flip = augment and "never" not in flip_rules
@@ -107,7 +91,7 @@ def _to_example(specs: list[TaskSpec], augment: bool, base_seed: int):
                 y, w = jig, tf.constant(1.0)
             else:
                 y, w = targets.TARGETS.get(spec.decode)(spec, values, valid)
-            ys[spec.name], ws[spec.name] = y, _weight(spec, dom, w)
+            ys[spec.name], ws[spec.name] = y, apply_mask(spec, dom, w)
         return x, ys, ws
 
     return fn

@@ -16,6 +16,9 @@ import re
 from typing import Any
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+# validity-mask rules (implemented in data/masks.py; reference section on
+# the label files): the z-buffer's mask, the label file's presence, label > 0
+MASK_RULES = ("depth_valid", "file_present", "label_positive")
 
 
 class Cluster(str, enum.Enum):
@@ -58,7 +61,8 @@ class TaskSpec:
             linear encodings; ``None`` where not applicable.
         clip: whether ``value_range`` clips.
         blur_sigma: Gaussian blur of the target, in pixels at 256 px.
-        mask: key of the validity-mask rule, ``None`` for none.
+        mask: a validity-mask rule (``MASK_RULES``), ``None`` for the
+            target encoding's own validity only.
         cluster: family in the paper's task tree.
         views: number of input images per sample (2 for pairs, 3 for
             triplets, 9 for jigsaw tiles).
@@ -110,6 +114,9 @@ class TaskSpec:
             raise ValueError(f"TaskSpec {self.name!r}: bad hflip {self.hflip!r}")
         if self.views < 1:
             raise ValueError(f"TaskSpec {self.name!r}: views must be >= 1")
+        if self.mask is not None and self.mask not in MASK_RULES:
+            raise ValueError(f"TaskSpec {self.name!r}: mask {self.mask!r}; expected None or one "
+                             f"of {', '.join(MASK_RULES)}")
 
     # --- derived values -------------------------------------------------
     @property
