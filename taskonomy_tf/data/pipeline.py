@@ -110,6 +110,7 @@ def make_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
     shuffle_buffer: int = 1024,
+    label_stats: tuple | None = None,
 ) -> tf.data.Dataset:
     """Batches for ``model.fit`` from the shards in ``path``.
 
@@ -128,6 +129,9 @@ def make_dataset(
             flipped); default ``split == "train"``.
         seed: makes shuffling, augmentation and random inputs reproducible.
         drop_remainder: drop the last partial batch.
+        label_stats: (mean, std) of the labels of a standardised task (poses,
+            room layout): the trained network's (its ``label_stats.json``);
+            default: the training split's (``views.training_stats``).
 
     Returns:
         A dataset of ``(images, targets, sample_weights)``: images float32
@@ -149,7 +153,8 @@ def make_dataset(
         if len(specs) > 1:
             raise InputError("tasks labelled from point_info (poses, matching, layout, "
                              "vanishing points) are read one at a time")
-        ds = views.view_tuples(path, files, specs[0], image_size, shuffle, seed, held)
+        ds = views.view_tuples(path, files, specs[0], image_size, shuffle, seed, held,
+                               label_stats)
         if cache:
             ds = ds.cache() if cache is True else ds.cache(str(cache))
     else:

@@ -9,14 +9,17 @@ numpy then builds the tuples each task needs (registry ``TUPLES``, keyed by
   building where the second view's point is visible in the first
   (``nonfixated_points_in_view``);
 * ``egomotion``: triplets of views of one point;
-* ``point_match``: same-point pairs (class 1) and as many pairs of different
-  points of one building (class 0);
+* ``point_match``: same-point pairs (class 1) and as many pairs of views
+  of two different points (class 0);
 * ``room_layout``, ``vanishing_points``: single views.
 
 Tuples never cross a shard (the converter keeps each point within one), so
 a shard's images are loaded once and gathered. Pose and layout vectors are
-standardised with the mean and std over every shard of the folder (the
-original hard-coded constants from its own split; reference section 8).
+standardised with the mean and std of the training split's labels (the
+original hard-coded constants from its own training data; reference
+section 8): never with statistics that saw the test split. A trained
+network stores the statistics it used (``label_stats.json`` in its workdir)
+and transfers into its task reuse them.
 """
 
 from __future__ import annotations
@@ -174,26 +177,40 @@ def build_tuples(files: list[str], spec: TaskSpec, seed: int, with_counts: bool 
     return (out, counts) if with_counts else out
 
 
-def label_stats(folder_files: list[str], spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of the task's raw labels over every shard of the folder."""
-    labels = np.concatenate([lab for _, lab in build_tuples(folder_files, spec, 0)])
+def label_stats(files: list[str], spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (D,) of the task's raw labels over the given shards."""
+    labels = np.concatenate([lab for _, lab in build_tuples(files, spec, 0)])
     if len(labels) == 0:
         return np.zeros(spec.channels), np.ones(spec.channels)
     std = labels.std(0)
     return labels.mean(0), np.where(std > 1e-8, std, 1.0)
 
 
+def training_stats(path, spec: TaskSpec) -> tuple[np.ndarray, np.ndarray] | None:
+    """The standardisation of a task's labels: ``label_stats`` of the
+    training split of the folder ``path`` (of every shard when the folder has
+    no ``train`` split, or of the one file ``path`` names), or ``None`` for
+    tasks whose labels are not standardised."""
+    if spec.decode not in STANDARDISED:
+        return None
+    try:
+        files = records.find_shards(path, "train")
+    except FileNotFoundError:
+        files = records.find_shards(path, None)
+    return label_stats(files, spec)
+
+
 def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int,
-                held: list[str]) -> tf.data.Dataset:
-    """Dataset of (images (V, S, S, 3) in [0, 1], label) for one point_info task."""
+                held: list[str], stats=None) -> tf.data.Dataset:
+    """Dataset of (images (V, S, S, 3) in [0, 1], label) for one point_info task;
+    ``stats`` (mean, std) standardise the labels (default: ``training_stats``)."""
     if "point_info" not in held:
         raise InputError(f"task {spec.name!r} needs domain 'point_info', missing from the "
                          f"records; domains present: {', '.join(held)}")
     per_file, counts = build_tuples(files, spec, seed, with_counts=True)
     if spec.decode in STANDARDISED:
-        folder = Path(files[0]).parent
-        mean, std = label_stats(records.find_shards(folder, None) if Path(path).is_dir() else files,
-                                spec)
+        mean, std = stats if stats is not None else training_stats(path, spec)
+        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
         per_file = [(i, (lab - mean) / std) for i, lab in per_file]
     if not sum(len(i) for i, _ in per_file):
         raise InputError(f"task {spec.name!r}: the records give no view tuples (need "

@@ -27,7 +27,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from taskonomy_tf.data import make_dataset
+from taskonomy_tf.data import make_dataset, views
 from taskonomy_tf.data.records import find_shards
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models import build_task_model, compile_task_model, get_encoder
@@ -140,7 +140,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
         epochs = math.ceil(config.steps / per_epoch)
     else:
         epochs = config.epochs or 4
-    kw = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed)
+    # standardised labels (poses, layout): the training split's statistics
+    stats = views.training_stats(data, spec)
+    kw = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
+              label_stats=stats)
     train = make_dataset(data, spec, split=train_split, repeat=True, cache=config.cache,
                          augment=config.augment, **kw)
     val = (make_dataset(data, spec, split=val_split, cache=config.cache, shuffle=False,
@@ -156,6 +159,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                 "strategy": type(strategy).__name__, "steps_per_epoch": per_epoch,
                 "epochs": epochs, "learning_rate": config.resolved_lr()}
     write_json_atomic(out / "config.json", resolved)
+    if stats is not None:
+        write_json_atomic(out / LABEL_STATS, {"mean": stats[0].tolist(),
+                                              "std": stats[1].tolist(), "split": train_split})
 
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision)
@@ -212,6 +218,17 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
 
 
 DONE = "done.json"
+LABEL_STATS = "label_stats.json"
+
+
+def saved_label_stats(workdir: str | os.PathLike) -> tuple | None:
+    """The (mean, std) a network's standardised labels were trained with
+    (its ``label_stats.json``), or ``None`` (a task without standardisation)."""
+    path = Path(workdir) / LABEL_STATS
+    if not path.exists():
+        return None
+    d = json.loads(path.read_text())
+    return tuple(d["mean"]), tuple(d["std"])
 
 
 def is_finished(workdir: str | os.PathLike) -> bool:

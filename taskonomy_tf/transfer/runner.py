@@ -26,6 +26,7 @@ from taskonomy_tf.data import make_dataset
 from taskonomy_tf.models.constant import best_constant
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.evaluate import per_image_losses, split_arrays
+from taskonomy_tf.training.loop import saved_label_stats
 from taskonomy_tf.transfer.cache import FeatureCache
 from taskonomy_tf.transfer.readout import (PIXELS, ReadoutArrays, plan_heads,
                                            train_readouts)
@@ -49,9 +50,10 @@ def replicate_seeds(seed: int, replicates: int) -> list[int]:
     return [seed * 1000 + r for r in range(replicates)]
 
 
-def _arrays(data, target: str, split: str, image_size: int, limit: int | None, images: bool):
+def _arrays(data, target: str, split: str, image_size: int, limit: int | None, images: bool,
+            label_stats: tuple | None = None):
     ds = make_dataset(data, target, split=split, batch_size=64, image_size=image_size,
-                      shuffle=False, augment=False)
+                      shuffle=False, augment=False, label_stats=label_stats)
     return split_arrays(ds, target, limit, images=images)
 
 
@@ -88,8 +90,10 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
     seeds = [int(s) for s in seeds]
     sources = sorted({s for c in candidates for s in c if s != PIXELS})
     pixels = any(c == (PIXELS,) for c in candidates)
-    y, w, *x = _arrays(data, spec.name, train_split, image_size, n_images, pixels)
-    yt, wt, *xt = _arrays(data, spec.name, test_split, image_size, None, pixels)
+    # standardised labels as the target's network was trained on them
+    stats = saved_label_stats(workdirs[spec.name]) if spec.name in workdirs else None
+    y, w, *x = _arrays(data, spec.name, train_split, image_size, n_images, pixels, stats)
+    yt, wt, *xt = _arrays(data, spec.name, test_split, image_size, None, pixels, stats)
     prior = best_constant(spec.loss, y, w, spec.channels)
     out: dict[tuple[str, ...], np.ndarray] = {}
     if candidates:
@@ -149,7 +153,7 @@ def self_losses(target: str, workdir: str | os.PathLike, data, image_size: int =
     spec = get_task(target)
     model = keras.saving.load_model(Path(workdir) / "model.keras", safe_mode=True)
     ds = make_dataset(data, spec.name, split=test_split, batch_size=64, image_size=image_size,
-                      shuffle=False, augment=False)
+                      shuffle=False, augment=False, label_stats=saved_label_stats(workdir))
     out = [per_image_losses(spec, np.asarray(y[spec.name]),
                             model.predict_on_batch(x)[spec.name], np.asarray(w[spec.name]))
            for x, y, w in ds]

@@ -257,3 +257,44 @@ def test_multi_worker_strategy_with_two_local_workers(fake_records, tmp_path, fr
         "CollectiveAllReduceStrategy"  # MultiWorkerMirroredStrategy's class
     assert (tmp_path / "run" / "model.keras").exists()
     assert not list((tmp_path / "run").glob(".worker-*"))  # the other worker cleaned up
+
+
+@pytest.fixture(scope="module")
+def split_records(fake_raw, tmp_path_factory):
+    """The fake dataset with one building for train and one for test."""
+    from tfrecords_tools.convert import convert
+
+    root = tmp_path_factory.mktemp("splits")
+    csv = root / "split.csv"
+    csv.write_text("id,train,val,test\nfakebldg0,1,0,0\nfakebldg1,0,0,1\n")
+    for split in ("train", "test"):
+        convert(str(fake_raw), str(root / "rec"), split_csv=str(csv), split=split,
+                progress=False)
+    return root / "rec"
+
+
+def test_pose_standardisation_never_sees_the_test_split(split_records, tmp_path):
+    from taskonomy_tf.data import make_dataset, views
+    from taskonomy_tf.data.records import find_shards
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.training.loop import saved_label_stats
+
+    spec = get_task("fixated_pose")
+    train_mean, train_std = views.label_stats(find_shards(split_records, "train"), spec)
+    all_mean, _ = views.label_stats(find_shards(split_records, None), spec)
+    assert not np.allclose(all_mean, train_mean)  # the test split would move them
+    mean, std = views.training_stats(split_records, spec)
+    np.testing.assert_allclose(mean, train_mean)
+    np.testing.assert_allclose(std, train_std)
+    # the trained network stores what it used; test batches are standardised with it
+    train_and_evaluate(config(split_records, task="fixated_pose", steps=2, batch_size=2),
+                       tmp_path)
+    stored = saved_label_stats(tmp_path)
+    np.testing.assert_allclose(stored[0], train_mean)
+    ds = make_dataset(split_records, spec, split="test", batch_size=64, image_size=32,
+                      shuffle=False, augment=False, label_stats=stored)
+    y = np.concatenate([np.asarray(b[1][spec.name]) for b in ds])
+    raw = np.concatenate([lab for _, lab in views.build_tuples(find_shards(split_records,
+                                                                             "test"), spec, 0)])
+    np.testing.assert_allclose(y * np.asarray(stored[1]) + np.asarray(stored[0]), raw,
+                               rtol=1e-4, atol=1e-4)
