@@ -54,11 +54,14 @@ def required_domains(specs: list[TaskSpec], held: list[str]) -> list[str]:
 
 
 def _decode_record(domains: list[str], size: int):
+    """raw record -> ({domain: (values, valid)}, id) with the record's id
+    ``building/point/view`` (``records.example_id``)."""
     spec = records.feature_spec(domains)
 
     def fn(raw):
         parsed = tf.io.parse_single_example(raw, spec)
-        return {d: records.decode_domain(parsed, d, size) for d in domains}
+        return ({d: records.decode_domain(parsed, d, size) for d in domains},
+                records.example_id(parsed))
 
     return fn
 
@@ -68,12 +71,13 @@ def _flip(values: tf.Tensor) -> tf.Tensor:
     return tf.reverse(values, axis=[1]) if values.shape.rank >= 2 else values
 
 
-def _to_example(specs: list[TaskSpec], augment: bool, base_seed: int):
+def _to_example(specs: list[TaskSpec], augment: bool, base_seed: int, with_ids: bool):
     flip_rules = {s.hflip for s in specs}
     can_flip = augment and "never" not in flip_rules
     input_rule = specs[0].input
 
-    def fn(index, dom):
+    def fn(index, decoded):
+        dom, ident = decoded
         seed = tf.stack([tf.cast(base_seed, tf.int64), index])
         if can_flip:
             do_flip = tf.random.stateless_uniform([], seed) < 0.5
@@ -92,7 +96,7 @@ def _to_example(specs: list[TaskSpec], augment: bool, base_seed: int):
             else:
                 y, w = targets.TARGETS.get(spec.decode)(spec, values, valid)
             ys[spec.name], ws[spec.name] = y, apply_mask(spec, dom, w)
-        return x, ys, ws
+        return (x, ys, ws, ident) if with_ids else (x, ys, ws)
 
     return fn
 
@@ -111,6 +115,7 @@ def make_dataset(
     drop_remainder: bool = False,
     shuffle_buffer: int = 1024,
     label_stats: tuple | None = None,
+    with_ids: bool = False,
 ) -> tf.data.Dataset:
     """Batches for ``model.fit`` from the shards in ``path``.
 
@@ -132,6 +137,9 @@ def make_dataset(
         label_stats: (mean, std) of the labels of a standardised task (poses,
             room layout): the trained network's (its ``label_stats.json``);
             default: the training split's (``views.training_stats``).
+        with_ids: also yield each example's id (B,) string: the record's
+            ``building/point/view``; view tuples join their views' ids with
+            ``+``. Results are joined by these ids, never by position.
 
     Returns:
         A dataset of ``(images, targets, sample_weights)``: images float32
@@ -177,9 +185,10 @@ def make_dataset(
         ds = ds.repeat()
     ds = ds.enumerate()
     if any(s.uses_point_info for s in specs):
-        ds = ds.map(views.to_example(specs[0]), num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = ds.map(views.to_example(specs[0], with_ids), num_parallel_calls=AUTOTUNE,
+                    deterministic=True)
     else:
-        ds = ds.map(_to_example(specs, augment, seed), num_parallel_calls=AUTOTUNE,
+        ds = ds.map(_to_example(specs, augment, seed, with_ids), num_parallel_calls=AUTOTUNE,
                     deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
                   deterministic=True)

@@ -75,6 +75,14 @@ def feature_spec(domains: list[str]) -> dict[str, tf.io.FixedLenFeature]:
     return spec
 
 
+def example_id(parsed: dict) -> tf.Tensor:
+    """A parsed record's id, ``building/point/view`` (scalar string): unique
+    within a dataset, the key every per-image result is joined on."""
+    return tf.strings.join([parsed[schema.META_BUILDING],
+                            tf.strings.as_string(parsed[schema.META_POINT]),
+                            tf.strings.as_string(parsed[schema.META_VIEW])], "/")
+
+
 def _resize(x: tf.Tensor, size: int, nearest: bool, antialias: bool = False) -> tf.Tensor:
     """Nearest for labels; bilinear otherwise, as the original's skimage
     order-1 resize (load_ops.py; no anti-aliasing in the skimage of 2017).

@@ -28,7 +28,6 @@ import functools
 import itertools
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -219,42 +218,56 @@ def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int
         rng = np.random.default_rng(seed)
         per_file = [(i[p], lab[p]) for i, lab in per_file for p in [rng.permutation(len(i))]]
     keep = [n for n, (i, _) in enumerate(per_file) if len(i)]
+    ids = [tuple_ids(read_index(files[n]), per_file[n][0]) for n in keep]
     names = tf.constant([files[n] for n in keep])
     sizes = tf.constant([counts[n] for n in keep], tf.int64)
     idx = tf.ragged.constant([per_file[n][0].tolist() for n in keep], ragged_rank=1, dtype=tf.int64)
     labs = tf.ragged.constant([per_file[n][1].tolist() for n in keep], ragged_rank=1,
                               dtype=tf.float32)
+    id_strings = tf.ragged.constant(ids, ragged_rank=1, dtype=tf.string)
     rgb = schema.DOMAINS["rgb"]
 
-    def load(file, size_, tuples, labels):
+    def load(file, size_, tuples, labels, tuple_ids_):
         raw = tf.data.TFRecordDataset(file).map(
             lambda r: tf.io.parse_single_example(
                 r, {rgb.encoded_key: tf.io.FixedLenFeature([], tf.string)})[rgb.encoded_key])
         images = raw.batch(size_).get_single_element()  # one shard's PNG bytes
-        return tf.data.Dataset.from_tensor_slices((tf.gather(images, tuples), labels))
+        return tf.data.Dataset.from_tensor_slices((tf.gather(images, tuples), labels,
+                                                   tuple_ids_))
 
-    def decode(encoded, label):
+    def decode(encoded, label, ident):
         def one(b):
             values, _ = physical_from_pixels("rgb", decode_png_tensor(b, rgb))
             return tf.image.resize(values, [size, size], antialias=True)
 
         imgs = tf.map_fn(one, encoded, fn_output_signature=tf.float32)
         imgs = tf.ensure_shape(imgs, [spec.views, size, size, 3])
-        return imgs, label
+        return imgs, label, ident
 
-    ds = tf.data.Dataset.from_tensor_slices((names, sizes, idx, labs))
+    ds = tf.data.Dataset.from_tensor_slices((names, sizes, idx, labs, id_strings))
     ds = ds.interleave(load, cycle_length=min(4, len(keep)))
     return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def to_example(spec: TaskSpec):
-    """(index, (images, label)) -> (input in [-1, 1], {task: label}, {task: 1})."""
+def to_example(spec: TaskSpec, with_ids: bool = False):
+    """(index, (images, label, id)) -> (input in [-1, 1], {task: label},
+    {task: 1}[, id])."""
 
     def fn(index, element):
-        images, label = element
+        images, label, ident = element
         x = images * 2.0 - 1.0
         if spec.views == 1:
             x = x[0]
-        return x, {spec.name: label}, {spec.name: tf.constant(1.0)}
+        out = (x, {spec.name: label}, {spec.name: tf.constant(1.0)})
+        return (*out, ident) if with_ids else out
 
     return fn
+
+
+def tuple_ids(index: list[dict], tuples: np.ndarray) -> list[str]:
+    """Each tuple's id: its views' ``building/point/view`` joined by ``+``."""
+    def one(i):
+        r = index[int(i)]
+        return f"{r['building']}/{r['point']}/{r['view']}"
+
+    return ["+".join(one(i) for i in t) for t in np.asarray(tuples).reshape(len(tuples), -1)]

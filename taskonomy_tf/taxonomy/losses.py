@@ -101,13 +101,17 @@ def loss_matrix(by_source: dict[tuple[str, ...], dict], target: str):
                              "without a seed")
     per_image = [set(images) for c in candidates for images in by_source[c].values()]
     images = sorted(set.intersection(*per_image))
+    shared = set(images)
     for c in candidates:
         for seed, cell in by_source[c].items():
             if len(cell) != len(images):
+                odd = sorted(set(cell) - shared)[:1]
                 raise TableError(f"target {target!r}: candidate {'+'.join(c)}"
                                  f"{f' seed {seed}' if seed else ''} has {len(cell)} test "
-                                 f"images, others share {len(images)}; every candidate must be "
-                                 "evaluated on the same images")
+                                 f"images, others share {len(images)}"
+                                 f"{f' (it has {odd[0]!r}, not all others do)' if odd else ''}; "
+                                 "every candidate must be evaluated on the same images, "
+                                 "matched by image id")
     if not images:
         raise TableError(f"target {target!r}: no test image is shared by all candidates")
     m = np.array([[[by_source[c][s if s in by_source[c] else ""][i] for i in images]

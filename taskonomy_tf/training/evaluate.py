@@ -52,21 +52,25 @@ def _per_image_fn(kind: str):
 
 def split_arrays(dataset: tf.data.Dataset, task: str, limit: int | None = None,
                  images: bool = False) -> tuple[np.ndarray, ...]:
-    """``(targets, weights[, images])`` of a ``make_dataset`` stream, as
-    arrays (its first ``limit`` examples when given)."""
-    xs, ys, ws = [], [], []
+    """``(targets, weights[, images][, ids])`` of a ``make_dataset`` stream,
+    as arrays (its first ``limit`` examples when given); ``ids`` (N,) str
+    when the stream carries them (``make_dataset(..., with_ids=True)``)."""
+    xs, ys, ws, ids = [], [], [], []
     n = 0
-    for x, y, w in dataset:
+    for x, y, w, *ident in dataset:
         ys.append(np.asarray(y[task]))
         ws.append(np.asarray(w[task]))
         if images:
             xs.append(np.asarray(x))
+        if ident:
+            ids.append(np.char.decode(np.asarray(ident[0]).astype(bytes), "utf-8"))
         n += len(ys[-1])
         if limit and n >= limit:
             break
     if not ys:
         raise InputError(f"no examples for task {task!r} in this split")
     out = [np.concatenate(ys), np.concatenate(ws)] + ([np.concatenate(xs)] if images else [])
+    out += [np.concatenate(ids)] if ids else []
     return tuple(a[:limit] for a in out)
 
 

@@ -58,6 +58,7 @@ def _data(path: str | None) -> Path:
 def cmd_run(a) -> None:
     from taskonomy_tf.transfer.cache import FeatureCache
     from taskonomy_tf.transfer.grid import PIXELS, RANDOM, random_encoder
+    from tfrecords_tools.writer import write_json_atomic
     from taskonomy_tf.transfer.runner import replicate_seeds, run_candidates
     from taskonomy_tf.transfer.schedule import model_architecture, model_image_size, model_workdirs
 
@@ -72,16 +73,17 @@ def cmd_run(a) -> None:
         workdirs[RANDOM] = random_encoder(out, size, a.seed,
                                           model_architecture(first) if first else "small")
     start = time.perf_counter()
-    losses = run_candidates(target, [sources], workdirs, _data(a.data), FeatureCache(out),
+    result = run_candidates(target, [sources], workdirs, _data(a.data), FeatureCache(out),
                             image_size=size, n_images=a.transfer_images, steps=a.steps,
                             batch_size=a.batch_size, learning_rate=a.learning_rate,
-                            seeds=replicate_seeds(a.seed, a.seeds), references=False)[sources]
+                            seeds=replicate_seeds(a.seed, a.seeds), references=False)
+    losses = result[sources]
     name = f"{target}__{'+'.join(sources)}"
     print(f"{name}: mean test loss {losses.mean():.5g} over {losses.shape[1]} images and "
           f"{len(losses)} replicate(s) ({time.perf_counter() - start:.1f} s)")
     if a.json:
-        Path(a.json).write_text(json.dumps({"target": target, "sources": list(sources),
-                                            "losses": losses.tolist()}))
+        write_json_atomic(Path(a.json), {"target": target, "sources": list(sources),
+                                         "images": result.images, "losses": losses.tolist()})
 
 
 def _canonical(task: str) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from taskonomy_tf.data.records import find_shards
 from tfrecords_tools.writer import sha256_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the images' ids stored with their codes
 
 
 def data_fingerprint(data: str | os.PathLike, split: str) -> str:
@@ -59,36 +59,49 @@ class FeatureCache:
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
     def features(self, encoder_file, data, split: str, image_size: int,
-                 limit: int | None = None, batch_size: int = 64) -> np.ndarray:
+                 limit: int | None = None, batch_size: int = 64,
+                 with_ids: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """(N, h, w, 8) float32 codes of the split's first ``limit`` images
-        (all when ``None``), in record order."""
+        (all when ``None``), in record order; with ``with_ids`` also their
+        (N,) ids (``building/point/view``), stored beside the codes."""
         path = self.root / f"{self.key(encoder_file, data, split, image_size, limit)}.npz"
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
-                return z["codes"].astype(np.float32)
-        codes = encode(encoder_file, data, split, image_size, limit, batch_size)
+                codes, ids = z["codes"].astype(np.float32), z["ids"].astype(str)
+            return (codes, ids) if with_ids else codes
+        codes, ids = encode(encoder_file, data, split, image_size, limit, batch_size)
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
         # float16 halves the disk (codes are ReLU outputs of a few units);
         # float32 when a code would overflow it
         stored = codes.astype(np.float16 if np.abs(codes).max() < 6e4 else np.float32)
-        np.savez(tmp, codes=stored)
+        np.savez(tmp, codes=stored, ids=ids.astype(str))
         os.replace(tmp, path)
         self.computed += 1
-        return stored.astype(np.float32)
+        codes = stored.astype(np.float32)
+        return (codes, ids) if with_ids else codes
 
 
 def encode(encoder_file, data, split: str, image_size: int, limit: int | None = None,
-           batch_size: int = 64) -> np.ndarray:
-    """Runs a saved encoder (safe mode, inference) over a split's first ``limit`` images."""
+           batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Runs a saved encoder (safe mode, inference) over a split's first
+    ``limit`` images: (codes (N, h, w, 8) float32, ids (N,) str)."""
     import keras
 
     from taskonomy_tf.data import make_dataset
 
     encoder = keras.saving.load_model(encoder_file, safe_mode=True, compile=False)
     images = make_dataset(data, "autoencoding", split=split, batch_size=batch_size,
-                          image_size=image_size, shuffle=False, augment=False)
+                          image_size=image_size, shuffle=False, augment=False, with_ids=True)
     if limit:
         images = images.unbatch().take(limit).batch(batch_size)
-    # predict runs the encoder as one traced graph (eager calls cost ~2x on CPU)
-    return np.asarray(encoder.predict(images.map(lambda x, y, w: x), verbose=0))
+    import tensorflow as tf
+
+    # one traced graph for every batch (eager calls cost ~2x on CPU), and one
+    # pass over the images: codes and ids come from the same batches
+    run = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
+    codes, ids = [], []
+    for x, _, _, ident in images:
+        codes.append(np.asarray(run(x)))
+        ids.append(np.asarray(ident).astype(bytes))
+    return np.concatenate(codes), np.concatenate(ids).astype(str)

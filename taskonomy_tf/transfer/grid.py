@@ -7,12 +7,17 @@ beam's k-subsets), each trained with every replicate seed, all in one
 fused program (:mod:`.fused`). A job writes ``jobs/<target>__order<k>.json``
 atomically when it finishes and ``grid.log`` gets a ``finished`` line;
 running the grid again skips finished jobs and redoes the rest, so a crash
-or a kill loses at most the jobs in flight. ``--shard I/N`` takes every
+or a kill loses at most the jobs in flight. Each job records the grid's
+content key (:func:`grid_key`: the data's shard checksums, every network's
+file hashes, the settings and the code version); a job of another key is
+stale and is redone, so results of other data or retrained networks are
+never mixed into a table. ``--shard I/N`` takes every
 N-th job. A target's higher orders come from a beam over its own
 first-order results (:func:`beam_candidates`), so they wait only for that
 target's first-order job. The losses table (``losses.csv``: candidate,
-sources, target, image, seed, loss) is assembled from the finished jobs,
-in job order, for ``python -m taskonomy_tf.taxonomy affinities``.
+sources, target, image, seed, loss; ``image`` the record id
+``building/point/view``) is assembled from the finished jobs, in job order,
+for ``python -m taskonomy_tf.taxonomy affinities``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ DETERMINISTIC = (SELF, CONSTANT)  # scored once, not retrained per seed
 # orders 2 and 3 combine the top 5 first-order sources, order 4 the top 6;
 # every order above gets one candidate, the top-k sources.
 BEAM = {2: 5, 3: 5, 4: 6}
-JOB_SCHEMA = 2
+JOB_SCHEMA = 3  # 3: the content key and the test images' ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +125,7 @@ def ranked_sources(out, target: str, score=None, keep: list[str] | None = None) 
         FileNotFoundError: the target's first-order job is not finished.
     """
     job = Job(target, 1)
-    if not job_path(out, job).exists():
+    if not job_done(out, job):
         raise FileNotFoundError(f"higher orders of {target!r} need its first-order job "
                                 f"({job.name}), not finished")
     losses = {c["sources"][0]: np.mean(c["losses"], axis=0)
@@ -138,6 +143,35 @@ def shard(jobs: list, index: int, count: int) -> list:
 
 def job_path(out, job: Job) -> Path:
     return Path(out) / "jobs" / f"{job.name}.json"
+
+
+def job_done(out, job: Job, key: str | None = None) -> bool:
+    """Whether ``job`` has a result (of content key ``key``, when given)."""
+    path = job_path(out, job)
+    if not path.exists():
+        return False
+    return key is None or json.loads(path.read_text()).get("key") == key
+
+
+def grid_key(workdirs: dict, data, splits: tuple[str, ...], settings: dict) -> str:
+    """SHA-256 (24 hex digits) of what a grid's results depend on: the
+    data's splits (shard checksums), every network's ``encoder.keras`` and
+    ``model.keras`` (the ``random`` encoder's too), the settings and the
+    code version (``taskonomy_tf.__version__`` and the job schema)."""
+    import hashlib
+
+    from taskonomy_tf.transfer.cache import data_fingerprint
+    from taskonomy_tf.version import __version__
+    from tfrecords_tools.writer import sha256_file
+
+    parts = {"code": [__version__, JOB_SCHEMA], "settings": settings,
+             "data": {s: data_fingerprint(data, s) for s in splits},
+             "networks": {task: {f: sha256_file(Path(w) / f)
+                                 for f in ("encoder.keras", "model.keras")
+                                 if (Path(w) / f).exists()}
+                          for task, w in sorted(workdirs.items())}}
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def read_job(out, job: Job) -> dict:
@@ -180,8 +214,9 @@ def job_candidates(job: Job, tasks: list[str], out, beam=None, score=None,
 
 
 def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), beam=None,
-            score=None, prefilter=None, **options) -> str:
-    """Runs one job and writes its result atomically; returns its name.
+            score=None, prefilter=None, key: str | None = None, **options) -> str:
+    """Runs one job and writes its result atomically (with the grid's
+    content ``key``); returns its name.
 
     ``workdirs`` maps task names to trained networks' workdirs (and
     ``random`` to :func:`random_encoder`'s); ``options`` go to
@@ -197,8 +232,9 @@ def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), b
     results = run_candidates(job.target, candidates, workdirs, data,
                              FeatureCache(Path(out) / "cache"), seeds=list(seeds),
                              references=job.order == 1, **options)
-    record = {"schema_version": JOB_SCHEMA, "target": job.target, "order": job.order,
-              "seeds": [int(s) for s in seeds],
+    record = {"schema_version": JOB_SCHEMA, "key": key, "target": job.target,
+              "order": job.order, "seeds": [int(s) for s in seeds],
+              "images": results.images,
               "seconds": round(time.perf_counter() - start, 3), "candidates": [
                   {"kind": kind_of(c), "sources": list(c),
                    "losses": np.atleast_2d(v).round(7).tolist()}
@@ -208,17 +244,19 @@ def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), b
     return job.name
 
 
-def write_losses_table(jobs: list[Job], out: str | os.PathLike, split: str = "test") -> Path:
-    """``losses.csv`` from the finished jobs (unfinished ones are named).
+def write_losses_table(jobs: list[Job], out: str | os.PathLike, key: str | None = None) -> Path:
+    """``losses.csv`` from the finished jobs (unfinished or stale ones, of
+    another content ``key``, are named).
 
     One row per candidate, test image and replicate seed; ``self`` and
     ``constant`` are not retrained, and have one row per image with an
     empty seed.
     """
     out = Path(out)
-    missing = [j.name for j in jobs if not job_path(out, j).exists()]
+    missing = [j.name for j in jobs if not job_done(out, j, key)]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} job(s) not finished, e.g. {missing[0]}")
+        raise FileNotFoundError(f"{len(missing)} job(s) not finished (or of other inputs), "
+                                f"e.g. {missing[0]}")
     path = out / "losses.csv"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", newline="") as f:
@@ -230,8 +268,8 @@ def write_losses_table(jobs: list[Job], out: str | os.PathLike, split: str = "te
                 sources = "+".join(c["sources"])
                 seeds = [""] if c["kind"] in DETERMINISTIC else record["seeds"]
                 for seed, row in zip(seeds, c["losses"]):
-                    for i, loss in enumerate(row):
-                        w.writerow([c["kind"], sources, job.target, f"{split}:{i}", seed,
+                    for image, loss in zip(record["images"], row, strict=True):
+                        w.writerow([c["kind"], sources, job.target, image, seed,
                                     repr(float(loss))])
     os.replace(tmp, path)
     return path

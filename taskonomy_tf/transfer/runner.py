@@ -23,13 +23,13 @@ import keras
 import numpy as np
 
 from taskonomy_tf.data import make_dataset
+from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.constant import best_constant
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.evaluate import per_image_losses, split_arrays
 from taskonomy_tf.training.loop import saved_label_stats
 from taskonomy_tf.transfer.cache import FeatureCache
-from taskonomy_tf.transfer.readout import (PIXELS, ReadoutArrays, plan_heads,
-                                           train_readouts)
+from taskonomy_tf.transfer.readout import PIXELS, ReadoutArrays, plan_heads, train_readouts
 
 SELF, CONSTANT = "self", "constant"
 
@@ -50,21 +50,53 @@ def replicate_seeds(seed: int, replicates: int) -> list[int]:
     return [seed * 1000 + r for r in range(replicates)]
 
 
+class CandidateLosses(dict):
+    """candidate -> losses (``run_candidates``), with ``images``: the ids
+    (``building/point/view``) of the test images the losses belong to."""
+
+    def __init__(self, items: dict, images):
+        super().__init__(items)
+        self.images = [str(i) for i in images]
+
+
 def _arrays(data, target: str, split: str, image_size: int, limit: int | None, images: bool,
             label_stats: tuple | None = None):
+    """(targets, weights[, images], ids) of a split, in record order."""
     ds = make_dataset(data, target, split=split, batch_size=64, image_size=image_size,
-                      shuffle=False, augment=False, label_stats=label_stats)
+                      shuffle=False, augment=False, label_stats=label_stats, with_ids=True)
     return split_arrays(ds, target, limit, images=images)
 
 
 def _codes(cache: FeatureCache, workdirs: dict, sources: list[str], data, split: str,
-           image_size: int, limit: int | None) -> np.ndarray | None:
-    """(N, K, c, c, 8): the K sources' cached codes of a split's images
-    (``None`` without sources)."""
+           image_size: int, limit: int | None, ids: np.ndarray) -> np.ndarray | None:
+    """(N, K, c, c, 8): the K sources' cached codes of the images ``ids``
+    (the labels' ids, joined by id; ``None`` without sources).
+
+    Raises:
+        InputError: an image with labels but no code (the code cache's
+            images and the labels' must come from the same records).
+    """
     if not sources:
         return None
-    return np.stack([cache.features(Path(workdirs[s]) / "encoder.keras", data, split,
-                                    image_size, limit) for s in sources], 1)
+    out = []
+    for s in sources:
+        enc = Path(workdirs[s]) / "encoder.keras"
+        codes, code_ids = cache.features(enc, data, split, image_size, limit, with_ids=True)
+        row = {i: n for n, i in enumerate(code_ids)}
+        missing = [i for i in ids if i.split("+")[0] not in row]
+        if missing and limit:  # a target without labels for some records: the first
+            # ``limit`` labelled images reach further into the split than its first
+            # ``limit`` images
+            codes, code_ids = cache.features(enc, data, split, image_size, None, with_ids=True)
+            row = {i: n for n, i in enumerate(code_ids)}
+            missing = [i for i in ids if i.split("+")[0] not in row]
+        if missing:
+            raise InputError(f"{split}: {len(missing)} labelled image(s) have no code from "
+                             f"{s!r}, e.g. {missing[0]!r}; codes and labels must come from "
+                             "the same records")
+        # a view tuple's code is its first view's (multi-view targets are not transferred)
+        out.append(codes[[row[i.split("+")[0]] for i in ids]])
+    return np.stack(out, 1)
 
 
 def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dict, data,
@@ -83,8 +115,9 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
         references: also score ``self`` and ``constant``.
 
     Returns:
-        candidate -> (R, N_test) float64 losses for trained candidates,
-        (N_test,) for ``("self",)`` and ``("constant",)``.
+        ``CandidateLosses``: candidate -> (R, N_test) float64 losses for
+        trained candidates, (N_test,) for ``("self",)`` and
+        ``("constant",)``; ``.images`` the test images' ids.
     """
     spec = get_task(target)
     seeds = [int(s) for s in seeds]
@@ -92,15 +125,15 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
     pixels = any(c == (PIXELS,) for c in candidates)
     # standardised labels as the target's network was trained on them
     stats = saved_label_stats(workdirs[spec.name]) if spec.name in workdirs else None
-    y, w, *x = _arrays(data, spec.name, train_split, image_size, n_images, pixels, stats)
-    yt, wt, *xt = _arrays(data, spec.name, test_split, image_size, None, pixels, stats)
+    y, w, *x, ids = _arrays(data, spec.name, train_split, image_size, n_images, pixels, stats)
+    yt, wt, *xt, test_ids = _arrays(data, spec.name, test_split, image_size, None, pixels, stats)
     prior = best_constant(spec.loss, y, w, spec.channels)
     out: dict[tuple[str, ...], np.ndarray] = {}
     if candidates:
         train = ReadoutArrays(_codes(cache, workdirs, sources, data, train_split, image_size,
-                                     n_images), y, w, x[0] if pixels else None)
+                                     n_images, ids), y, w, x[0] if pixels else None)
         test = ReadoutArrays(_codes(cache, workdirs, sources, data, test_split, image_size,
-                                    None), yt, wt, xt[0] if pixels else None)
+                                    None, test_ids), yt, wt, xt[0] if pixels else None)
         heads = plan_heads([tuple(c) for c in candidates], seeds)
         losses = train_readouts(spec, heads, sources, train, test, image_size, prior, seeds,
                                 steps=steps, batch_size=batch_size,
@@ -111,8 +144,13 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
     if references:
         const = np.broadcast_to(prior, yt.shape).astype(np.float32)
         out[(CONSTANT,)] = per_image_losses(spec, yt, const, wt)
-        out[(SELF,)] = self_losses(spec.name, workdirs[spec.name], data, image_size, test_split)
-    return out
+        own, own_ids = self_losses(spec.name, workdirs[spec.name], data, image_size, test_split,
+                                   with_ids=True)
+        if list(own_ids) != list(test_ids):
+            raise InputError(f"{spec.name}: the own network was scored on other test images "
+                             "than the readouts")
+        out[(SELF,)] = own
+    return CandidateLosses(out, test_ids)
 
 
 def run_transfer(target: str, sources: dict[str, str | os.PathLike], data, cache: FeatureCache,
@@ -127,11 +165,10 @@ def run_transfer(target: str, sources: dict[str, str | os.PathLike], data, cache
     """
     names = tuple(get_task(s).name for s in sources)
     workdirs = dict(zip(names, sources.values()))
-    losses = run_candidates(target, [names], workdirs, data, cache, image_size, n_images,
-                            train_split, test_split, steps, batch_size, learning_rate, [seed],
-                            references=False)[names][0]
-    return TransferResult(get_task(target).name, names, losses,
-                          [f"{test_split}:{i}" for i in range(len(losses))])
+    out = run_candidates(target, [names], workdirs, data, cache, image_size, n_images,
+                         train_split, test_split, steps, batch_size, learning_rate, [seed],
+                         references=False)
+    return TransferResult(get_task(target).name, names, out[names][0], out.images)
 
 
 def pixels_transfer(target: str, data, image_size: int = 128, n_images: int = 1000,
@@ -140,21 +177,26 @@ def pixels_transfer(target: str, data, image_size: int = 128, n_images: int = 10
                     seed: int = 0) -> TransferResult:
     """The ``pixels`` baseline: the same readout on a small side encoder
     trained from scratch on the same transfer images (no frozen source)."""
-    losses = run_candidates(target, [(PIXELS,)], {}, data, FeatureCache(os.devnull),
-                            image_size, n_images, train_split, test_split, steps, batch_size,
-                            learning_rate, [seed], references=False)[(PIXELS,)][0]
-    return TransferResult(get_task(target).name, (PIXELS,), losses,
-                          [f"{test_split}:{i}" for i in range(len(losses))])
+    out = run_candidates(target, [(PIXELS,)], {}, data, FeatureCache(os.devnull),
+                         image_size, n_images, train_split, test_split, steps, batch_size,
+                         learning_rate, [seed], references=False)
+    return TransferResult(get_task(target).name, (PIXELS,), out[(PIXELS,)][0], out.images)
 
 
 def self_losses(target: str, workdir: str | os.PathLike, data, image_size: int = 128,
-                test_split: str = "test") -> np.ndarray:
-    """Per-image test losses of the target's own fully supervised network."""
+                test_split: str = "test", with_ids: bool = False):
+    """Per-image test losses (N,) of the target's own fully supervised
+    network; with ``with_ids`` also the images' (N,) ids."""
     spec = get_task(target)
     model = keras.saving.load_model(Path(workdir) / "model.keras", safe_mode=True)
     ds = make_dataset(data, spec.name, split=test_split, batch_size=64, image_size=image_size,
-                      shuffle=False, augment=False, label_stats=saved_label_stats(workdir))
-    out = [per_image_losses(spec, np.asarray(y[spec.name]),
-                            model.predict_on_batch(x)[spec.name], np.asarray(w[spec.name]))
-           for x, y, w in ds]
-    return np.concatenate(out)
+                      shuffle=False, augment=False, label_stats=saved_label_stats(workdir),
+                      with_ids=True)
+    out, ids = [], []
+    for x, y, w, ident in ds:
+        out.append(per_image_losses(spec, np.asarray(y[spec.name]),
+                                    model.predict_on_batch(x)[spec.name],
+                                    np.asarray(w[spec.name])))
+        ids.append(np.asarray(ident).astype(bytes).astype(str))
+    losses = np.concatenate(out)
+    return (losses, np.concatenate(ids)) if with_ids else losses

@@ -28,7 +28,8 @@ from taskonomy_tf.transfer.grid import (
     RANDOM,
     Job,
     first_order_jobs,
-    job_path,
+    grid_key,
+    job_done,
     random_encoder,
     run_job,
     shard,
@@ -92,7 +93,7 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
     """
     from tqdm import tqdm
 
-    todo = [j for j in jobs if not job_path(out, j).exists()]
+    todo = [j for j in jobs if not job_done(out, j, options.get("key"))]
     if not todo:
         return []
     options = {"tasks": list(tasks), **options}
@@ -219,12 +220,16 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     options = dict(image_size=image_size, n_images=n_images, steps=steps,
                    batch_size=batch_size, learning_rate=learning_rate,
                    train_split=train_split, test_split=test_split)
-    _settings(out, {"tasks": tasks, "max_order": max_order, "beam": beam, "seeds": seeds,
-                    "architecture": architecture, **options,
-                    **({"prefilter": prefilter} if prefilter else {})})
+    settings = {"tasks": tasks, "max_order": max_order, "beam": beam, "seeds": seeds,
+                "architecture": architecture, **options,
+                **({"prefilter": prefilter} if prefilter else {})}
+    _settings(out, settings)
     if prefilter:
         _prefilter_report(tasks, prefilter, out)
     workdirs[RANDOM] = random_encoder(out, image_size, seeds[0], architecture)
+    # finished jobs of other data, networks, settings or code are stale: redone
+    key = grid_key(workdirs, data, (train_split, test_split),
+                   {k: v for k, v in settings.items() if k not in EXTENSIBLE})
 
     def part(jobs):
         return shard(jobs, *shard_spec) if shard_spec else jobs
@@ -232,19 +237,19 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     first = first_order_jobs(tasks)
     mine = part(first)
     cache = FeatureCache(out / "cache")
-    if any(not job_path(out, j).exists() for j in mine):
+    if any(not job_done(out, j, key) for j in mine):
         for source in tqdm([*tasks, RANDOM], desc="encode", unit="encoder",
                            disable=not progress):
             enc = workdirs[source] / "encoder.keras"
             cache.features(enc, data, train_split, image_size, n_images)
             cache.features(enc, data, test_split, image_size)
     run = dict(backend=backend, progress=progress, ray_address=ray_address, workers=workers,
-               seeds=seeds, beam=beam, score=score, prefilter=prefilter, **options)
+               seeds=seeds, beam=beam, score=score, prefilter=prefilter, key=key, **options)
     ran = run_jobs(mine, tasks, workdirs, data, out, **run)
     higher = [Job(t, k) for k in range(2, min(max_order, len(tasks) - 1) + 1) for t in tasks]
-    ready = [j for j in part(higher) if job_path(out, Job(j.target, 1)).exists()]
+    ready = [j for j in part(higher) if job_done(out, Job(j.target, 1), key)]
     ran += run_jobs(ready, tasks, workdirs, data, out, **run)
     jobs = first + higher
-    pending = sum(not job_path(out, j).exists() for j in jobs)
-    table = write_losses_table(jobs, out, test_split) if pending == 0 else None
+    pending = sum(not job_done(out, j, key) for j in jobs)
+    table = write_losses_table(jobs, out, key) if pending == 0 else None
     return GridResult(ran, pending, table)

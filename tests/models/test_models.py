@@ -208,3 +208,18 @@ def test_models_train_under_the_jax_backend_without_tensorflow():
                          env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False True"
+
+
+def test_segment_metric_loss_draws_new_pixels_every_step():
+    """The training loss samples 300 new pixels per call from its own seed
+    generator (it reused one fixed set); evaluation keeps a fixed sample."""
+    rng = np.random.default_rng(0)
+    seg = rng.integers(0, 5, size=(2, 32, 32, 1)).astype("int32")
+    emb = rng.normal(size=(2, 32, 32, 4)).astype("float32")
+    loss = TaskLoss("segment_metric", seed=1)
+    draws = {round(float(loss(seg, emb)), 6) for _ in range(4)}
+    assert len(draws) == 4
+    again = TaskLoss("segment_metric", seed=1)  # seeded: the same sequence
+    assert round(float(again(seg, emb)), 6) in draws
+    fixed = masked_loss("segment_metric")
+    assert float(fixed(seg, emb)) == float(fixed(seg, emb))

@@ -23,11 +23,11 @@ def test_pipeline_resumes_after_a_failed_stage(tiny, tmp_path, monkeypatch):
     real = run_module.STAGES
 
     def broken(ctx):
-        raise RuntimeError("disk full")
+        raise FileNotFoundError("fonts/DejaVuSans.ttf: no such file")
 
     monkeypatch.setattr(run_module, "STAGES",
                         tuple((n, broken if n == "figures" else f) for n, f in real))
-    with pytest.raises(PipelineError, match="stage 'figures' failed: RuntimeError: disk full"):
+    with pytest.raises(PipelineError, match="stage 'figures' failed: fonts/DejaVuSans.ttf"):
         run_pipeline(tiny, tmp_path, progress=False)
     done = {p.stem for p in (tmp_path / "stages").glob("*.json")}
     assert done == {"data", "train", "transfers", "taxonomy"}

@@ -161,3 +161,17 @@ def test_sweep_reports_a_time_out_as_such(results_dir):
     assert "time limit" in row.get("message", "time limit")
     (row,) = sweep(table, [0.5], 1)  # too small for 22 targets: truly infeasible
     assert row["status"] == "INFEASIBLE" and "smallest budget" in row["message"]
+
+
+def test_losses_are_matched_by_image_id_not_count(tmp_path, capsys):
+    """Two candidates with as many images but different ones are refused,
+    naming an image; the same images in another row order are fine."""
+    path = tmp_path / "l.csv"
+    write_losses(path, [["self", "self", "t", "b/1/1", 0.1], ["self", "self", "t", "b/1/2", 0.1],
+                        ["transfer", "a", "t", "b/1/1", 0.2], ["transfer", "a", "t", "b/9/9", 0.2]])
+    assert main(["affinities", "--losses", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "same images" in err and ("'b/1/2'" in err or "'b/9/9'" in err)
+    write_losses(path, [["transfer", "a", "t", "b/1/2", 0.2], ["self", "self", "t", "b/1/1", 0.1],
+                        ["self", "self", "t", "b/1/2", 0.3], ["transfer", "a", "t", "b/1/1", 0.05]])
+    assert main(["affinities", "--losses", str(path), "--out", str(tmp_path / "o")]) == 0

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import keras
@@ -259,20 +258,6 @@ def test_multi_worker_strategy_with_two_local_workers(fake_records, tmp_path, fr
     assert not list((tmp_path / "run").glob(".worker-*"))  # the other worker cleaned up
 
 
-@pytest.fixture(scope="module")
-def split_records(fake_raw, tmp_path_factory):
-    """The fake dataset with one building for train and one for test."""
-    from tfrecords_tools.convert import convert
-
-    root = tmp_path_factory.mktemp("splits")
-    csv = root / "split.csv"
-    csv.write_text("id,train,val,test\nfakebldg0,1,0,0\nfakebldg1,0,0,1\n")
-    for split in ("train", "test"):
-        convert(str(fake_raw), str(root / "rec"), split_csv=str(csv), split=split,
-                progress=False)
-    return root / "rec"
-
-
 def test_pose_standardisation_never_sees_the_test_split(split_records, tmp_path):
     from taskonomy_tf.data import make_dataset, views
     from taskonomy_tf.data.records import find_shards
@@ -298,3 +283,18 @@ def test_pose_standardisation_never_sees_the_test_split(split_records, tmp_path)
                                                                              "test"), spec, 0)])
     np.testing.assert_allclose(y * np.asarray(stored[1]) + np.asarray(stored[0]), raw,
                                rtol=1e-4, atol=1e-4)
+
+
+def test_multi_worker_workarounds_are_scoped_and_version_checked(monkeypatch):
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    from taskonomy_tf.training import multiworker
+
+    multiworker._check_version("3.15.1")
+    with pytest.raises(multiworker.UnsupportedKerasError, match="found Keras 3.16.0"):
+        multiworker._check_version("3.16.0")
+    original = tf_trainer.reduce_per_replica
+    with multiworker.multi_worker_fit(None, tf.distribute.get_strategy(), None):
+        assert tf_trainer.reduce_per_replica is original  # no-op off multi-worker
+    assert tf_trainer.reduce_per_replica is original

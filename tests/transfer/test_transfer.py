@@ -116,6 +116,7 @@ def test_grid_with_second_order_feeds_the_taxonomy(grid_run, models, split_recor
         assert sorted(len(r.sources) for r in records) == [1, 1, 1, 1, 2]
     with open(result.table) as f:
         rows = list(csv.DictReader(f))
+    assert all(r["image"].startswith("fakebldg1/") for r in rows)  # test ids, by record
     seeds = {(r["candidate"], r["seed"]) for r in rows if r["target"] == "normals"}
     assert {s for c, s in seeds if c == "transfer"} == {"0", "1"}  # two replicates
     assert {s for c, s in seeds if c in ("self", "constant")} == {""}  # scored once
@@ -141,3 +142,114 @@ def test_prefilter_keeps_the_estimators_top_sources(tmp_path):
     _prefilter_report(tasks, keep, tmp_path)
     report = json.loads((tmp_path / "prefilter.json").read_text())
     assert report == {"normals": {"kept": ["edges"], "skipped": ["depth_zbuffer"]}}
+
+
+def test_a_grid_redoes_jobs_whose_inputs_changed(trained, split_records, tmp_path):
+    """Re-running into the same --out after retraining a network redoes every
+    job that used it (it was reused as if nothing had changed); an unchanged
+    grid runs nothing."""
+    from taskonomy_tf.training import TrainConfig, train_and_evaluate
+    from taskonomy_tf.transfer import run_grid
+    from taskonomy_tf.transfer.grid import read_job
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for task in ("normals", "edges"):
+        (models / task).symlink_to(trained[task], target_is_directory=True)
+    opts = dict(n_images=8, steps=2, seeds=[0], progress=False)
+    first = run_grid(["normals", "edges"], models, split_records, tmp_path / "g", **opts)
+    assert len(first.ran) == 2
+    assert run_grid(["normals", "edges"], models, split_records, tmp_path / "g", **opts).ran == []
+    before = read_job(tmp_path / "g", first.ran[0])
+    # edges retrained (another seed): its encoder file changes
+    retrained = tmp_path / "edges2"
+    train_and_evaluate(TrainConfig(task="edges", data=str(split_records), image_size=32,
+                                   batch_size=4, steps=2, seed=7, verbose=0, cache=False),
+                       retrained)
+    (models / "edges").unlink()
+    (models / "edges").symlink_to(retrained, target_is_directory=True)
+    again = run_grid(["normals", "edges"], models, split_records, tmp_path / "g", **opts)
+    assert sorted(j.name for j in again.ran) == sorted(j.name for j in first.ran)
+    after = read_job(tmp_path / "g", first.ran[0])
+    assert after["key"] != before["key"] and again.table is not None
+
+
+def test_transfer_results_are_joined_by_record_id(trained, tmp_path):
+    """Room layout has no label for a view without a bounding box: its labels
+    skip records that the code cache holds. Codes must be picked by the
+    labels' ids (they were joined by position), the per-image losses carry
+    the ids, and a code taken from the cache equals the encoder run on that
+    very labelled image."""
+    import json
+
+    import keras
+
+    from taskonomy_tf.transfer import FeatureCache
+    from taskonomy_tf.transfer.runner import _arrays, _codes, run_candidates
+    from tfrecords_tools.convert import convert
+    from tfrecords_tools.fake import write_fake_dataset
+
+    raw = write_fake_dataset(tmp_path / "raw", buildings=2, points=3, views=3, size=32)
+    dropped = []
+    for b in ("fakebldg0", "fakebldg1"):
+        f = raw / b / "point_info" / "point_0_view_1_domain_point_info.json"
+        info = json.loads(f.read_text())
+        del info["bounding_box_ranges"]
+        f.write_text(json.dumps(info))
+        dropped.append(f"{b}/0/1")
+    csv = tmp_path / "split.csv"
+    csv.write_text("id,train,val,test\nfakebldg0,1,0,0\nfakebldg1,0,0,1\n")
+    for split in ("train", "test"):
+        convert(str(raw), str(tmp_path / "rec"), split_csv=str(csv), split=split,
+                progress=False)
+    rec, cache = tmp_path / "rec", FeatureCache(tmp_path / "cache")
+    workdirs = {"edges": trained["edges"]}
+
+    y, w, x, ids = _arrays(rec, "room_layout", "test", 32, None, True)
+    assert len(ids) == 8 and dropped[1] not in ids and len(set(ids)) == 8
+    codes = _codes(cache, workdirs, ["edges"], rec, "test", 32, None, ids)[:, 0]
+    encoder = keras.saving.load_model(trained["edges"] / "encoder.keras", safe_mode=True)
+    np.testing.assert_allclose(codes, np.asarray(encoder(x, training=False)), atol=2e-2)
+
+    out = run_candidates("room_layout", [("edges",)], workdirs, rec, cache, image_size=32,
+                         n_images=4, steps=2, batch_size=2, references=False)
+    assert out.images == list(ids) and out[("edges",)].shape == (1, 8)
+    with pytest.raises(ValueError, match="no code"):
+        _codes(cache, workdirs, ["edges"], rec, "test", 32, None, np.array(["elsewhere/1/1"]))
+
+
+def test_make_dataset_carries_record_ids(split_records):
+    from taskonomy_tf.data import make_dataset
+    from taskonomy_tf.data.records import find_shards
+    from taskonomy_tf.data.views import read_index
+
+    expected = {f"{r['building']}/{r['point']}/{r['view']}"
+                for f in find_shards(split_records, "test") for r in read_index(f)}
+    ds = make_dataset(split_records, "edges", split="test", batch_size=4, image_size=32,
+                      shuffle=True, seed=3, with_ids=True)
+    ids = [i.decode() for _, _, _, b in ds for i in np.asarray(b)]
+    assert sorted(ids) == sorted(expected) and len(ids) == len(expected)
+    ego = make_dataset(split_records, "egomotion", split="test", batch_size=4, image_size=32,
+                       with_ids=True)
+    for _, _, _, b in ego:
+        for t in np.asarray(b):
+            parts = t.decode().split("+")
+            assert len(parts) == 3 and len({p.rsplit("/", 1)[0] for p in parts}) == 1
+
+
+def test_random_baseline_has_the_sources_architecture(trained, tmp_path):
+    """The paper's random baseline is the sources' network, untrained (it was
+    always the small encoder)."""
+    import keras
+
+    from taskonomy_tf.models import build_encoder
+    from taskonomy_tf.transfer.grid import random_encoder
+    from taskonomy_tf.transfer.schedule import model_architecture
+
+    assert model_architecture(trained["edges"]) == "small"
+    for arch in ("small", "resnet50"):
+        enc = keras.saving.load_model(random_encoder(tmp_path, 64, 0, arch) / "encoder.keras",
+                                      safe_mode=True, compile=False)
+        assert enc.count_params() == build_encoder(arch, 64).count_params()
+    assert (build_encoder("resnet50", 64).count_params()
+            != build_encoder("small", 64).count_params())
