@@ -6,7 +6,8 @@
 
 On the embedded dataset: trains (or reuses, ``--models``) one small network per
 task, or saves untrained encoders of another architecture (``--untrained
-resnet50``: the paper's encoder; its weights do not change its speed), then times the same first-order transfer jobs (every ordered pair)
+resnet50``: the paper's encoder; its weights do not change its speed), then times the same
+first-order transfer jobs (every ordered pair)
 twice, sequentially:
 
 * **cached**: ``run_grid``'s way: each frozen encoder encodes the transfer and

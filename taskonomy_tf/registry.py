@@ -12,7 +12,8 @@ losses, ...). Add an entry with the ``register`` decorator::
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from taskonomy_tf.errors import UnknownNameError
 

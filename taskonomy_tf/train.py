@@ -22,7 +22,8 @@ from taskonomy_tf.errors import UserError
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m taskonomy_tf.train",
                                 description="Train one Taskonomy task network.")
-    p.add_argument("--task", required=True, help="task name or alias (edges, normals, rgb2depth...)")
+    p.add_argument("--task", required=True,
+                   help="task name or alias (edges, normals, rgb2depth...)")
     p.add_argument("--data", help="folder of TFRecord shards (default: the embedded dataset)")
     p.add_argument("--workdir", help="output folder (default: runs/<task>)")
     p.add_argument("--encoder", help="small (default) or resnet50")

@@ -66,7 +66,8 @@ def convert(src: str, out: str, domains: list[str] | None = None,
         unknown = sorted(set(domains) - set(schema.DOMAINS))
         if unknown:
             raise ConvertError(
-                f"--domains: unknown {', '.join(unknown)}; known: {', '.join(sorted(schema.DOMAINS))}"
+                f"--domains: unknown {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(schema.DOMAINS))}"
             )
         if "rgb" not in domains:
             domains = ["rgb", *domains]
@@ -196,7 +197,8 @@ def _manifest(args: dict, names: list[str], reports: dict[str, dict], found,
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.convert", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.convert",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--src", required=True, help="dataset root (either layout)")
     p.add_argument("--out", required=True, help="output folder for shards and manifest")
     p.add_argument("--domains", nargs="+", help="domains to keep (default: every domain found)")

@@ -140,7 +140,8 @@ def write_fake_dataset(out, buildings=2, points=3, views=3, size=64, layout="ori
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.fake", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.fake",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--buildings", type=int, default=2)
     p.add_argument("--points", type=int, default=3)

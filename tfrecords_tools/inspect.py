@@ -35,7 +35,11 @@ def inspect(path: str | Path, limit: int = 64) -> dict:
     """Summary of the records under ``path`` as a dict (see module doc)."""
     import tensorflow as tf
 
-    from taskonomy_tf.data.decode import decode_png_tensor, physical_from_pixels, physical_from_vector
+    from taskonomy_tf.data.decode import (
+        decode_png_tensor,
+        physical_from_pixels,
+        physical_from_vector,
+    )
 
     files = _files(Path(path))
     summary: dict = {"path": str(path), "shards": len(files), "records": 0, "splits": {},
@@ -95,7 +99,8 @@ def format_summary(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.inspect", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tfrecords_tools.inspect",
+                                description=__doc__.split("\n")[0])
     p.add_argument("path", help="a shard or a folder of shards")
     p.add_argument("--limit", type=int, default=64, help="records whose values are decoded")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -13,7 +13,7 @@ room layout, vanishing points) read view tuples built by ``views``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 

@@ -15,7 +15,6 @@ from taskonomy_tf.data import schema
 from taskonomy_tf.data.decode import decode_png_tensor, physical_from_pixels, physical_from_vector
 
 
-
 def find_shards(path: str | Path, split: str | None) -> list[str]:
     """Shard files of ``split`` in a folder (every shard for ``None``), or one file.
 
@@ -28,7 +27,8 @@ def find_shards(path: str | Path, split: str | None) -> list[str]:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such folder of TFRecord shards")
     shards = sorted(p for p in path.iterdir() if schema.parse_shard_name(p.name))
-    picked = [str(p) for p in shards if split is None or schema.parse_shard_name(p.name)[0] == split]
+    picked = [str(p) for p in shards
+              if split is None or schema.parse_shard_name(p.name)[0] == split]
     if not picked:
         splits = sorted({schema.parse_shard_name(p.name)[0] for p in shards})
         raise FileNotFoundError(

@@ -95,8 +95,10 @@ DOMAINS: dict[str, DomainSpec] = {
     for d in (
         _png("rgb", 8, (3,), "rgb", "bilinear", decoded_channels=3, drop_alpha=True,
              antialias=True),
-        _png("depth_zbuffer", 16, (1,), "depth", invalid_code=True, folders=("depth_zbuffer", "depth")),
-        _png("depth_euclidean", 16, (1,), "depth", invalid_code=True, folders=("depth_euclidean", "mist")),
+        _png("depth_zbuffer", 16, (1,), "depth", invalid_code=True,
+             folders=("depth_zbuffer", "depth")),
+        _png("depth_euclidean", 16, (1,), "depth", invalid_code=True,
+             folders=("depth_euclidean", "mist")),
         _png("normal", 8, (3,), "normal", decoded_channels=3, invalid_code=True),
         _png("principal_curvature", 8, (3,), "curvature", decoded_channels=2, invalid_code=True,
              folders=("principal_curvature", "curvature")),

@@ -64,7 +64,7 @@ class PipelineConfig:
     published: str | None = None
 
     @classmethod
-    def quick(cls, **overrides) -> "PipelineConfig":
+    def quick(cls, **overrides) -> PipelineConfig:
         """A few minutes' run: 4 tasks, short training (a smoke test, not a result)."""
         base = dict(tasks=QUICK_TASKS, image_size=32, train_steps=100, transfer_images=256,
                     transfer_steps=60, transfer_seeds=2, resamples=30,

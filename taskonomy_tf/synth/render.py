@@ -18,7 +18,14 @@ from skimage import feature, filters, segmentation
 
 from taskonomy_tf.data.geometry import pixel_rays
 from taskonomy_tf.synth.scene import Hits, Room, cast, occluded
-from taskonomy_tf.tasks.classes import IMAGENET_INDEX, N_IMAGENET, N_PLACES365, PLACES365_KEEP, SCENES, SEMANTIC
+from taskonomy_tf.tasks.classes import (
+    IMAGENET_INDEX,
+    N_IMAGENET,
+    N_PLACES365,
+    PLACES365_KEEP,
+    SCENES,
+    SEMANTIC,
+)
 
 # Gains below are our calibration: they put typical responses inside the
 # ranges the original targets clip to (edges 0.08, 2D keypoints 0.005,
@@ -256,7 +263,7 @@ def _corner_splats(corners, location, rot, fov, size, metres) -> np.ndarray:
     inside = front & (col >= 0) & (col <= size - 1) & (row >= 0) & (row <= size - 1)
     sigma = KEYPOINT3D_SIGMA * size / 128
     yy, xx = np.mgrid[0:size, 0:size]
-    for r, c, z, corner in zip(row[inside], col[inside], depth[inside], corners[inside]):
+    for r, c, corner in zip(row[inside], col[inside], corners[inside]):
         seen = metres[int(round(r)), int(round(c))]
         dist = np.linalg.norm(corner - location)
         if np.isnan(seen) or abs(seen - dist) > 0.05 * dist + 0.05:

@@ -73,9 +73,16 @@ def _material(rng) -> Material:
 def _furniture(kind: str, rng, at: np.ndarray, obj: int, label: int, mat: int) -> list[Primitive]:
     """Primitives of one piece of furniture standing at ``at`` (x, y, floor z)."""
     x, y, z = at
-    B = lambda lo, hi: Primitive("box", np.array([*lo, *hi], float), obj, label, mat)  # noqa: E731
-    C = lambda cx, cy, r, z0, z1: Primitive("cylinder", np.array([cx, cy, r, z0, z1]), obj, label, mat)  # noqa: E731
-    S = lambda c, r: Primitive("sphere", np.array([*c, r]), obj, label, mat)  # noqa: E731
+
+    def B(lo, hi):  # box, cylinder, sphere: short names for the layouts below
+        return Primitive("box", np.array([*lo, *hi], float), obj, label, mat)
+
+    def C(cx, cy, r, z0, z1):
+        return Primitive("cylinder", np.array([cx, cy, r, z0, z1]), obj, label, mat)
+
+    def S(c, r):
+        return Primitive("sphere", np.array([*c, r]), obj, label, mat)
+
     w, d = rng.uniform(0.6, 1.2), rng.uniform(0.5, 1.0)
     if kind == "dining_table" and rng.random() < 0.5:  # a round table on one leg
         h, r = rng.uniform(0.7, 0.8), rng.uniform(0.4, 0.7)

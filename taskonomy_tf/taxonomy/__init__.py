@@ -11,16 +11,27 @@ Example:
 
 from taskonomy_tf.taxonomy.ahp import ahp, consistency_ratio, win_rates
 from taskonomy_tf.taxonomy.bip import (
-    TaxonomyError, TaxonomySolution, build_instance, minimum_budget, solve_instance,
+    TaxonomyError,
+    TaxonomySolution,
+    build_instance,
+    minimum_budget,
+    solve_instance,
     solve_taxonomy,
 )
 from taskonomy_tf.taxonomy.grouping import (
-    Candidates, GroupingSolution, read_candidates, solve_grouping,
+    Candidates,
+    GroupingSolution,
+    read_candidates,
+    solve_grouping,
 )
 from taskonomy_tf.taxonomy.losses import read_losses, tables_from_losses
 from taskonomy_tf.taxonomy.sweep import parse_budgets, sweep
 from taskonomy_tf.taxonomy.table import (
-    TableError, Transfer, TransferTable, load_table, parse_table,
+    TableError,
+    Transfer,
+    TransferTable,
+    load_table,
+    parse_table,
 )
 
 __all__ = [

@@ -59,7 +59,8 @@ def cmd_affinities(a) -> None:
     tables = tables_from_losses(a.losses)
     out = Path(a.out)
     if out.suffix == ".json":  # one file: the affinities, the win rates beside it
-        targets = {"affinities": out, "wins_vs_task": out.with_name(f"{out.stem}_wins_vs_task.json"),
+        targets = {"affinities": out,
+                   "wins_vs_task": out.with_name(f"{out.stem}_wins_vs_task.json"),
                    "wins_vs_pixels": out.with_name(f"{out.stem}_wins_vs_pixels.json")}
     else:
         targets = {k: out / f"{k}.json" for k in tables}

@@ -18,9 +18,10 @@ As the authors' released solver states it (reference section 6):
 SCIP solves it with a relative gap of 0, so ``OPTIMAL`` means proven
 optimal (``bound`` equals ``objective``). CP-SAT was tried: on the
 published 16k affinities it took 1 to 19 s per budget against 0.1 to 0.5 s
-for SCIP on the same formulation. A transfer is dropped before solving when another candidate for the
-same target uses a subset of its sources and has at least its value: it can
-never do better, and pruning it keeps the program small.
+for SCIP on the same formulation. A transfer is dropped before solving when
+another candidate for the same target uses a subset of its sources and has
+at least its value: it can never do better, and pruning it keeps the program
+small.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.taxonomy.table import PIXELS, RANDOM, SELF, TransferTable

@@ -113,7 +113,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     replicates = {m.shape[1] for _, _, m in mats.values()}
     for _ in range(resamples):
         image_draws: dict = {}
-        for t, (c, ids, m) in mats.items():  # targets sharing test images share the draw
+        for _, ids, _ in mats.values():  # targets sharing test images share the draw
             if tuple(ids) not in image_draws:
                 image_draws[tuple(ids)] = rng.integers(0, len(ids), len(ids))
         # from a stream of their own: with identical replicates (or one), every

@@ -62,7 +62,7 @@ def read_candidates(path: str | os.PathLike) -> Candidates:
             raise TaxonomyError(f"{path}: no task columns")
         costs, losses, names = [], [], []
         for n, row in enumerate(reader, start=2):
-            def number(col: str) -> float:
+            def number(col: str, row=row, n=n) -> float:
                 try:
                     v = float(row[col])
                 except (TypeError, ValueError):

@@ -32,8 +32,7 @@ from collections import defaultdict
 import numpy as np
 
 from taskonomy_tf.taxonomy.ahp import ahp, win_rates
-from taskonomy_tf.taxonomy.table import (CONSTANT, PIXELS, SELF, TableError, Transfer,
-                                         TransferTable)
+from taskonomy_tf.taxonomy.table import CONSTANT, PIXELS, SELF, TableError, Transfer, TransferTable
 
 COLUMNS = ("candidate", "sources", "target", "image", "loss")
 SEED = "seed"
@@ -63,7 +62,8 @@ def read_losses(path: str | os.PathLike) -> dict[str, dict[tuple[str, ...], dict
             try:
                 loss = float(row["loss"])
             except (TypeError, ValueError):
-                raise TableError(f"{path}: line {n}: loss {row['loss']!r} is not a number") from None
+                raise TableError(f"{path}: line {n}: loss {row['loss']!r} "
+                                 "is not a number") from None
             if not math.isfinite(loss):
                 raise TableError(f"{path}: line {n}: loss is {row['loss']}")
             sources = tuple(s for s in (row["sources"] or "").split("+") if s)

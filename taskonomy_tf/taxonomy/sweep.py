@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from taskonomy_tf.taxonomy.bip import ROOT, TaxonomyError, build_instance, solve_instance
 from taskonomy_tf.taxonomy.table import SELF, TransferTable
 
 
-def mean_win_rate(solution_choice: dict[str, list[str]], wins: TransferTable | None) -> float | None:
+def mean_win_rate(solution_choice: dict[str, list[str]],
+                  wins: TransferTable | None) -> float | None:
     """Average over targets of the chosen candidate's win rate (a root counts
     as its own ``self`` record: 0.5 against itself, its Gain against pixels)."""
     if wins is None:

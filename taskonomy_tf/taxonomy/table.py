@@ -17,8 +17,8 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from taskonomy_tf.errors import InputError
 

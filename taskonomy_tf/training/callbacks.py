@@ -33,7 +33,8 @@ class NanGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             step = int(self.model.optimizer.iterations.numpy())
             raise TrainingError(f"the loss became {float(loss)} at step {step}; training "
-                                f"stopped, the last good checkpoint is kept in {self.checkpoint_hint}")
+                                "stopped, the last good checkpoint is kept in "
+                                f"{self.checkpoint_hint}")
 
 
 class MetricsJson(keras.callbacks.Callback):

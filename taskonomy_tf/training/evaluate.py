@@ -38,7 +38,7 @@ def per_image_losses(spec: TaskSpec, y, pred, w) -> np.ndarray:
     return np.asarray(_per_image_fn(spec.loss)(y, np.asarray(pred, "float32"), w), "float64")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _per_image_fn(kind: str):
     fn = masked_loss(kind)
 

@@ -185,8 +185,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             # kept after fit: removed once the completion stamp is written
             keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq="epoch",
                                              delete_checkpoint=False),
-            keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
-                                            save_weights_only=True),
+            keras.callbacks.ModelCheckpoint(
+                str(out / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
+                save_weights_only=True),
             *([keras.callbacks.TensorBoard(str(out / "logs"))] if config.tensorboard else []),
             metrics_cb,
         ]

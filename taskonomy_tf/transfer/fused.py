@@ -94,7 +94,9 @@ class GroupedConv2D(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
-        side = (lambda n: None if n is None else -(-n // self.strides))
+        def side(n):
+            return None if n is None else -(-n // self.strides)
+
         return (b, side(h), side(w), self.groups * self.filters)
 
     def get_config(self):

@@ -4,8 +4,14 @@ target below, an arrow from every source of its transfer."""
 from __future__ import annotations
 
 from taskonomy_tf.taxonomy.table import TransferTable
-from taskonomy_tf.viz.names import CLUSTER_COLOURS, CLUSTER_LABELS, cluster_of, colour, \
-    display_name, task_order
+from taskonomy_tf.viz.names import (
+    CLUSTER_COLOURS,
+    CLUSTER_LABELS,
+    cluster_of,
+    colour,
+    display_name,
+    task_order,
+)
 
 ROOT = "<root>"
 MAX_PER_ROW = 8

@@ -9,7 +9,6 @@ import numpy as np
 from taskonomy_tf.data import geometry as g
 
 
-
 def test_euler_roundtrip_and_convention():
     rng = np.random.default_rng(0)
     angles = rng.uniform(-3, 3, (200, 3))

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from taskonomy_tf.estimate import (discretise, estimate_table, estimator_labels, hscore, logme,
-                                   logme_parameters, ranking_agreement, rdm, rsa)
+from taskonomy_tf.estimate import (
+    discretise,
+    estimate_table,
+    estimator_labels,
+    hscore,
+    logme,
+    logme_parameters,
+    ranking_agreement,
+    rdm,
+    rsa,
+)
 
 
 def _direct_evidence(f, y, alpha, beta):

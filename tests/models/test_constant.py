@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from taskonomy_tf.models.losses import masked_loss
 from taskonomy_tf.models.constant import best_constant, geometric_median, weighted_median
+from taskonomy_tf.models.losses import masked_loss
 
 
 def _mean_per_image_loss(kind, y, pred, w):

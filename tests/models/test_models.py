@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
-import keras
 from taskonomy_tf.models import (
-    LOSSES, METRICS, TaskLoss, TaskMetric, build_encoder, build_task_model, compile_task_model,
+    LOSSES,
+    METRICS,
+    TaskLoss,
+    TaskMetric,
+    build_encoder,
+    build_task_model,
+    compile_task_model,
     get_encoder,
 )
 from taskonomy_tf.models.encoders import code_stride
@@ -198,7 +204,8 @@ def test_models_train_under_the_jax_backend_without_tensorflow():
         "import sys, numpy as np\n"
         "from taskonomy_tf.models import build_task_model, compile_task_model\n"
         "m = compile_task_model(build_task_model('normals', 'small', 32), 'normals')\n"
-        "x = np.zeros((2, 32, 32, 3), 'float32'); y = {'normals': np.zeros((2, 32, 32, 3), 'float32')}\n"
+        "x = np.zeros((2, 32, 32, 3), 'float32')\n"
+        "y = {'normals': np.zeros((2, 32, 32, 3), 'float32')}\n"
         "h = m.fit(x, y, epochs=1, verbose=0)\n"
         "print('tensorflow' in sys.modules, np.isfinite(h.history['loss'][-1]))\n"
     )

@@ -36,9 +36,11 @@ def test_pipeline_resumes_after_a_failed_stage(tiny, tmp_path, monkeypatch):
     table = (tmp_path / "transfers" / "losses.csv").read_text()
 
     calls = []
-    monkeypatch.setattr(run_module, "STAGES",
-                        tuple((n, (lambda f, n: lambda ctx: calls.append(n) or f(ctx))(f, n))
-                              for n, f in real))
+
+    def counted(name, fn):
+        return lambda ctx: calls.append(name) or fn(ctx)
+
+    monkeypatch.setattr(run_module, "STAGES", tuple((n, counted(n, f)) for n, f in real))
     ctx = run_pipeline(tiny, tmp_path, progress=False)
     assert calls == ["figures", "report"]  # the finished stages were not redone
     assert model.stat().st_mtime_ns == stamp

@@ -99,7 +99,8 @@ def test_normals_are_unit_and_match_the_depth_gradient_on_planes(synth_raw):
         inner = nrm[1:-1, 1:-1]
         flat = np.all(curv[1:-1, 1:-1] == 0, -1)
         same = np.abs(np.einsum("ijk,ijk->ij", inner, geo))
-        sel = zok[1:-1, 1:-1] & zok[2:, 1:-1] & zok[:-2, 1:-1] & zok[1:-1, 2:] & zok[1:-1, :-2] & flat
+        sel = (zok[1:-1, 1:-1] & zok[2:, 1:-1] & zok[:-2, 1:-1] & zok[1:-1, 2:]
+               & zok[1:-1, :-2] & flat)
         errors.append(np.degrees(np.arccos(np.clip(same[sel], -1, 1))))
     err = np.concatenate(errors)
     assert np.median(err) < 3.0  # quantisation of depth to 2 mm and of normals to 8 bits

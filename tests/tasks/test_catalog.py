@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from taskonomy_tf.tasks import (
-    Cluster, OutputKind, TaskSpec, get_task, list_tasks, register_task, unregister_task,
+    Cluster,
+    OutputKind,
+    TaskSpec,
+    get_task,
+    list_tasks,
+    register_task,
+    unregister_task,
 )
 from taskonomy_tf.tasks.classes import PLACES365_KEEP, SCENES, SEMANTIC
 
@@ -134,7 +140,8 @@ def test_bad_spec_is_refused():
 def test_no_code_branches_on_a_task_name():
     pattern = re.compile(r"(\bspec|\btask|\bt)\.name\s*(==|!=|in\s*[\(\[{])|\btask\s*==\s*['\"]")
     offenders = []
-    for path in list((ROOT / "taskonomy_tf").rglob("*.py")) + list((ROOT / "tfrecords_tools").rglob("*.py")):
+    paths = [*(ROOT / "taskonomy_tf").rglob("*.py"), *(ROOT / "tfrecords_tools").rglob("*.py")]
+    for path in paths:
         if path.name == "catalog.py":
             continue
         for n, line in enumerate(path.read_text().splitlines(), 1):

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from taskonomy_tf.taxonomy import (
-    TableError, TaxonomyError, Transfer, TransferTable, load_table, parse_table, solve_taxonomy,
+    TableError,
+    TaxonomyError,
+    Transfer,
+    TransferTable,
+    load_table,
+    parse_table,
+    solve_taxonomy,
 )
 
 
@@ -122,7 +128,8 @@ def test_published_16k_affinities(results_dir):
 ])
 def test_malformed_records_get_one_line_naming_the_record(record, message):
     with pytest.raises(TableError) as e:
-        parse_table({"records": [{"sources": ["x"], "target": "b", "value": 0.5}, record]}, "f.json")
+        parse_table({"records": [{"sources": ["x"], "target": "b", "value": 0.5}, record]},
+                    "f.json")
     msg = str(e.value)
     assert message in msg and "record 1" in msg and "\n" not in msg
 

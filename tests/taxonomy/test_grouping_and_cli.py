@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 
 from taskonomy_tf.taxonomy import (
-    Candidates, TaxonomyError, load_table, solve_grouping, tables_from_losses,
+    Candidates,
+    TaxonomyError,
+    load_table,
+    solve_grouping,
+    tables_from_losses,
 )
 from taskonomy_tf.taxonomy.__main__ import main
 

@@ -59,7 +59,8 @@ def test_batches_match_decode_raw(fake_raw, fake_records):
     expected = np.log1p(metres * 512) / np.log(2**16)
     np.testing.assert_allclose(y["depth_zbuffer"][0].numpy()[valid], expected[valid], rtol=1e-5)
     np.testing.assert_array_equal(w["depth_zbuffer"][0].numpy(), valid.astype(np.float32))
-    rgb, _ = decode_raw("rgb", (fake_raw / "fakebldg0/rgb/point_0_view_0_domain_rgb.png").read_bytes())
+    png = fake_raw / "fakebldg0/rgb/point_0_view_0_domain_rgb.png"
+    rgb, _ = decode_raw("rgb", png.read_bytes())
     np.testing.assert_allclose(x[0].numpy(), rgb * 2 - 1, atol=1e-6)
 
 

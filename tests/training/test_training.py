@@ -219,7 +219,8 @@ cfg = TrainConfig(task="edges", data={data!r}, image_size=32, batch_size=4, step
                   verbose=0, cache=False, strategy={strategy!r},
                   devices={devices!r})
 r = train_and_evaluate(cfg, sys.argv[1])
-print(json.dumps({{"steps": r["steps"], "strategy": tf.distribute.get_strategy().__class__.__name__}}))
+strategy = tf.distribute.get_strategy().__class__.__name__
+print(json.dumps({{"steps": r["steps"], "strategy": strategy}}))
 """
 
 
@@ -250,7 +251,7 @@ def test_multi_worker_strategy_with_two_local_workers(fake_records, tmp_path, fr
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (o, e) in zip(procs, outs):
+    for p, (_, e) in zip(procs, outs):
         assert p.returncode == 0, e[-3000:]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["strategy"] == \
         "CollectiveAllReduceStrategy"  # MultiWorkerMirroredStrategy's class

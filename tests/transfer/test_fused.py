@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 
 from taskonomy_tf.transfer.fused import GroupedConv2D
-from taskonomy_tf.transfer.readout import (ReadoutArrays, batch_order, build_readouts,
-                                           plan_heads, train_readouts)
+from taskonomy_tf.transfer.readout import (
+    ReadoutArrays,
+    batch_order,
+    build_readouts,
+    plan_heads,
+    train_readouts,
+)
 
 
 def _arrays(rng, n, sources, size=32, channels=3):

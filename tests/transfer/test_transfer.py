@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 from taskonomy_tf.transfer import FeatureCache, run_transfer
 
 

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from taskonomy_tf.taxonomy.table import Transfer, TransferTable
 from taskonomy_tf import viz
+from taskonomy_tf.taxonomy.table import Transfer, TransferTable
 
 
 def _table(values: dict[tuple[str, str], float], measure="affinities") -> TransferTable:
