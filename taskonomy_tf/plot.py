@@ -28,13 +28,11 @@ matplotlib.use("Agg")
 
 
 def _save(fig, out: str) -> None:
-    import os
+    from taskonomy_tf.fileio import atomic_path
 
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
     print(f"-> {path}")
 
 

@@ -26,8 +26,9 @@ from typing import Any
 
 from taskonomy_tf.data import schema
 from taskonomy_tf.errors import UserError
+from taskonomy_tf.fileio import sha256_file, write_json_atomic
 from tfrecords_tools.reader import read_split_csv, scan
-from tfrecords_tools.writer import StrictError, sha256_file, write_json_atomic, write_shard
+from tfrecords_tools.writer import StrictError, write_shard
 
 
 class ConvertError(UserError, RuntimeError):

@@ -7,14 +7,12 @@ final name is always whole.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from taskonomy_tf.data import schema
 from taskonomy_tf.errors import UserError
+from taskonomy_tf.fileio import atomic_path, sha256_file, write_json_atomic
 from tfrecords_tools.checks import BadFile, check_json, check_npy, check_png
 
 
@@ -85,21 +83,6 @@ def build_example(key: tuple[str, int, int], files: dict[str, str], resize: int 
     return example, None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_json_atomic(path: Path, obj: Any, sort_keys: bool = True) -> None:
-    """Writes ``obj`` as JSON to a temporary name, then renames it to ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=sort_keys) + "\n")
-    os.replace(tmp, path)
-
-
 def write_shard(job: dict[str, Any]) -> dict[str, Any]:
     """Writes one shard; returns its report. Runs in a worker process.
 
@@ -109,14 +92,12 @@ def write_shard(job: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     out = Path(job["out"])
-    final = out / job["name"]
-    tmp = out / f".{job['name']}.tmp-{os.getpid()}"
     rejected: list[list[str]] = []
     dropped: list[list[str]] = []
     missing: list[list[Any]] = []
     counts: dict[str, int] = {}
     records = 0
-    try:
+    with atomic_path(out / job["name"]) as tmp:  # the shard appears whole or not at all
         with tf.io.TFRecordWriter(str(tmp)) as writer:
             for key, files in job["samples"]:
                 key = tuple(key)
@@ -140,8 +121,4 @@ def write_shard(job: dict[str, Any]) -> dict[str, Any]:
             "dropped": dropped,
         }
         write_json_atomic(out / ".convert" / f"{job['name']}.json", report)
-        os.replace(tmp, final)
-        return report
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return report

@@ -14,7 +14,6 @@ transfers (the grid's losses table). Errors print one line, exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
 from taskonomy_tf.errors import InputError, UserError
+from taskonomy_tf.fileio import write_json_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.check:
             agree = ranking_agreement(table, tables_from_losses(a.check)["affinities"])
             path = Path(a.out).with_name(Path(a.out).stem + "_check.json")
-            path.write_text(json.dumps(agree, indent=1) + "\n")
+            write_json_atomic(path, agree, sort_keys=False)
             for t, v in agree.items():
                 print(f"  {t:>16}: Spearman {v['spearman']:+.2f}  top-1 {v['top1']}  "
                       f"top-3 {v['top3']}")

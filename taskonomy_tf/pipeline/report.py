@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from taskonomy_tf.fileio import write_text_atomic
 
 STAGE_NAMES = ("data", "train", "transfers", "taxonomy", "figures")
 
@@ -229,8 +230,5 @@ def write_report(ctx) -> dict:
     """Writes ``report.md`` and ``report.html`` into the output folder."""
     blocks = _blocks(ctx)
     for name, text in (("report.md", _markdown(blocks)), ("report.html", _html(blocks))):
-        path = Path(ctx.out) / name
-        tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_text_atomic(Path(ctx.out) / name, text)
     return {"report": "report.md", "html": "report.html"}

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from taskonomy_tf.errors import InputError, UserError
+from taskonomy_tf.fileio import write_json_atomic
 from taskonomy_tf.pipeline.config import PipelineConfig
 from taskonomy_tf.pipeline.stages import STAGES, Context
-from tfrecords_tools.writer import write_json_atomic
 
 SCHEMA_VERSION = 1
 OUTPUT_DIRS = ("models", "transfers", "taxonomy", "figures", "stages")

@@ -237,14 +237,13 @@ def stage_figures(ctx: Context) -> dict:
         f"winrates_{target}": viz.winrate_matrix({n: np.asarray(r).mean(0)
                                                   for n, r in zip(names, m)}, target),
     }
+    from taskonomy_tf.fileio import atomic_path
+
     folder = ctx.out / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, fig in figures.items():
-        path = folder / f"{name}.png"
-        tmp = folder / f".{name}.tmp.png"
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        tmp.replace(path)
+        with atomic_path(folder / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
         plt.close(fig)
         paths[name] = f"figures/{name}.png"
     return {"figures": paths}
@@ -257,9 +256,8 @@ def stage_report(ctx: Context) -> dict:
 
 
 def _write(path: Path, obj) -> None:
-    from tfrecords_tools.writer import write_json_atomic
+    from taskonomy_tf.fileio import write_json_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, obj, sort_keys=False)  # keeps shares sorted by size
 
 

@@ -20,8 +20,8 @@ import os
 import shutil
 from pathlib import Path
 
+from taskonomy_tf.fileio import sha256_file, write_json_atomic, write_text_atomic
 from taskonomy_tf.synth.generate import GENERATOR_VERSION, SynthConfig, generate
-from tfrecords_tools.writer import sha256_file
 
 READY = "READY.json"
 DEFAULT = SynthConfig(buildings=100, points=10, views=3, size=96, seed=0)
@@ -74,7 +74,7 @@ def embedded_dataset(cfg: SynthConfig = DEFAULT, cache: str | os.PathLike | None
     buildings = sorted(p.name for p in raw.iterdir() if p.is_dir())
     csv = folder / "splits.csv"
     split_of = splits_for(buildings)
-    csv.write_text("id,train,val,test\n" + "".join(
+    write_text_atomic(csv, "id,train,val,test\n" + "".join(
         f"{b},{int(split_of[b] == 'train')},{int(split_of[b] == 'val')},"
         f"{int(split_of[b] == 'test')}\n" for b in buildings))
     for split in sorted(set(split_of.values())):
@@ -83,6 +83,6 @@ def embedded_dataset(cfg: SynthConfig = DEFAULT, cache: str | os.PathLike | None
     shards = sorted(p for p in records.glob("*.tfrecord"))
     stamp = {"config": dataclasses.asdict(cfg), "shards": [
         {"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in shards]}
-    (records / READY).write_text(json.dumps(stamp, indent=1) + "\n")
+    write_json_atomic(records / READY, stamp, sort_keys=False)
     shutil.rmtree(raw)  # the records hold everything
     return records

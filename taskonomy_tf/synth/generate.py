@@ -25,6 +25,7 @@ import numpy as np
 
 from taskonomy_tf.data import schema
 from taskonomy_tf.data.geometry import look_at, matrix_to_euler
+from taskonomy_tf.fileio import write_bytes_atomic
 from taskonomy_tf.synth.render import render
 from taskonomy_tf.synth.scene import Room, cast, inside_solid, make_building
 
@@ -200,9 +201,7 @@ def _write_view(folder: Path, p: int, v: int, files: dict[str, bytes]) -> None:
         d = folder / domain
         d.mkdir(parents=True, exist_ok=True)
         name = f"point_{p}_view_{v}_domain_{spec.all_tokens()[0]}.{spec.extension}"
-        tmp = d / f".{name}.tmp-{os.getpid()}"
-        tmp.write_bytes(data)
-        os.replace(tmp, d / name)
+        write_bytes_atomic(d / name, data, durable=False)  # regenerable: no fsync
 
 
 def generate(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), workers: int = 1,

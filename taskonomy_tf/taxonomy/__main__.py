@@ -16,13 +16,12 @@ Errors in the input print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
 from taskonomy_tf.errors import UserError
+from taskonomy_tf.fileio import write_json_atomic
 from taskonomy_tf.taxonomy import (
     TaxonomyError,
     load_table,
@@ -48,11 +47,7 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, float]:
 
 def _write_json(path: str | None, obj) -> None:
     if path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(obj, indent=1) + "\n")
-        os.replace(tmp, p)
+        write_json_atomic(path, obj, sort_keys=False)
 
 
 def cmd_affinities(a) -> None:

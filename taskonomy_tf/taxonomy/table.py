@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from taskonomy_tf.errors import InputError
+from taskonomy_tf.fileio import write_json_atomic
 
 SCHEMA_VERSION = 1
 SELF, PIXELS, CONSTANT = "self", "pixels", "constant"
@@ -74,11 +75,7 @@ class TransferTable:
                             for r in self.records]}
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_json(), sort_keys=False)
 
 
 def _fail(path, what: str) -> TableError:

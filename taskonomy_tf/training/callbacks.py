@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import keras
 
 from taskonomy_tf.errors import UserError
+from taskonomy_tf.fileio import write_json_atomic
 
 
 class TrainingError(UserError, RuntimeError):
@@ -52,9 +52,7 @@ class MetricsJson(keras.callbacks.Callback):
         return {"epochs": [], **self.extra}
 
     def write(self, data: dict) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, data, sort_keys=False)
 
     def on_epoch_end(self, epoch, logs=None):
         data = self._read()

@@ -30,13 +30,13 @@ import tensorflow as tf
 from taskonomy_tf.data import make_dataset, views
 from taskonomy_tf.data.records import find_shards
 from taskonomy_tf.errors import InputError
+from taskonomy_tf.fileio import atomic_path, write_json_atomic
 from taskonomy_tf.models import build_task_model, compile_task_model, get_encoder
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.callbacks import MetricsJson, NanGuard, TrainingError
 from taskonomy_tf.training.config import TrainConfig
 from taskonomy_tf.training.evaluate import constant_loss, fit_constant, mean_loss
 from taskonomy_tf.training.multiworker import multi_worker_fit
-from tfrecords_tools.writer import write_json_atomic
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -245,10 +245,9 @@ def finished_result(workdir: str | os.PathLike) -> dict:
 
 
 def _save_atomic(model: keras.Model, path: Path) -> None:
-    """``model.save`` to a temporary ``.keras`` name, then a rename."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """``model.save`` through ``fileio.atomic_path``."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def learning_rate(config: TrainConfig, total_steps: int):

@@ -56,11 +56,11 @@ def _data(path: str | None) -> Path:
 
 
 def cmd_run(a) -> None:
+    from taskonomy_tf.fileio import write_json_atomic
     from taskonomy_tf.transfer.cache import FeatureCache
     from taskonomy_tf.transfer.grid import PIXELS, RANDOM, random_encoder
     from taskonomy_tf.transfer.runner import replicate_seeds, run_candidates
     from taskonomy_tf.transfer.schedule import model_architecture, model_image_size, model_workdirs
-    from tfrecords_tools.writer import write_json_atomic
 
     sources = tuple(s if s in (PIXELS, RANDOM) else _canonical(s) for s in _list(a.sources))
     target = _canonical(a.target)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from taskonomy_tf.data.records import find_shards
-from tfrecords_tools.writer import sha256_file
+from taskonomy_tf.fileio import atomic_path, sha256_file
 
 FORMAT_VERSION = 2  # 2: the images' ids stored with their codes
 
@@ -70,13 +70,11 @@ class FeatureCache:
                 codes, ids = z["codes"].astype(np.float32), z["ids"].astype(str)
             return (codes, ids) if with_ids else codes
         codes, ids = encode(encoder_file, data, split, image_size, limit, batch_size)
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
         # float16 halves the disk (codes are ReLU outputs of a few units);
         # float32 when a code would overflow it
         stored = codes.astype(np.float16 if np.abs(codes).max() < 6e4 else np.float32)
-        np.savez(tmp, codes=stored, ids=ids.astype(str))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, codes=stored, ids=ids.astype(str))
         self.computed += 1
         codes = stored.astype(np.float32)
         return (codes, ids) if with_ids else codes

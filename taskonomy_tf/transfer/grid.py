@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from taskonomy_tf.errors import InputError
+from taskonomy_tf.fileio import atomic_path, write_json_atomic
 from taskonomy_tf.tasks import get_task
-from tfrecords_tools.writer import write_json_atomic
 
 SELF, PIXELS, RANDOM, CONSTANT = "self", "pixels", "random", "constant"
 BASELINES = (SELF, PIXELS, RANDOM, CONSTANT)
@@ -160,9 +160,9 @@ def grid_key(workdirs: dict, data, splits: tuple[str, ...], settings: dict) -> s
     code version (``taskonomy_tf.__version__`` and the job schema)."""
     import hashlib
 
+    from taskonomy_tf.fileio import sha256_file
     from taskonomy_tf.transfer.cache import data_fingerprint
     from taskonomy_tf.version import __version__
-    from tfrecords_tools.writer import sha256_file
 
     parts = {"code": [__version__, JOB_SCHEMA], "settings": settings,
              "data": {s: data_fingerprint(data, s) for s in splits},
@@ -190,10 +190,8 @@ def random_encoder(root: Path, image_size: int, seed: int = 0, architecture: str
     path = workdir / "encoder.keras"
     if not path.exists():
         keras.utils.set_random_seed(seed)
-        workdir.mkdir(parents=True, exist_ok=True)
-        tmp = workdir / f".tmp-{os.getpid()}.keras"
-        build_encoder(architecture, image_size).save(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            build_encoder(architecture, image_size).save(tmp)
     return workdir
 
 
@@ -258,8 +256,7 @@ def write_losses_table(jobs: list[Job], out: str | os.PathLike, key: str | None 
         raise FileNotFoundError(f"{len(missing)} job(s) not finished (or of other inputs), "
                                 f"e.g. {missing[0]}")
     path = out / "losses.csv"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["candidate", "sources", "target", "image", "seed", "loss"])
         for job in jobs:
@@ -271,5 +268,4 @@ def write_losses_table(jobs: list[Job], out: str | os.PathLike, key: str | None 
                     for image, loss in zip(record["images"], row, strict=True):
                         w.writerow([c["kind"], sources, job.target, image, seed,
                                     repr(float(loss))])
-    os.replace(tmp, path)
     return path

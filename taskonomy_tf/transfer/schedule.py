@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from taskonomy_tf.errors import InputError
+from taskonomy_tf.fileio import write_json_atomic
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.loop import is_finished
 from taskonomy_tf.transfer.cache import FeatureCache
@@ -35,7 +36,6 @@ from taskonomy_tf.transfer.grid import (
     shard,
     write_losses_table,
 )
-from tfrecords_tools.writer import write_json_atomic
 
 BACKENDS = ("local", "ray")
 

@@ -1,0 +1,95 @@
+"""Files written whole or not at all, and their checksums (standard library only).
+
+Every file a stage writes goes through ``atomic_path``: the content is
+written under a hidden temporary name in the same folder, flushed to disk
+(``fsync``), renamed over the final name (atomic on POSIX), and the folder
+entry is synced too; an error removes the temporary file and leaves any
+previous version in place. A crash therefore leaves either the old file or
+the new one, never a truncated one. ``durable=False`` skips the syncs (still
+atomic against other readers) for bulk intermediates that can be
+regenerated, such as the synthetic renderer's raw files.
+
+Shared by ``tfrecords_tools`` and every stage of ``taskonomy_tf``; it
+imports nothing from either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not supported here (e.g. Windows): the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temporary_name(path: str | os.PathLike) -> Path:
+    """The hidden temporary name ``atomic_path`` writes ``path`` under: same
+    folder, same suffix (libraries that check extensions accept it)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
+    """Yields a temporary path to write ``path``'s content to; on success it
+    becomes ``path``. Creates the parent folder.
+
+    Example::
+
+        with atomic_path(out / "model.keras") as tmp:
+            model.save(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
+    """Writes ``data`` to ``path`` through ``atomic_path``."""
+    with atomic_path(path, durable) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, durable: bool = True) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` through ``atomic_path``."""
+    write_bytes_atomic(path, text.encode("utf-8"), durable)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> None:
+    """Writes ``obj`` as indented JSON (one trailing newline) through ``atomic_path``."""
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=sort_keys) + "\n")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
