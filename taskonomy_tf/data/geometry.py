@@ -22,29 +22,27 @@ import numpy as np
 
 
 def euler_to_matrix(angles: np.ndarray) -> np.ndarray:
-    """Static-XYZ Euler angles (..., 3) in radians -> rotation matrices (..., 3, 3)."""
-    a, b, c = np.moveaxis(np.asarray(angles, np.float64), -1, 0)
-    ca, sa, cb, sb, cc, sc = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(c), np.sin(c)
-    # R = Rz(c) @ Ry(b) @ Rx(a), written out
-    r = np.stack([
-        np.stack([cc * cb, cc * sb * sa - sc * ca, cc * sb * ca + sc * sa], -1),
-        np.stack([sc * cb, sc * sb * sa + cc * ca, sc * sb * ca - cc * sa], -1),
-        np.stack([-sb, cb * sa, cb * ca], -1),
-    ], -2)
-    return r
+    """Static-XYZ Euler angles (..., 3) in radians -> rotation matrices (..., 3, 3):
+    R = Rz(c) @ Ry(b) @ Rx(a) (scipy's extrinsic ``"xyz"``)."""
+    from scipy.spatial.transform import Rotation
+
+    angles = np.asarray(angles, np.float64)
+    flat = Rotation.from_euler("xyz", angles.reshape(-1, 3)).as_matrix()
+    return flat.reshape(*angles.shape[:-1], 3, 3)
 
 
 def matrix_to_euler(r: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) -> static-XYZ Euler angles (..., 3), inverse of
-    ``euler_to_matrix`` with b in [-pi/2, pi/2]."""
+    ``euler_to_matrix`` with b in [-pi/2, pi/2] (scipy's ``as_euler("xyz")``)."""
+    import warnings
+
+    from scipy.spatial.transform import Rotation
+
     r = np.asarray(r, np.float64)
-    cb = np.hypot(r[..., 0, 0], r[..., 1, 0])
-    regular = cb > 1e-9
-    a = np.where(regular, np.arctan2(r[..., 2, 1], r[..., 2, 2]),
-                 np.arctan2(-r[..., 1, 2], r[..., 1, 1]))
-    b = np.arctan2(-r[..., 2, 0], cb)
-    c = np.where(regular, np.arctan2(r[..., 1, 0], r[..., 0, 0]), 0.0)
-    return np.stack([a, b, c], -1)
+    with warnings.catch_warnings():  # at b = +-pi/2 only a + c (or a - c) is defined:
+        warnings.simplefilter("ignore", UserWarning)  # scipy picks one, and says so
+        flat = Rotation.from_matrix(r.reshape(-1, 3, 3)).as_euler("xyz")
+    return flat.reshape(*r.shape[:-2], 3)
 
 
 def relative_pose(loc1, rot1, loc2, rot2) -> np.ndarray:

@@ -23,6 +23,7 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.tasks import TaskSpec, get_task
 
 AUTOTUNE = tf.data.AUTOTUNE
+INPUT_STREAM = 7  # the input rule's random stream, folded into each example's seed
 
 
 def _specs(tasks: str | TaskSpec | Sequence[str | TaskSpec]) -> list[TaskSpec]:
@@ -84,7 +85,8 @@ def _to_example(specs: list[TaskSpec], augment: bool, base_seed: int, with_ids: 
             dom = {d: tuple(tf.cond(do_flip, lambda v=v: _flip(v), lambda v=v: v)
                             for v in vw) for d, vw in dom.items()}
         image = dom["rgb"][0]
-        x, jig = targets.INPUTS.get(input_rule)(image, seed + 7, specs[0])
+        x, jig = targets.INPUTS.get(input_rule)(
+            image, tf.random.experimental.stateless_fold_in(seed, INPUT_STREAM), specs[0])
         ys, ws = {}, {}
         for spec in specs:
             values, valid = dom[spec.domain]

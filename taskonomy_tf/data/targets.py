@@ -60,8 +60,8 @@ def _unit16_range(spec, values, valid):
     if spec.clip:
         x = tf.clip_by_value(x, 0.0, 1.0)
     x = _unit_to_signed(x)
-    if spec.blur_sigma:
-        x = gaussian_blur(x, spec.blur_sigma * tf.cast(tf.shape(x)[0], tf.float32) / 256.0)
+    if spec.blur_sigma:  # sigma given at 256 px
+        x = gaussian_blur(x, spec.blur_sigma * x.shape[0] / 256.0)
     return x, tf.cast(valid, tf.float32)
 
 
@@ -124,20 +124,19 @@ def _jigsaw(spec, values, valid):
 
 
 # ------------------------------------------------------------ helpers
-def gaussian_blur(x: tf.Tensor, sigma: tf.Tensor | float) -> tf.Tensor:
-    """Separable Gaussian blur of an (H, W, C) float map, reflect-padded."""
-    sigma = tf.maximum(tf.cast(sigma, tf.float32), 1e-3)
-    radius = tf.cast(tf.math.ceil(3.0 * sigma), tf.int32)
-    t = tf.cast(tf.range(-radius, radius + 1), tf.float32)
-    k = tf.exp(-0.5 * tf.square(t / sigma))
-    k = k / tf.reduce_sum(k)
-    c = tf.shape(x)[-1]
-    img = tf.transpose(x, [2, 0, 1])[..., None]  # (C, H, W, 1)
-    img = tf.pad(img, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    img = tf.nn.conv2d(img, tf.reshape(k, [-1, 1, 1, 1]), 1, "VALID")
-    img = tf.nn.conv2d(img, tf.reshape(k, [1, -1, 1, 1]), 1, "VALID")
-    out = tf.transpose(img[..., 0], [1, 2, 0])
-    return tf.ensure_shape(tf.reshape(out, tf.concat([tf.shape(x)[:2], [c]], 0)), x.shape)
+def gaussian_blur(x: tf.Tensor, sigma: float) -> tf.Tensor:
+    """Gaussian blur of an (H, W, C) float map with ``sigma`` in pixels and a
+    kernel of radius ceil(3 sigma): ``keras.ops.image.gaussian_blur`` on the
+    map reflect-padded by the radius (the op itself pads with zeros, which
+    would darken the borders), cropped back."""
+    from keras import ops
+
+    sigma = max(float(sigma), 1e-3)
+    r = int(math.ceil(3.0 * sigma))
+    padded = tf.pad(x, [[r, r], [r, r], [0, 0]], mode="REFLECT")
+    out = ops.image.gaussian_blur(padded[None], (2 * r + 1, 2 * r + 1), (sigma, sigma),
+                                  data_format="channels_last")[0]
+    return tf.ensure_shape(out[r:-r, r:-r], x.shape)
 
 
 def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
@@ -234,7 +233,8 @@ def _in_jigsaw(image, seed, spec):
     s = tf.shape(image)[0]
     cell = s // 3
     crop = tf.cast(tf.cast(cell, tf.float32) * JIGSAW_TILE_FRACTION, tf.int32)
-    offsets = tf.random.stateless_uniform([9, 2], seed + 1, 0, cell - crop + 1, tf.int32)
+    offsets = tf.random.stateless_uniform([9, 2], tf.random.experimental.stateless_fold_in(
+        seed, 1), 0, cell - crop + 1, tf.int32)
     tiles = []
     for i in range(9):
         pos = perms[k, i]

@@ -28,19 +28,20 @@ BINS = 10  # quantile classes of the first principal component, for H-score
 
 
 def _pool(y: np.ndarray, w: np.ndarray, grid: int) -> np.ndarray:
+    """Weighted means over a grid x grid layout of blocks (a remainder at the
+    bottom and right is left out): (n, H, W[, C]) -> (n, grid * grid * C),
+    cells row-major, channels last; 0 where a block has no weight."""
+    from skimage.measure import block_reduce
+
     n, h, wd = y.shape[:3]
-    y = y.reshape(n, h, wd, -1)
-    w = np.broadcast_to(w.reshape(n, h, wd, 1), y.shape).astype(np.float64)
     bh, bw = h // grid, wd // grid
-    cells = []
-    for i in range(grid):
-        for j in range(grid):
-            ys = y[:, i * bh:(i + 1) * bh, j * bw:(j + 1) * bw]
-            ws = w[:, i * bh:(i + 1) * bh, j * bw:(j + 1) * bw]
-            total = ws.sum((1, 2))
-            cells.append(np.where(total > 0, (ys * ws).sum((1, 2)) / np.maximum(total, 1e-12),
-                                  0.0))
-    return np.concatenate(cells, axis=1)  # (n, grid * grid * C)
+    y = y.reshape(n, h, wd, -1)[:, :bh * grid, :bw * grid]
+    w = np.broadcast_to(w.reshape(n, h, wd, 1)[:, :bh * grid, :bw * grid],
+                        y.shape).astype(np.float64)
+    total = block_reduce(w, (1, bh, bw, 1), np.sum)
+    sums = block_reduce(y * w, (1, bh, bw, 1), np.sum)
+    means = np.where(total > 0, sums / np.maximum(total, 1e-12), 0.0)
+    return means.reshape(n, -1)
 
 
 def _dense(y, w, grid, seed):

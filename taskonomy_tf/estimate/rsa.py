@@ -10,12 +10,15 @@ import numpy as np
 
 
 def rdm(features: np.ndarray) -> np.ndarray:
-    """(n, n) dissimilarity 1 - Pearson correlation between examples' feature vectors."""
+    """(n, n) dissimilarity 1 - Pearson correlation between examples' feature
+    vectors (scipy's correlation distance; a constant vector is at distance 1
+    from every other)."""
+    from scipy.spatial.distance import pdist, squareform
+
     f = np.asarray(features, np.float64).reshape(len(features), -1)
-    f = f - f.mean(1, keepdims=True)
-    norm = np.linalg.norm(f, axis=1, keepdims=True)
-    f = f / np.where(norm > 0, norm, 1.0)
-    return 1.0 - f @ f.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = pdist(f, "correlation")
+    return squareform(np.nan_to_num(d, nan=1.0))
 
 
 def rsa(source_features: np.ndarray, target_features: np.ndarray) -> float:

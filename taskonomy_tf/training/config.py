@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 
 from taskonomy_tf.errors import InputError
@@ -63,25 +64,30 @@ class TrainConfig:
 
 
 def _coerce(value: str, annotation) -> typing.Any:
+    """``value`` as the type ``annotation`` names (``int``, ``float | None``,
+    ``tuple[str, ...] | None``, ...), read from its parts with ``typing``."""
     text = value.strip()
-    if text.lower() in ("none", "null") and "None" in str(annotation):
+    parts = typing.get_args(annotation) if typing.get_origin(annotation) in (
+        typing.Union, types.UnionType) else (annotation,)
+    if type(None) in parts and text.lower() in ("none", "null"):
         return None
-    if "bool" in str(annotation):
+    kinds = [typing.get_origin(p) or p for p in parts if p is not type(None)]
+    if bool in kinds:
         if text.lower() in ("1", "true", "yes"):
             return True
         if text.lower() in ("0", "false", "no"):
             return False
         raise InputError(f"expected true/false, got {value!r}")
-    if "tuple" in str(annotation):
+    if tuple in kinds:
         return tuple(s for s in text.split(",") if s)
-    for kind in (int, float):
-        if kind.__name__ in str(annotation):
-            try:
-                return kind(text)
-            except ValueError:
-                if kind is int and "float" in str(annotation):
-                    continue
-                raise InputError(f"expected {kind.__name__}, got {value!r}") from None
+    numbers = [k for k in (int, float) if k in kinds]
+    for kind in numbers:
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    if numbers:
+        raise InputError(f"expected {numbers[-1].__name__}, got {value!r}")
     return text
 
 

@@ -78,9 +78,11 @@ def first_order_candidates(target: str, tasks: list[str], baselines: bool = True
 
 def tournament_scores(losses: np.ndarray) -> np.ndarray:
     """Each candidate's mean win rate over the others, (n,) from (n, images)
-    losses (a win is a lower loss on an image; ties count half)."""
-    a, b = losses[:, None, :], losses[None, :, :]
-    w = (a < b).mean(-1) + 0.5 * (a == b).mean(-1)
+    losses (``taxonomy.ahp.win_rates``: a win is a lower loss on an image,
+    ties count half)."""
+    from taskonomy_tf.taxonomy.ahp import win_rates  # numpy only
+
+    w = win_rates(losses)
     return (w.sum(1) - 0.5) / max(len(losses) - 1, 1)
 
 
