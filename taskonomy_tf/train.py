@@ -16,6 +16,7 @@ import dataclasses
 import sys
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.errors import UserError
 
 
@@ -38,11 +39,15 @@ def parse_args(argv):
     p.add_argument("--seed", type=int)
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config field (see config.json)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's own log lines (hidden by default)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    set_verbose(a.verbose)
+    quiet_tensorflow()
     from taskonomy_tf.tasks import get_task
 
     try:

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.data import schema
 from taskonomy_tf.errors import UserError
 from taskonomy_tf.fileio import sha256_file, write_json_atomic
@@ -157,7 +158,8 @@ def _run(jobs: list[dict], workers: int):
             yield write_shard(job)
         return
     ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                initializer=quiet_tensorflow) as pool:
         futures = [pool.submit(write_shard, job) for job in jobs]
         try:
             for fut in cf.as_completed(futures):
@@ -210,11 +212,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--strict", action="store_true", help="fail on the first bad file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's own log lines (hidden by default)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    set_verbose(a.verbose)
+    quiet_tensorflow()
     try:
         m = convert(a.src, a.out, a.domains, a.split_csv, a.split, a.resize, a.shard_size,
                     a.workers, a.strict, progress=not a.quiet)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.data import schema
 
 
@@ -104,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path", help="a shard or a folder of shards")
     p.add_argument("--limit", type=int, default=64, help="records whose values are decoded")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's own log lines (hidden by default)")
     a = p.parse_args(argv)
+    set_verbose(a.verbose)
+    quiet_tensorflow()
     try:
         s = inspect(a.path, a.limit)
     except FileNotFoundError as exc:

@@ -14,16 +14,14 @@ transfers (the grid's losses table). Errors print one line, exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.fileio import write_json_atomic
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 
 def gather(tasks, models, data, split, n_images, image_size, cache_dir):
@@ -60,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default="estimate_cache", help="feature cache folder")
     p.add_argument("--out", default="estimate.json")
     p.add_argument("--check", help="losses.csv of trained transfers to compare rankings with")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's own log lines (hidden by default)")
     a = p.parse_args(argv)
+    set_verbose(a.verbose)
+    quiet_tensorflow()
     from taskonomy_tf.estimate import estimate_table, ranking_agreement
     from taskonomy_tf.tasks import get_task
     from taskonomy_tf.taxonomy import tables_from_losses

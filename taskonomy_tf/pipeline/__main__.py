@@ -2,24 +2,23 @@
 
     python -m taskonomy_tf.pipeline [--data DIR] [--tasks A,B,...] [--out DIR]
         [--seed N] [--budget B] [--max-order K] [--quick] [--force] [--published FILE]
+        [--verbose]
 
 With no arguments: the embedded dataset, 6 tasks, first-order transfers
-with 3 readout seeds each, about 15 minutes on 2 CPU cores (docs/results.md);
-``--quick`` is a few minutes' smoke run.
-Re-running continues a crashed run; ``--force`` redoes it. Errors print
-one line and exit with status 2.
+with 3 readout seeds each, into runs/taxonomy; about 6 minutes on a 2-core
+CPU machine (docs/results.md); ``--quick`` is a one-minute smoke run.
+Re-running continues a crashed run; ``--force`` redoes it. Bad input prints
+one line and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.errors import UserError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--published", help="a published affinities file to compare rankings with")
     p.add_argument("--quick", action="store_true", help="a few minutes' smoke run")
     p.add_argument("--force", action="store_true", help="redo every stage")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's own log lines (hidden by default)")
     a = p.parse_args(argv)
+    set_verbose(a.verbose)
+    quiet_tensorflow()
     from taskonomy_tf.pipeline import PipelineConfig, run_pipeline
 
     fields = ("data", "split_csv", "budget", "max_order", "image_size", "train_steps",

@@ -31,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rooms", type=int, default=3)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's own log lines (hidden by default)")
     a = p.parse_args(argv)
+    from taskonomy_tf.console import quiet_tensorflow, set_verbose
+
+    set_verbose(a.verbose)
+    quiet_tensorflow()
     if a.embedded:
         from taskonomy_tf.synth.embedded import embedded_dataset
 

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import keras
@@ -192,7 +193,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             metrics_cb,
         ]
         (out / "checkpoints").mkdir(exist_ok=True)
-        with multi_worker_fit(model, strategy, train):
+        with multi_worker_fit(model, strategy, train), warnings.catch_warnings():
+            # the training stream repeats forever; the finite validation stream's
+            # end (of unknown length to Keras) is reported as "ran out of data"
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train, epochs=epochs, steps_per_epoch=per_epoch,
                       validation_data=val if config.validation_freq else None,
                       validation_steps=config.validation_steps,

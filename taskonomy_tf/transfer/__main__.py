@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
-
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.errors import InputError, UserError
 
 
@@ -135,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--models", required=True, help="folder of training workdirs, one per task")
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default)")
     common.add_argument("--data", help="TFRecord folder (default: the embedded dataset)")
     common.add_argument("--transfer-images", type=int, default=1000,
                         help="training images per transfer (paper: 16k, and 1k)")
@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--estimate", help="an estimator's file (python -m taskonomy_tf.estimate)")
     g.add_argument("--ray-address", help="an existing Ray cluster (default: start one here)")
     a = p.parse_args(argv)
+    set_verbose(a.verbose)
+    quiet_tensorflow()
     try:
         {"run": cmd_run, "grid": cmd_grid}[a.command](a)
     except (UserError, FileNotFoundError) as e:

@@ -20,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+from taskonomy_tf.console import quiet_worker
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.fileio import write_json_atomic
 from taskonomy_tf.tasks import get_task
@@ -109,13 +110,6 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
     return todo
 
 
-def _init_worker(threads: int) -> None:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
 def _run_pool(todo, workdirs, data, out, progress, workers, options):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -124,7 +118,7 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
+                             initializer=quiet_worker, initargs=(threads,)) as pool:
         futures = [pool.submit(run_job, j, workdirs=workdirs, data=data, out=out, **options)
                    for j in todo]
         for f in tqdm(as_completed(futures), total=len(futures), desc="transfers",
