@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.config import add_arguments as config_arguments
+from taskonomy_tf.config import resolve, shorthands
 from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.fileio import write_json_atomic
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m taskonomy_tf.estimate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True, choices=("logme", "hscore", "rsa"))
-    p.add_argument("--tasks", required=True)
+    p.add_argument("--tasks", help="comma-separated (default: the experiment's)")
     p.add_argument("--models", required=True, help="folder of training workdirs, one per task")
     p.add_argument("--data", help="TFRecord folder (default: the embedded dataset)")
     p.add_argument("--split", default="val", help="images to score on (default: val)")
@@ -60,7 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", help="losses.csv of trained transfers to compare rankings with")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's own log lines (hidden by default)")
+    config_arguments(p)
     a = p.parse_args(argv)
+    try:
+        exp = resolve(a.config, shorthands({"tasks": a.tasks, "data.path": a.data,
+                                            "data.image_size": a.image_size}) + a.set)
+    except UserError as e:
+        return report_error(e)
+    if a.dry_run:
+        print(exp.to_json())
+        return 0
     set_verbose(a.verbose)
     quiet_tensorflow()
     from taskonomy_tf.estimate import estimate_table, ranking_agreement
@@ -69,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     from taskonomy_tf.transfer.schedule import model_image_size, model_workdirs
 
     try:
-        tasks = [get_task(t.strip()).name for t in a.tasks.split(",") if t.strip()]
+        tasks = [get_task(t).name for t in exp.tasks]
         if len(tasks) < 2:
             raise InputError("--tasks: need at least 2 tasks")
         size = a.image_size or model_image_size(model_workdirs(a.models, tasks)[tasks[0]])
         start = time.perf_counter()
-        if a.data:
-            data = Path(a.data)
+        if exp.data.path:
+            data = Path(exp.data.path)
         else:
             from taskonomy_tf.synth import embedded_dataset
 

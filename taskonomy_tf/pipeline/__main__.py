@@ -17,6 +17,8 @@ import argparse
 import sys
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.config import ExperimentConfig, quick_experiment, resolve, shorthands
+from taskonomy_tf.config import add_arguments as config_arguments
 from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.errors import UserError
 
@@ -44,26 +46,33 @@ def main(argv: list[str] | None = None) -> int:
                    help="continue (with a warning) when a network does not beat its "
                         "constant baseline")
     p.add_argument("--published", help="a published affinities file to compare rankings with")
-    p.add_argument("--quick", action="store_true", help="a few minutes' smoke run")
+    p.add_argument("--quick", action="store_true",
+                   help="a one-minute smoke run (experiments/embedded_quick.py)")
     p.add_argument("--force", action="store_true", help="redo every stage")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's own log lines (hidden by default)")
+    config_arguments(p)
     a = p.parse_args(argv)
-    set_verbose(a.verbose)
-    quiet_tensorflow()
-    from taskonomy_tf.pipeline import PipelineConfig, run_pipeline
-
-    fields = ("data", "split_csv", "budget", "max_order", "image_size", "train_steps",
-              "transfer_images", "transfer_steps", "transfer_seeds", "seed", "workers",
-              "published")
-    overrides = {k: getattr(a, k) for k in fields if getattr(a, k) is not None}
-    if a.allow_weak_networks:
-        overrides["allow_weak_networks"] = True
-    if a.tasks:
-        overrides["tasks"] = tuple(t.strip() for t in a.tasks.split(",") if t.strip())
+    # the flags are shorthands for keys of the experiment; --set comes last
+    flags = shorthands({
+        "data.path": a.data, "data.split_csv": a.split_csv, "tasks": a.tasks,
+        "taxonomy.budget": a.budget, "transfers.max_order": a.max_order,
+        "data.image_size": a.image_size, "networks.steps": a.train_steps,
+        "transfers.images": a.transfer_images, "transfers.steps": a.transfer_steps,
+        "transfers.seeds": a.transfer_seeds, "seed": a.seed, "transfers.workers": a.workers,
+        "networks.allow_weak": a.allow_weak_networks, "report.published": a.published})
     try:
-        config = PipelineConfig.quick(**overrides) if a.quick else PipelineConfig(**overrides)
-        ctx = run_pipeline(config, a.out, force=a.force)
+        base = quick_experiment() if a.quick else ExperimentConfig(name="embedded_default")
+        experiment = resolve(a.config, flags + a.set, base)
+        if a.dry_run:
+            print(experiment.to_json())
+            return 0
+        set_verbose(a.verbose)
+        quiet_tensorflow()
+        from taskonomy_tf.pipeline import PipelineConfig, run_pipeline
+
+        ctx = run_pipeline(PipelineConfig.from_experiment(experiment), a.out, force=a.force,
+                           experiment=experiment)
     except (UserError, FileNotFoundError) as e:
         return report_error(e)
     print(f"report: {ctx.out / 'report.md'} (and report.html)")

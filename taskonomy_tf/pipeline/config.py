@@ -1,16 +1,13 @@
-"""What a pipeline run depends on: one dataclass, written to ``pipeline.json``."""
+"""What a pipeline run depends on: the stage settings (``PipelineConfig``,
+written to ``pipeline.json``), derived from an experiment configuration
+(``taskonomy_tf.config``, written to ``experiment.json``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 
-# The default run: 3 2D and 3 3D tasks of the embedded data, enough to see
-# whether the 3D tasks cluster as in the paper (docs/results.md), within
-# 15-20 minutes on 2 cores.
-DEFAULT_TASKS = ("edges", "keypoints2d", "autoencoding", "depth_zbuffer", "normals",
-                 "reshading")
-QUICK_TASKS = ("edges", "autoencoding", "depth_zbuffer", "normals")
+from taskonomy_tf.config import DEFAULT_TASKS, ExperimentConfig
 
 
 @dataclasses.dataclass
@@ -62,14 +59,39 @@ class PipelineConfig:
     confidence: float = 0.9
     seed: int = 0
     published: str | None = None
+    encoder: str = "small"
+    decoder: str | None = None
+    train_lr: float | None = None
+    precision: str = "auto"
+    schedule: str = "cosine"
+    warmup: float = 0.05
+    strategy: str = "auto"
+    steps_per_execution: int = 10
+    transfer_split: str = "val"
+
+    @classmethod
+    def from_experiment(cls, exp: ExperimentConfig) -> PipelineConfig:
+        """The stage settings of an experiment (one key each)."""
+        n, t = exp.networks, exp.transfers
+        return cls(data=exp.data.path, split_csv=exp.data.split_csv, tasks=tuple(exp.tasks),
+                   image_size=exp.data.image_size, batch_size=n.batch_size,
+                   train_steps=n.steps, max_constant_ratio=n.max_constant_ratio,
+                   allow_weak_networks=n.allow_weak, transfer_images=t.images,
+                   transfer_steps=t.steps, transfer_batch=t.batch_size,
+                   transfer_lr=t.learning_rate, transfer_seeds=t.seeds, max_order=t.max_order,
+                   budget=exp.taxonomy.budget, workers=t.workers,
+                   resamples=exp.taxonomy.resamples, confidence=exp.taxonomy.confidence,
+                   seed=exp.seed, published=exp.report.published, encoder=n.encoder,
+                   decoder=n.decoder, train_lr=n.learning_rate, precision=n.precision,
+                   schedule=n.schedule, warmup=n.warmup, strategy=n.strategy,
+                   steps_per_execution=n.steps_per_execution, transfer_split=t.split)
 
     @classmethod
     def quick(cls, **overrides) -> PipelineConfig:
-        """A few minutes' run: 4 tasks, short training (a smoke test, not a result)."""
-        base = dict(tasks=QUICK_TASKS, image_size=32, train_steps=100, transfer_images=256,
-                    transfer_steps=60, transfer_seeds=2, resamples=30,
-                    allow_weak_networks=True)
-        return cls(**{**base, **overrides})
+        """A one-minute run: ``config.quick_experiment`` (a smoke test, not a result)."""
+        from taskonomy_tf.config import quick_experiment
+
+        return dataclasses.replace(cls.from_experiment(quick_experiment()), **overrides)
 
     @property
     def chosen_budget(self) -> float:

@@ -28,7 +28,9 @@ def _check_config(out: Path, config: PipelineConfig, force: bool) -> None:
     if path.exists() and not force:
         old = json.loads(path.read_text())
         new = json.loads(config.to_json())
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        defaults = json.loads(PipelineConfig().to_json())  # keys added since: their defaults
+        diff = sorted(k for k in set(old) | set(new)
+                      if old.get(k, defaults.get(k)) != new.get(k))
         if diff:
             raise InputError(f"{out}: holds a run with other settings ({', '.join(diff)}); "
                              "pass --force to redo it, or use another --out")
@@ -42,8 +44,12 @@ def _check_config(out: Path, config: PipelineConfig, force: bool) -> None:
 
 
 def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = False,
-                 progress: bool = True) -> Context:
+                 progress: bool = True, experiment=None) -> Context:
     """Runs (or continues) every stage; returns the context with each stage's results.
+
+    ``experiment`` (a ``taskonomy_tf.config.ExperimentConfig``), when the run
+    comes from one, is written resolved to ``experiment.json``: passed back
+    with ``--config`` it reproduces the run.
 
     Raises:
         PipelineError: a stage failed on bad input (its name and the cause
@@ -57,6 +63,8 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = F
         raise InputError(f"--tasks: a taxonomy needs at least 2 tasks, got {config.tasks}")
     out = Path(out)
     _check_config(out, config, force)
+    if experiment is not None:
+        write_json_atomic(out / "experiment.json", experiment.to_dict(), sort_keys=False)
     ctx = Context(config, out, progress)
     (out / "stages").mkdir(exist_ok=True)
     for name, fn in STAGES:

@@ -83,8 +83,12 @@ def stage_train(ctx: Context) -> dict:
         # less per network than the command's per-epoch defaults
         tc = TrainConfig(task=task, data=str(ctx.data), image_size=cfg.image_size,
                          batch_size=cfg.batch_size, steps=cfg.train_steps, seed=cfg.seed,
-                         steps_per_epoch=-(-cfg.train_steps // 2), steps_per_execution=10,
-                         validation_freq=0, tensorboard=False, verbose=0)
+                         steps_per_epoch=-(-cfg.train_steps // 2),
+                         steps_per_execution=cfg.steps_per_execution,
+                         validation_freq=0, tensorboard=False, verbose=0,
+                         encoder=cfg.encoder, decoder=cfg.decoder, learning_rate=cfg.train_lr,
+                         precision=cfg.precision, schedule=cfg.schedule, warmup=cfg.warmup,
+                         strategy=cfg.strategy)
         train_and_evaluate(tc, ctx.out / "models" / task, resume=True)
         m = json.loads((ctx.out / "models" / task / "metrics.json").read_text())
         final = m.get("final", {})
@@ -113,7 +117,8 @@ def stage_transfers(ctx: Context) -> dict:
     cfg = ctx.config
     # transfers train on images the task networks never saw, as the paper's
     # did (its "val" split, reference section 4), when the data has them
-    train_split = "val" if _has_split(ctx.data, "val") else "train"
+    train_split = (cfg.transfer_split if _has_split(ctx.data, cfg.transfer_split)
+                   else "train")
     result = run_grid(list(cfg.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
                       max_order=cfg.max_order, n_images=cfg.transfer_images,
                       steps=cfg.transfer_steps, batch_size=cfg.transfer_batch,

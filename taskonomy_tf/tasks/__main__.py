@@ -26,5 +26,15 @@ def table() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m taskonomy_tf.tasks",
+                            description="Print the task catalog as a Markdown table.",
+                            ).parse_args(argv)
     print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

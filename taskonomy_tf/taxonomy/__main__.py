@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
-from taskonomy_tf.errors import UserError
+from taskonomy_tf.config import add_arguments as config_arguments
+from taskonomy_tf.config import resolve, shorthands
+from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.fileio import write_json_atomic
 from taskonomy_tf.taxonomy import (
     TaxonomyError,
@@ -72,7 +74,10 @@ def _options(a) -> dict:
 
 
 def cmd_solve(a) -> None:
-    s = solve_taxonomy(load_table(a.affinities), a.budget, a.max_order, **_options(a),
+    budget = a.experiment.taxonomy.budget
+    if budget is None:
+        raise InputError("--budget: required (or taxonomy.budget in --config / --set)")
+    s = solve_taxonomy(load_table(a.affinities), budget, a.max_order, **_options(a),
                        time_limit=a.time_limit)
     proof = "proven optimal" if s.optimal else f"NOT proven optimal (status {s.status})"
     print(f"budget {s.budget:g}, max order {s.max_order}: objective {s.objective:.4f} "
@@ -113,8 +118,9 @@ def cmd_bootstrap(a) -> None:
     from taskonomy_tf.taxonomy.losses import loss_matrices
 
     budgets = parse_budgets(a.budgets) if a.budgets else []
-    r = bootstrap(loss_matrices(a.losses), budgets, a.max_order, a.resamples, a.confidence,
-                  a.seed, allow_random=a.allow_random)
+    exp = a.experiment
+    r = bootstrap(loss_matrices(a.losses), budgets, a.max_order, exp.taxonomy.resamples,
+                  exp.taxonomy.confidence, exp.seed, allow_random=a.allow_random)
     print(f"{r.resamples} resamples of the test images and {r.replicates} readout "
           f"replicate(s), {r.confidence:.0%} intervals of {len(r.affinity)} affinities")
     for k, v in r.contrasts.items():
@@ -143,7 +149,7 @@ def parse_args(argv):
         s = sub.add_parser(name)
         s.add_argument("--affinities", required=True)
         if name == "solve":
-            s.add_argument("--budget", type=float, required=True)
+            s.add_argument("--budget", type=float, help="default: taxonomy.budget")
         else:
             s.add_argument("--budgets", required=True, help="e.g. 1-10 or 2,4,6")
             s.add_argument("--wins-task", help="Quality file (wins_vs_task)")
@@ -157,16 +163,18 @@ def parse_args(argv):
         s.add_argument("--allow-random", action="store_true", help=ALLOW_RANDOM)
         s.add_argument("--time-limit", type=float, default=60.0)
         s.add_argument("--json")
+        config_arguments(s)
         s.set_defaults(fn=fn)
     s = sub.add_parser("bootstrap", help="intervals and choice stability over test images")
     s.add_argument("--losses", required=True)
     s.add_argument("--budgets", help="re-solve at these budgets, e.g. 1-5")
     s.add_argument("--max-order", type=int, default=1)
-    s.add_argument("--resamples", type=int, default=200)
-    s.add_argument("--confidence", type=float, default=0.95)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--resamples", type=int, help="taxonomy.resamples (default 100)")
+    s.add_argument("--confidence", type=float, help="taxonomy.confidence (default 0.9)")
+    s.add_argument("--seed", type=int, help="default: the experiment's (0)")
     s.add_argument("--allow-random", action="store_true", help=ALLOW_RANDOM)
     s.add_argument("--json")
+    config_arguments(s)
     s.set_defaults(fn=cmd_bootstrap)
     s = sub.add_parser("group", help="Standley et al.'s network-selection problem")
     s.add_argument("--candidates", required=True)
@@ -180,6 +188,15 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     try:
+        if hasattr(a, "config"):  # the commands an experiment has settings for
+            a.experiment = resolve(a.config, shorthands({
+                "taxonomy.budget": getattr(a, "budget", None),
+                "taxonomy.resamples": getattr(a, "resamples", None),
+                "taxonomy.confidence": getattr(a, "confidence", None),
+                "seed": getattr(a, "seed", None)}) + a.set)
+            if a.dry_run:
+                print(a.experiment.to_json())
+                return 0
         a.fn(a)
     except (UserError, FileNotFoundError) as exc:
         return report_error(exc)

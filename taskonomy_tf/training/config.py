@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import typing
 
+from taskonomy_tf.config import coerce
 from taskonomy_tf.errors import InputError
 
 # learning rates per encoder: the paper's Adam 1e-4 for ResNet-50 (taskbank
@@ -56,39 +56,24 @@ class TrainConfig:
     augment: bool = True
     verbose: int = 1
 
+    @classmethod
+    def from_experiment(cls, exp, task: str, **run) -> TrainConfig:
+        """The training settings of ``task`` in an experiment
+        (``taskonomy_tf.config.ExperimentConfig``); ``run`` sets the
+        run-level fields an experiment does not hold (``cache``, ``verbose``,
+        ``epochs``, ...)."""
+        n = exp.networks
+        return cls(task=task, data=exp.data.path, image_size=exp.data.image_size,
+                   encoder=n.encoder, decoder=n.decoder, batch_size=n.batch_size,
+                   steps=n.steps, learning_rate=n.learning_rate, schedule=n.schedule,
+                   warmup=n.warmup, precision=n.precision, strategy=n.strategy,
+                   steps_per_execution=n.steps_per_execution, seed=exp.seed, **run)
+
     def resolved_lr(self) -> float:
         return self.learning_rate or DEFAULT_LR.get(self.encoder, 1e-4)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
-
-
-def _coerce(value: str, annotation) -> typing.Any:
-    """``value`` as the type ``annotation`` names (``int``, ``float | None``,
-    ``tuple[str, ...] | None``, ...), read from its parts with ``typing``."""
-    text = value.strip()
-    parts = typing.get_args(annotation) if typing.get_origin(annotation) in (
-        typing.Union, types.UnionType) else (annotation,)
-    if type(None) in parts and text.lower() in ("none", "null"):
-        return None
-    kinds = [typing.get_origin(p) or p for p in parts if p is not type(None)]
-    if bool in kinds:
-        if text.lower() in ("1", "true", "yes"):
-            return True
-        if text.lower() in ("0", "false", "no"):
-            return False
-        raise InputError(f"expected true/false, got {value!r}")
-    if tuple in kinds:
-        return tuple(s for s in text.split(",") if s)
-    numbers = [k for k in (int, float) if k in kinds]
-    for kind in numbers:
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    if numbers:
-        raise InputError(f"expected {numbers[-1].__name__}, got {value!r}")
-    return text
 
 
 def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
@@ -108,7 +93,7 @@ def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
         if key not in fields:
             raise InputError(f"--set {key}: unknown key; known: {', '.join(sorted(fields))}")
         try:
-            changes[key] = _coerce(value, hints[key])
+            changes[key] = coerce(value, hints[key])
         except ValueError as exc:
             raise InputError(f"--set {key}: {exc}") from None
     return dataclasses.replace(config, **changes)

@@ -138,9 +138,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
     if config.steps:
         per_epoch = min(per_epoch, config.steps)
-        epochs = math.ceil(config.steps / per_epoch)
-    else:
-        epochs = config.epochs or 4
+    # Keras runs whole executions: an epoch is a multiple of steps_per_execution
+    execution = min(config.steps_per_execution, per_epoch)
+    per_epoch = math.ceil(per_epoch / execution) * execution
+    epochs = math.ceil(config.steps / per_epoch) if config.steps else (config.epochs or 4)
     # standardised labels (poses, layout): the training split's statistics
     stats = views.training_stats(data, spec)
     kw = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
@@ -171,7 +172,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             model = build_task_model(spec, config.encoder, config.image_size, config.decoder,
                                      prior=prior)
             compile_task_model(model, spec, learning_rate(config, epochs * per_epoch),
-                               config.clipnorm, steps_per_execution=config.steps_per_execution)
+                               config.clipnorm, steps_per_execution=execution)
         metrics_cb = MetricsJson(out / "metrics.json", {"task": spec.name})
         if not (out / "metrics.json").exists():
             baseline = {"train_examples": n_prior, "split": train_split}

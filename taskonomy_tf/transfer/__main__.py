@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
+from taskonomy_tf.config import ExperimentConfig, TransfersConfig, resolve, shorthands
+from taskonomy_tf.config import add_arguments as config_arguments
 from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.errors import InputError, UserError
 
@@ -53,6 +55,17 @@ def _data(path: str | None) -> Path:
     return embedded_dataset()
 
 
+def _split(data: Path, split: str) -> str:
+    """``split`` if the data has it, else ``train`` (data without a val split)."""
+    from taskonomy_tf.data.records import find_shards
+
+    try:
+        find_shards(data, split)
+        return split
+    except FileNotFoundError:
+        return "train"
+
+
 def cmd_run(a) -> None:
     from taskonomy_tf.fileio import write_json_atomic
     from taskonomy_tf.transfer.cache import FeatureCache
@@ -60,21 +73,24 @@ def cmd_run(a) -> None:
     from taskonomy_tf.transfer.runner import replicate_seeds, run_candidates
     from taskonomy_tf.transfer.schedule import model_architecture, model_image_size, model_workdirs
 
+    exp, t = a.experiment, a.experiment.transfers
     sources = tuple(s if s in (PIXELS, RANDOM) else _canonical(s) for s in _list(a.sources))
     target = _canonical(a.target)
     trained = [s for s in sources if s not in (PIXELS, RANDOM)]
     workdirs = model_workdirs(a.models, trained) if trained else {}
     first = next(iter(workdirs.values()), None)
-    size = a.image_size or (model_image_size(first) if first else 128)
+    size = a.image_size or (model_image_size(first) if first else exp.data.image_size)
     out = Path(a.cache)
     if RANDOM in sources:
-        workdirs[RANDOM] = random_encoder(out, size, a.seed,
+        workdirs[RANDOM] = random_encoder(out, size, exp.seed,
                                           model_architecture(first) if first else "small")
     start = time.perf_counter()
-    result = run_candidates(target, [sources], workdirs, _data(a.data), FeatureCache(out),
-                            image_size=size, n_images=a.transfer_images, steps=a.steps,
-                            batch_size=a.batch_size, learning_rate=a.learning_rate,
-                            seeds=replicate_seeds(a.seed, a.seeds), references=False)
+    data = _data(exp.data.path)
+    result = run_candidates(target, [sources], workdirs, data, FeatureCache(out),
+                            image_size=size, n_images=t.images, steps=t.steps,
+                            train_split=_split(data, t.split), batch_size=t.batch_size,
+                            learning_rate=t.learning_rate,
+                            seeds=replicate_seeds(exp.seed, t.seeds), references=False)
     losses = result[sources]
     name = f"{target}__{'+'.join(sources)}"
     print(f"{name}: mean test loss {losses.mean():.5g} over {losses.shape[1]} images and "
@@ -91,6 +107,7 @@ def _canonical(task: str) -> str:
 
 
 def cmd_grid(a) -> None:
+    from taskonomy_tf.fileio import write_json_atomic
     from taskonomy_tf.taxonomy.ahp import ahp_scores
     from taskonomy_tf.transfer.schedule import run_grid
 
@@ -108,13 +125,16 @@ def cmd_grid(a) -> None:
             prefilter[t] = [r.sources[0] for r in ranked if r.order == 1][:a.prefilter]
     from taskonomy_tf.transfer.runner import replicate_seeds
 
-    result = run_grid(_list(a.tasks), a.models, _data(a.data), a.out, max_order=a.max_order,
-                      prefilter=prefilter, train_split=a.transfer_split,
-                      batch_size=a.batch_size, learning_rate=a.learning_rate,
-                      seeds=replicate_seeds(a.seed, a.seeds),
-                      n_images=a.transfer_images, steps=a.steps, image_size=a.image_size,
+    exp, t = a.experiment, a.experiment.transfers
+    data = _data(exp.data.path)
+    result = run_grid(list(exp.tasks), a.models, data, a.out, max_order=t.max_order,
+                      prefilter=prefilter, train_split=_split(data, t.split),
+                      batch_size=t.batch_size, learning_rate=t.learning_rate,
+                      seeds=replicate_seeds(exp.seed, t.seeds),
+                      n_images=t.images, steps=t.steps, image_size=a.image_size,
                       shard_spec=_shard(a.shard), backend=a.backend, ray_address=a.ray_address,
-                      workers=a.workers, score=ahp_scores)
+                      workers=t.workers, score=ahp_scores)
+    write_json_atomic(Path(a.out) / "experiment.json", exp.to_dict(), sort_keys=False)
     print(f"ran {len(result.ran)} job(s); {result.pending} of the grid not finished")
     if prefilter:
         report = json.loads((Path(a.out) / "prefilter.json").read_text())
@@ -136,38 +156,53 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's own log lines (hidden by default)")
     common.add_argument("--data", help="TFRecord folder (default: the embedded dataset)")
-    common.add_argument("--transfer-images", type=int, default=1000,
-                        help="training images per transfer (paper: 16k, and 1k)")
-    common.add_argument("--steps", type=int, default=200, help="readout training steps")
+    common.add_argument("--transfer-images", type=int,
+                        help="training images per transfer (transfers.images; paper: 16k, 1k)")
+    common.add_argument("--steps", type=int, help="readout training steps (transfers.steps)")
     common.add_argument("--image-size", type=int, help="default: the networks' own")
-    common.add_argument("--batch-size", type=int, default=16)
-    common.add_argument("--learning-rate", type=float, default=1e-2)
-    common.add_argument("--seeds", type=int, default=3,
-                        help="readout replicates per candidate (default 3)")
-    common.add_argument("--seed", type=int, default=0, help="the run's seed")
+    common.add_argument("--batch-size", type=int, help="transfers.batch_size")
+    common.add_argument("--learning-rate", type=float, help="transfers.learning_rate")
+    common.add_argument("--seeds", type=int,
+                        help="readout replicates per candidate (transfers.seeds)")
+    common.add_argument("--seed", type=int, help="the run's seed")
+    config_arguments(common)
     r = sub.add_parser("run", parents=[common], help="one transfer")
     r.add_argument("--target", required=True)
     r.add_argument("--sources", required=True, help="comma-separated; or pixels, random")
     r.add_argument("--cache", default="transfer_cache", help="feature cache and result folder")
     r.add_argument("--json", help="write the per-image losses here")
     g = sub.add_parser("grid", parents=[common], help="all transfers among tasks")
-    g.add_argument("--tasks", required=True, help="comma-separated task names")
+    g.add_argument("--tasks", help="comma-separated task names (default: the experiment's)")
     g.add_argument("--out", required=True)
-    g.add_argument("--max-order", type=int, default=1,
+    g.add_argument("--max-order", type=int,
                    help="highest order (raising it on a finished grid adds the beam's jobs)")
-    g.add_argument("--transfer-split", default="train",
-                   help="split the transfer images come from (the pipeline uses val)")
+    g.add_argument("--transfer-split",
+                   help="split the transfer images come from (transfers.split; train when "
+                        "the data has no such split)")
     g.add_argument("--shard", help="I/N: run the I-th (0-based) of N disjoint parts")
     g.add_argument("--backend", choices=("local", "ray"), default="local")
-    g.add_argument("--workers", type=int, default=1, help="local processes running jobs")
+    g.add_argument("--workers", type=int, help="local processes running jobs")
     g.add_argument("--prefilter", type=int, metavar="K",
                    help="train only the K best sources per target by --estimate")
     g.add_argument("--estimate", help="an estimator's file (python -m taskonomy_tf.estimate)")
     g.add_argument("--ray-address", help="an existing Ray cluster (default: start one here)")
     a = p.parse_args(argv)
-    set_verbose(a.verbose)
-    quiet_tensorflow()
     try:
+        flags = shorthands({
+            "data.path": a.data, "data.image_size": a.image_size, "seed": a.seed,
+            "transfers.images": a.transfer_images, "transfers.steps": a.steps,
+            "transfers.batch_size": a.batch_size, "transfers.learning_rate": a.learning_rate,
+            "transfers.seeds": a.seeds, "tasks": getattr(a, "tasks", None),
+            "transfers.max_order": getattr(a, "max_order", None),
+            "transfers.split": getattr(a, "transfer_split", None),
+            "transfers.workers": getattr(a, "workers", None)})
+        a.experiment = resolve(a.config, flags + a.set, ExperimentConfig(
+            transfers=TransfersConfig(split="train")))  # the command's own default split
+        if a.dry_run:
+            print(a.experiment.to_json())
+            return 0
+        set_verbose(a.verbose)
+        quiet_tensorflow()
         {"run": cmd_run, "grid": cmd_grid}[a.command](a)
     except (UserError, FileNotFoundError) as e:
         return report_error(e)

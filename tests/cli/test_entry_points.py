@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import configparser
+import importlib
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,11 +31,42 @@ def test_import_is_light():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", ["tfrecords_tools.convert", "tfrecords_tools.inspect",
-                                    "tfrecords_tools.fake"])
+ROOT = Path(__file__).resolve().parents[2]
+# every command: its console script and its ``python -m`` module
+COMMANDS = {
+    "taskonomy-train": "taskonomy_tf.train", "taskonomy-pipeline": "taskonomy_tf.pipeline",
+    "taskonomy-transfer": "taskonomy_tf.transfer", "taskonomy-taxonomy": "taskonomy_tf.taxonomy",
+    "taskonomy-estimate": "taskonomy_tf.estimate", "taskonomy-plot": "taskonomy_tf.viz",
+    "taskonomy-synth": "taskonomy_tf.synth", "taskonomy-tasks": "taskonomy_tf.tasks",
+    "taskonomy-convert": "tfrecords_tools.convert", "taskonomy-inspect": "tfrecords_tools.inspect",
+    "taskonomy-fake": "tfrecords_tools.fake",
+}
+
+
+def _console_scripts() -> dict[str, str]:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    lines = parser["options.entry_points"]["console_scripts"].strip().splitlines()
+    return dict((part.strip() for part in line.split("=")) for line in lines)
+
+
+def test_every_command_is_a_console_script_and_a_module():
+    scripts = _console_scripts()
+    assert set(scripts) == set(COMMANDS)
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), name
+        # the console script runs the same main as python -m <module>
+        main_module = COMMANDS[name]
+        spec = importlib.util.find_spec(main_module)
+        assert spec is not None, main_module
+        assert module in (main_module, f"{main_module}.__main__"), (name, module)
+
+
+@pytest.mark.parametrize("module", sorted(set(COMMANDS.values()) | {"taskonomy_tf.plot"}))
 def test_help(module):
     out = run("-m", module, "--help")
-    assert out.returncode == 0 and "usage" in out.stdout
+    assert out.returncode == 0 and "usage" in out.stdout, out.stderr[-2000:]
 
 
 def test_inspect_prints_domains_and_ranges(fake_records):

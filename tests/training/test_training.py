@@ -191,7 +191,7 @@ def test_load_encoder_gives_a_frozen_layer(fake_records, tmp_path):
 
 
 def test_user_script_path(fake_raw, tmp_path):
-    sys.path.insert(0, str(ROOT / "experiments"))
+    sys.path.insert(0, str(ROOT / "examples"))
     try:
         import user_script
     finally:

@@ -117,7 +117,7 @@ def test_winrate_matrix_sorts_the_clear_winner_first():
 
 
 def test_plot_command_writes_figures_and_rejects_bad_files(small, tmp_path, capsys):
-    from taskonomy_tf.plot import main
+    from taskonomy_tf.viz.__main__ import main
 
     small.save(tmp_path / "aff.json")
     assert main(["heatmap", "--affinities", str(tmp_path / "aff.json"),

@@ -1,6 +1,6 @@
 """Draws every domain of a few synthetic views: docs/img/synth_grid.png.
 
-    python experiments/synth_grid.py [--out docs/img/synth_grid.png] [--views 3] [--size 128]
+    python examples/synth_grid.py [--out docs/img/synth_grid.png] [--views 3] [--size 128]
 
 Runtime: a few seconds on a 2-core CPU. Expected result: one row per view,
 one column per domain, decoded with ``taskonomy_tf.data.decode_raw``.

@@ -1,6 +1,6 @@
 """Training a task network from your own script, with plain ``model.fit``.
 
-    python experiments/user_script.py [--data DIR] [--task normals] [--steps 400]
+    python examples/user_script.py [--data DIR] [--task normals] [--steps 400]
 
 Runtime: about 40 s on a 2-core CPU with the defaults (64 px, small encoder,
 batch 32; the embedded data built once before, about a minute). Expected
