@@ -10,6 +10,13 @@ One ``tf.train.Example`` per view with every requested domain (schema in
 hold whole points, so that the views of a point stay together. Re-running
 with the same arguments after an interruption writes only the shards that
 are missing; different arguments into the same ``--out`` are refused.
+
+Across machines: ``--shard I/N`` writes only the shards whose index is I
+modulo N (the same files, byte for byte, as one machine writes) and no
+manifest. With a shared ``--out``, a last run without ``--shard`` checks
+them and writes the manifest; with one ``--out`` per machine,
+``--merge DIR ...`` gathers the parts into ``--out`` (``tfrecords_tools.merge``),
+refusing a part of another conversion, a shard written twice or one missing.
 """
 
 from __future__ import annotations
@@ -57,8 +64,11 @@ def _plan_id(args: dict[str, Any], shards: list[list]) -> str:
 def convert(src: str, out: str, domains: list[str] | None = None,
             split_csv: str | None = None, split: str | None = None,
             resize: int | None = None, shard_size: int = 256, workers: int = 1,
-            strict: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Converts ``src`` into shards under ``out``; returns the manifest.
+            strict: bool = False, progress: bool = True,
+            part: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Converts ``src`` into shards under ``out``; returns the manifest (with
+    ``part=(I, N)``: writes the I-th of N parts, see the module doc, and
+    returns that part's record instead).
 
     Raises:
         ConvertError: bad arguments, nothing to convert, a conflicting
@@ -77,6 +87,8 @@ def convert(src: str, out: str, domains: list[str] | None = None,
         raise ConvertError("--split-csv and --split go together")
     if shard_size < 1 or workers < 1 or (resize is not None and resize < 8):
         raise ConvertError("--shard-size and --workers must be >= 1, --resize >= 8")
+    if part is not None and not 0 <= part[0] < part[1]:
+        raise ConvertError(f"--shard {part[0]}/{part[1]}: expected 0 <= I < N")
     try:
         found = scan(src, domains)
     except FileNotFoundError as exc:
@@ -104,6 +116,10 @@ def convert(src: str, out: str, domains: list[str] | None = None,
     state = outdir / ".convert"
     state.mkdir(parents=True, exist_ok=True)
     plan_path = state / f"plan-{split_name}.json"
+    plan = {"plan_id": plan_id, "args": args, "shards": names,
+            # what the manifest needs, so that parts can be merged elsewhere
+            "layouts": sorted(found.layouts), "ignored": [list(x) for x in found.ignored],
+            "buildings": sorted({k[0] for k in samples})}
     if plan_path.exists():
         old = json.loads(plan_path.read_text())
         if old.get("plan_id") != plan_id:
@@ -111,12 +127,14 @@ def convert(src: str, out: str, domains: list[str] | None = None,
                 f"--out {out} holds a {split_name!r} conversion made with other arguments or "
                 "other source files; use a new --out or remove it"
             )
-    else:
-        write_json_atomic(plan_path, {"plan_id": plan_id, "args": args, "shards": names})
+    if not plan_path.exists() or json.loads(plan_path.read_text()) != plan:
+        write_json_atomic(plan_path, plan)
 
     jobs = []
     reports: dict[str, dict] = {}
-    for name, shard in zip(names, shards):
+    for index, (name, shard) in enumerate(zip(names, shards)):
+        if part is not None and index % part[1] != part[0]:
+            continue  # another machine's
         report_path = state / f"{name}.json"
         if (outdir / name).exists() and report_path.exists():
             reports[name] = json.loads(report_path.read_text())
@@ -135,12 +153,22 @@ def convert(src: str, out: str, domains: list[str] | None = None,
     finally:
         bar.close()
 
-    section = _manifest(args, names, reports, found, outdir)
-    section["buildings"] = sorted({k[0] for k in samples})
+    if part is not None:
+        record = {"plan_id": plan_id, "split": split_name, "part": list(part),
+                  "shards": sorted(reports)}
+        write_json_atomic(state / f"part-{split_name}-{part[0]}-of-{part[1]}.json", record)
+        return record
+    return write_manifest(outdir, plan, reports)
+
+
+def write_manifest(outdir: Path, plan: dict, reports: dict[str, dict]) -> dict[str, Any]:
+    """Adds (or replaces) a split's section of ``manifest.json`` from its plan
+    and every shard's report; returns the manifest."""
+    section = _manifest(plan, reports, outdir)
     manifest_path = outdir / schema.MANIFEST_NAME
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest.update({"schema_version": schema.SCHEMA_VERSION, "created": section.pop("created")})
-    manifest.setdefault("splits", {})[split_name] = section
+    manifest.setdefault("splits", {})[plan["args"]["split"]] = section
     write_json_atomic(manifest_path, manifest)
     return manifest
 
@@ -170,8 +198,8 @@ def _run(jobs: list[dict], workers: int):
             raise
 
 
-def _manifest(args: dict, names: list[str], reports: dict[str, dict], found,
-              outdir: Path) -> dict[str, Any]:
+def _manifest(plan: dict, reports: dict[str, dict], outdir: Path) -> dict[str, Any]:
+    args, names = plan["args"], plan["shards"]
     counts: dict[str, int] = {}
     for r in reports.values():
         for d, n in r["domain_counts"].items():
@@ -185,7 +213,7 @@ def _manifest(args: dict, names: list[str], reports: dict[str, dict], found,
         shards.append({"name": name, "records": r["records"], "sha256": r["sha256"]})
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": {"path": args["src"], "layouts": sorted(found.layouts)},
+        "source": {"path": args["src"], "layouts": plan["layouts"]},
         "split": args["split"],
         "arguments": args,
         "records": sum(s["records"] for s in shards),
@@ -194,15 +222,26 @@ def _manifest(args: dict, names: list[str], reports: dict[str, dict], found,
         "missing_domains": [m for n in names for m in reports[n]["missing"]],
         "rejected_files": [x for n in names for x in reports[n]["rejected"]],
         "dropped_samples": [x for n in names for x in reports[n]["dropped"]],
-        "ignored_files": [list(x) for x in found.ignored],
+        "ignored_files": plan["ignored"],
         "shards": shards,
+        "buildings": plan["buildings"],
     }
+
+
+def _part(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConvertError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    return i, n
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tfrecords_tools.convert",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--src", required=True, help="dataset root (either layout)")
+    p.add_argument("--src", help="dataset root (either layout)")
     p.add_argument("--out", required=True, help="output folder for shards and manifest")
     p.add_argument("--domains", nargs="+", help="domains to keep (default: every domain found)")
     p.add_argument("--split-csv", help="official train_val_test_*.csv (id,train,val,test)")
@@ -212,6 +251,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--strict", action="store_true", help="fail on the first bad file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shard", metavar="I/N",
+                   help="write the I-th (0-based) of N parts (one per machine); no manifest")
+    p.add_argument("--merge", nargs="+", metavar="DIR",
+                   help="gather the parts written into these folders into --out")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's own log lines (hidden by default)")
     return p.parse_args(argv)
@@ -222,12 +265,23 @@ def main(argv: list[str] | None = None) -> int:
     set_verbose(a.verbose)
     quiet_tensorflow()
     try:
-        m = convert(a.src, a.out, a.domains, a.split_csv, a.split, a.resize, a.shard_size,
-                    a.workers, a.strict, progress=not a.quiet)
+        if a.merge:
+            from tfrecords_tools.merge import merge_parts
+
+            m = merge_parts(a.merge, a.out)
+        elif not a.src:
+            raise ConvertError("--src: required (or --merge DIR ...)")
+        else:
+            m = convert(a.src, a.out, a.domains, a.split_csv, a.split, a.resize, a.shard_size,
+                        a.workers, a.strict, progress=not a.quiet, part=_part(a.shard))
     except (UserError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    part = m["splits"][a.split or "all"]
+    if a.shard and not a.merge:
+        print(f"part {a.shard}: {len(m['shards'])} shard(s) -> {a.out}; run the other parts, "
+              "then once without --shard (shared --out) or --merge")
+        return 0
+    part = m["splits"][a.split or "all"] if not a.merge else next(iter(m["splits"].values()))
     print(f"{part['records']} views in {len(part['shards'])} shard(s) -> {a.out} "
           f"({len(part['rejected_files'])} rejected, {len(part['ignored_files'])} ignored files)")
     return 0

@@ -194,3 +194,49 @@ def test_workers_give_the_same_bytes(fake_raw, tmp_path):
     for p in sorted((tmp_path / "a").glob("*.tfrecord")):
         assert p.read_bytes() == (tmp_path / "b" / p.name).read_bytes()
     shutil.rmtree(tmp_path / "a")
+
+
+def _without_time(manifest: dict) -> dict:
+    return {k: v for k, v in manifest.items() if k != "created"}
+
+
+def test_three_machine_parts_merge_into_the_one_machine_conversion(fake_raw, tmp_path, capsys):
+    whole = C.convert(str(fake_raw), str(tmp_path / "one"), shard_size=4, progress=False)
+    names = [s["name"] for s in whole["splits"]["all"]["shards"]]
+    assert len(names) >= 3
+    parts = []
+    for i in range(3):
+        r = C.convert(str(fake_raw), str(tmp_path / f"p{i}"), shard_size=4, progress=False,
+                      part=(i, 3))
+        assert r["shards"] == sorted(names[i::3])  # disjoint, round robin
+        assert not (tmp_path / f"p{i}" / "manifest.json").exists()
+        parts.append(str(tmp_path / f"p{i}"))
+    # a part missing, or one shard from two parts: refused, nothing moved
+    assert C.main(["--merge", *parts[:2], "--out", str(tmp_path / "m")]) == 2
+    assert "no part holds shard" in capsys.readouterr().err
+    C.convert(str(fake_raw), str(tmp_path / "dup"), shard_size=4, progress=False, part=(0, 3))
+    assert C.main(["--merge", *parts, str(tmp_path / "dup"), "--out", str(tmp_path / "m")]) == 2
+    assert "must come from one part" in capsys.readouterr().err
+    assert not list((tmp_path / "m").glob("*.tfrecord"))
+    # another conversion's part
+    C.convert(str(fake_raw), str(tmp_path / "other"), shard_size=5, progress=False, part=(0, 3))
+    assert C.main(["--merge", *parts, str(tmp_path / "other"), "--out", str(tmp_path / "m")]) == 2
+    assert "another conversion" in capsys.readouterr().err
+    assert C.main(["--merge", *parts, "--out", str(tmp_path / "m")]) == 0
+    for name in names:  # byte for byte
+        assert (tmp_path / "m" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    merged = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert _without_time(merged) == _without_time(whole)
+
+
+def test_parts_on_a_shared_out_then_one_plain_run_write_the_manifest(fake_raw, tmp_path):
+    whole = C.convert(str(fake_raw), str(tmp_path / "one"), shard_size=4, progress=False)
+    shared = tmp_path / "shared"
+    for i in range(2):
+        C.convert(str(fake_raw), str(shared), shard_size=4, progress=False, part=(i, 2))
+    stamps = {p.name: p.stat().st_mtime_ns for p in shared.glob("*.tfrecord")}
+    final = C.convert(str(fake_raw), str(shared), shard_size=4, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in shared.glob("*.tfrecord")} == stamps
+    assert _without_time(final) == _without_time(whole)
+    with pytest.raises(C.ConvertError, match="expected 0 <= I < N"):
+        C.convert(str(fake_raw), str(shared), shard_size=4, progress=False, part=(2, 2))
