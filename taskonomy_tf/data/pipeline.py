@@ -118,6 +118,7 @@ def make_dataset(
     shuffle_buffer: int = 1024,
     label_stats: tuple | None = None,
     with_ids: bool = False,
+    deterministic: bool = True,
 ) -> tf.data.Dataset:
     """Batches for ``model.fit`` from the shards in ``path``.
 
@@ -142,6 +143,9 @@ def make_dataset(
         with_ids: also yield each example's id (B,) string: the record's
             ``building/point/view``; view tuples join their views' ids with
             ``+``. Results are joined by these ids, never by position.
+        deterministic: keep the element order of the parallel stages (the
+            same seed gives the same batches); ``False`` lets a slow
+            element be overtaken, for throughput on many cores.
 
     Returns:
         A dataset of ``(images, targets, sample_weights)``: images float32
@@ -176,9 +180,9 @@ def make_dataset(
         if shuffle:
             ds = ds.shuffle(len(files), seed=seed)
         ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                           num_parallel_calls=min(4, len(files)), deterministic=True)
+                           num_parallel_calls=min(4, len(files)), deterministic=deterministic)
         ds = ds.map(_decode_record(domains, image_size), num_parallel_calls=AUTOTUNE,
-                    deterministic=True)
+                    deterministic=deterministic)
         if cache:
             ds = ds.cache() if cache is True else ds.cache(str(cache))
     if shuffle:
@@ -188,13 +192,13 @@ def make_dataset(
     ds = ds.enumerate()
     if any(s.uses_point_info for s in specs):
         ds = ds.map(views.to_example(specs[0], with_ids), num_parallel_calls=AUTOTUNE,
-                    deterministic=True)
+                    deterministic=deterministic)
     else:
         ds = ds.map(_to_example(specs, augment, seed, with_ids), num_parallel_calls=AUTOTUNE,
-                    deterministic=True)
+                    deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
-                  deterministic=True)
+                  deterministic=deterministic)
     options = tf.data.Options()
-    options.deterministic = True
+    options.deterministic = deterministic
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
     return ds.with_options(options).prefetch(AUTOTUNE)

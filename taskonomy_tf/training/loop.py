@@ -147,7 +147,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     kw = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
               label_stats=stats)
     train = make_dataset(data, spec, split=train_split, repeat=True, cache=config.cache,
-                         augment=config.augment, **kw)
+                         augment=config.augment, deterministic=config.deterministic, **kw)
     val = (make_dataset(data, spec, split=val_split, cache=config.cache, shuffle=False,
                         augment=False, **kw) if val_split else None)
     # the constant baseline, on a shuffled sample of the training split
@@ -172,7 +172,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             model = build_task_model(spec, config.encoder, config.image_size, config.decoder,
                                      prior=prior)
             compile_task_model(model, spec, learning_rate(config, epochs * per_epoch),
-                               config.clipnorm, steps_per_execution=execution)
+                               config.clipnorm, steps_per_execution=execution,
+                               jit_compile=_jit(config.jit_compile))
         metrics_cb = MetricsJson(out / "metrics.json", {"task": spec.name})
         if not (out / "metrics.json").exists():
             baseline = {"train_examples": n_prior, "split": train_split}
@@ -253,6 +254,13 @@ def _save_atomic(model: keras.Model, path: Path) -> None:
     """``model.save`` through ``fileio.atomic_path``."""
     with atomic_path(path) as tmp:
         model.save(tmp)
+
+
+def _jit(value: str):
+    choices = {"auto": "auto", "true": True, "false": False}
+    if str(value).lower() not in choices:
+        raise InputError(f"jit_compile {value!r}: expected auto, true or false")
+    return choices[str(value).lower()]
 
 
 def learning_rate(config: TrainConfig, total_steps: int):

@@ -299,3 +299,25 @@ def test_multi_worker_workarounds_are_scoped_and_version_checked(monkeypatch):
     with multiworker.multi_worker_fit(None, tf.distribute.get_strategy(), None):
         assert tf_trainer.reduce_per_replica is original  # no-op off multi-worker
     assert tf_trainer.reduce_per_replica is original
+
+
+def test_mixed_float16_trains_with_loss_scaling(split_records, tmp_path):
+    """float16 needs loss scaling: Keras wraps the optimizer when the policy
+    is mixed_float16; the run trains, its variables stay float32 and its
+    saved model loads."""
+    class Seen(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.optimizer = self.model.optimizer
+            self.dtypes = {v.dtype for v in self.model.trainable_variables}
+
+    seen = Seen()
+    cfg = config(split_records, precision="mixed_float16", steps=3, steps_per_epoch=3,
+                 tensorboard=False, jit_compile="false", deterministic=False)
+    result = train_and_evaluate(cfg, tmp_path, callbacks=[seen])
+    assert result["steps"] == 3 and np.isfinite(result["final"]["val_loss"])
+    assert isinstance(seen.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert seen.dtypes == {"float32"}  # float32 master weights, float16 compute
+    keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert json.loads((tmp_path / "config.json").read_text())["precision"] == "mixed_float16"
+    with pytest.raises(ValueError, match="jit_compile 'maybe'"):
+        train_and_evaluate(config(split_records, jit_compile="maybe"), tmp_path / "b")
