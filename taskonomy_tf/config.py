@@ -171,7 +171,9 @@ def coerce(value: str, annotation) -> typing.Any:
             return True
         if text.lower() in ("0", "false", "no"):
             return False
-        raise InputError(f"expected true/false, got {value!r}")
+        if str not in kinds:
+            raise InputError(f"expected true/false, got {value!r}")
+        return text
     if tuple in kinds:
         return tuple(s.strip() for s in text.split(",") if s.strip())
     numbers = [k for k in (int, float) if k in kinds]

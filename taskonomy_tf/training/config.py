@@ -34,7 +34,10 @@ class TrainConfig:
     ``deterministic``: the training stream keeps its order (same seed, same
     batches, as the project's reproducibility promise needs); ``false``
     trades that for input throughput on many cores. Evaluation streams are
-    always deterministic.
+    always deterministic. ``cache``: keep decoded examples in memory
+    (``true``), stream them from the records every epoch (``false``), or
+    ``auto``: cache a split when its decoded size (``cache_bytes``) fits in a
+    quarter of this machine's memory and at most 4 GiB, stream otherwise.
     """
 
     task: str = "edges"
@@ -60,7 +63,7 @@ class TrainConfig:
     strategy: str = "auto"
     devices: tuple[str, ...] | None = None
     seed: int = 0
-    cache: bool = True
+    cache: bool | str = "auto"
     augment: bool = True
     verbose: int = 1
 

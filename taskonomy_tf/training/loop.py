@@ -81,6 +81,30 @@ def _is_chief(strategy) -> bool:
                                              and resolver.task_id == 0)
 
 
+CACHE_LIMIT = 4 << 30  # bytes: above this a split streams whatever the machine's memory
+
+
+def cache_bytes(n_examples: int, image_size: int, spec) -> int:
+    """Decoded bytes of a split held by ``make_dataset(cache=True)``: float32
+    RGB, the target's channels and its mask (and a z-buffer mask), per pixel."""
+    planes = 3 + max(spec.channels, 1) + 2
+    return n_examples * image_size * image_size * 4 * planes
+
+
+def resolve_cache(choice, n_examples: int, image_size: int, spec,
+                  memory: int | None = None) -> bool:
+    """``TrainConfig.cache``: True / False as given; ``auto``: whether
+    ``cache_bytes`` fits in a quarter of ``memory`` (this machine's RAM) and
+    ``CACHE_LIMIT``."""
+    if isinstance(choice, bool):
+        return choice
+    if str(choice).lower() != "auto":
+        raise InputError(f"cache {choice!r}: expected auto, true or false")
+    if memory is None:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return cache_bytes(n_examples, image_size, spec) <= min(memory // 4, CACHE_LIMIT)
+
+
 def _split_size(data: str, split: str) -> int:
     manifest = Path(data) / "manifest.json"
     if manifest.exists():
@@ -146,9 +170,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     stats = views.training_stats(data, spec)
     kw = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
               label_stats=stats)
-    train = make_dataset(data, spec, split=train_split, repeat=True, cache=config.cache,
+    cache = resolve_cache(config.cache, n_train, config.image_size, spec)
+    train = make_dataset(data, spec, split=train_split, repeat=True, cache=cache,
                          augment=config.augment, deterministic=config.deterministic, **kw)
-    val = (make_dataset(data, spec, split=val_split, cache=config.cache, shuffle=False,
+    val = (make_dataset(data, spec, split=val_split, cache=cache, shuffle=False,
                         augment=False, **kw) if val_split else None)
     # the constant baseline, on a shuffled sample of the training split
     prior, n_prior = fit_constant(spec, make_dataset(data, spec, split=train_split,
@@ -159,7 +184,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     resolved = {**json.loads(config.to_json()), "data": data, "precision": precision,
                 "strategy": type(strategy).__name__, "steps_per_epoch": per_epoch,
-                "epochs": epochs, "learning_rate": config.resolved_lr()}
+                "epochs": epochs, "learning_rate": config.resolved_lr(), "cache": cache}
     write_json_atomic(out / "config.json", resolved)
     if stats is not None:
         write_json_atomic(out / LABEL_STATS, {"mean": stats[0].tolist(),

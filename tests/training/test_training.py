@@ -321,3 +321,22 @@ def test_mixed_float16_trains_with_loss_scaling(split_records, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["precision"] == "mixed_float16"
     with pytest.raises(ValueError, match="jit_compile 'maybe'"):
         train_and_evaluate(config(split_records, jit_compile="maybe"), tmp_path / "b")
+
+
+def test_cache_auto_streams_what_does_not_fit():
+    """``cache=auto`` keeps the embedded data's split in memory and streams
+    the real release (about 3 million views at 256 px)."""
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.training import apply_overrides
+    from taskonomy_tf.training.loop import cache_bytes, resolve_cache
+
+    spec, memory = get_task("normals"), 24 << 30
+    assert cache_bytes(2040, 64, spec) == 2040 * 64 * 64 * 4 * 8  # rgb, 3 channels, 2 masks
+    assert resolve_cache("auto", 2040, 64, spec, memory) is True
+    assert resolve_cache("auto", 3_000_000, 256, spec, memory) is False
+    assert resolve_cache("auto", 20_000, 256, spec, 8 << 30) is False  # 42 GB > 2 GiB
+    assert resolve_cache(True, 3_000_000, 256, spec, memory) is True  # asked for
+    with pytest.raises(ValueError, match="cache 'maybe'"):
+        resolve_cache("maybe", 1, 64, spec, memory)
+    assert apply_overrides(TrainConfig(), ["cache=false"]).cache is False
+    assert apply_overrides(TrainConfig(), ["cache=auto"]).cache == "auto"
