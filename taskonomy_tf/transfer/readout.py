@@ -25,6 +25,7 @@ from keras import layers, ops, saving
 
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
+from taskonomy_tf.models.layers import OutputPrior
 from taskonomy_tf.models.losses import masked_loss
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
@@ -129,35 +130,14 @@ def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
 
 
 @saving.register_keras_serializable(package="taskonomy_tf")
-class HeadPrior(layers.Layer):
-    """Adds the target's constant prediction to every head's output.
-
-    Input (B, ..., H, C) residuals; the prior has one example's shape
-    ((S, S, C) or (C,)) and broadcasts over the heads. Non-trainable.
-
-    Args:
-        shape: one example's output shape.
-        value: the prior (zeros when omitted).
+class HeadPrior(OutputPrior):
+    """``OutputPrior`` over several heads: input (B, ..., H, C) residuals, the
+    prior of one example's shape ((S, S, C) or (C,)) broadcast over the H
+    heads. Non-trainable.
     """
-
-    def __init__(self, shape, value=None, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.prior_shape = tuple(int(s) for s in shape)
-        self._initial = None if value is None else np.asarray(value, "float32")
-
-    def build(self, input_shape):
-        initial = self._initial
-        self.prior = self.add_weight(
-            shape=self.prior_shape, trainable=False, name="prior",
-            initializer=(lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype))
-            if initial is not None else "zeros")
 
     def call(self, x):
         return ops.cast(x, "float32") + ops.expand_dims(self.prior, -2)
-
-    def get_config(self):
-        return {**super().get_config(), "shape": self.prior_shape}
 
 
 @saving.register_keras_serializable(package="taskonomy_tf")
