@@ -319,6 +319,24 @@ def add_arguments(parser) -> None:
                         help="print the resolved configuration and exit")
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard I/N`` (the I-th, 0-based, of N disjoint parts) -> (I, N);
+    ``None`` when not given.
+
+    Raises:
+        InputError: not ``I/N`` with 0 <= I < N.
+    """
+    if not text:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: expected 0 <= I < N")
+    return i, n
+
+
 def shorthands(values: dict[str, object]) -> list[str]:
     """``{"data.path": "/d", "seed": None}`` -> ``["data.path=/d"]``: the
     flags users know, as ``--set`` items (``None``: flag not given)."""

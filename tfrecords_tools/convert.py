@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskonomy_tf.config import parse_shard
 from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.data import schema
 from taskonomy_tf.errors import UserError
@@ -228,16 +229,6 @@ def _manifest(plan: dict, reports: dict[str, dict], outdir: Path) -> dict[str, A
     }
 
 
-def _part(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ConvertError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    return i, n
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tfrecords_tools.convert",
                                 description=__doc__.split("\n")[0])
@@ -273,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConvertError("--src: required (or --merge DIR ...)")
         else:
             m = convert(a.src, a.out, a.domains, a.split_csv, a.split, a.resize, a.shard_size,
-                        a.workers, a.strict, progress=not a.quiet, part=_part(a.shard))
+                        a.workers, a.strict, progress=not a.quiet, part=parse_shard(a.shard))
     except (UserError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

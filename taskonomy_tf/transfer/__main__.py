@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
-from taskonomy_tf.config import ExperimentConfig, TransfersConfig, resolve, shorthands
+from taskonomy_tf.config import ExperimentConfig, TransfersConfig, parse_shard, resolve, shorthands
 from taskonomy_tf.config import add_arguments as config_arguments
 from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.errors import InputError, UserError
@@ -33,18 +33,6 @@ from taskonomy_tf.errors import InputError, UserError
 
 def _list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _shard(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise InputError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    if not 0 <= i < n:
-        raise InputError(f"--shard {text!r}: expected 0 <= I < N")
-    return i, n
 
 
 def _data(path: str | None) -> Path:
@@ -132,7 +120,7 @@ def cmd_grid(a) -> None:
                       batch_size=t.batch_size, learning_rate=t.learning_rate,
                       seeds=replicate_seeds(exp.seed, t.seeds),
                       n_images=t.images, steps=t.steps, image_size=a.image_size,
-                      shard_spec=_shard(a.shard), backend=a.backend, ray_address=a.ray_address,
+                      shard_spec=parse_shard(a.shard), backend=a.backend, ray_address=a.ray_address,
                       workers=t.workers, score=ahp_scores)
     write_json_atomic(Path(a.out) / "experiment.json", exp.to_dict(), sort_keys=False)
     print(f"ran {len(result.ran)} job(s); {result.pending} of the grid not finished")
