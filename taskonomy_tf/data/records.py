@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from taskonomy_tf.data import schema
@@ -81,6 +82,11 @@ def example_id(parsed: dict) -> tf.Tensor:
     return tf.strings.join([parsed[schema.META_BUILDING],
                             tf.strings.as_string(parsed[schema.META_POINT]),
                             tf.strings.as_string(parsed[schema.META_VIEW])], "/")
+
+
+def id_strings(ids) -> np.ndarray:
+    """A batch of ``example_id`` tensors (bytes) -> (B,) numpy str."""
+    return np.asarray(ids).astype(bytes).astype(str)
 
 
 def _resize(x: tf.Tensor, size: int, nearest: bool, antialias: bool = False) -> tf.Tensor:

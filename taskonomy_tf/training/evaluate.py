@@ -14,6 +14,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from taskonomy_tf.data.records import id_strings
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.constant import best_constant
 from taskonomy_tf.models.losses import masked_loss
@@ -63,7 +64,7 @@ def split_arrays(dataset: tf.data.Dataset, task: str, limit: int | None = None,
         if images:
             xs.append(np.asarray(x))
         if ident:
-            ids.append(np.char.decode(np.asarray(ident[0]).astype(bytes), "utf-8"))
+            ids.append(id_strings(ident[0]))
         n += len(ys[-1])
         if limit and n >= limit:
             break

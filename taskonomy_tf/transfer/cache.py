@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from taskonomy_tf.data.records import find_shards
+from taskonomy_tf.data.records import find_shards, id_strings
 from taskonomy_tf.fileio import atomic_path, sha256_file
 
 FORMAT_VERSION = 2  # 2: the images' ids stored with their codes
@@ -74,7 +74,7 @@ class FeatureCache:
         # float32 when a code would overflow it
         stored = codes.astype(np.float16 if np.abs(codes).max() < 6e4 else np.float32)
         with atomic_path(path) as tmp:
-            np.savez(tmp, codes=stored, ids=ids.astype(str))
+            np.savez(tmp, codes=stored, ids=ids)
         self.computed += 1
         codes = stored.astype(np.float32)
         return (codes, ids) if with_ids else codes
@@ -101,5 +101,5 @@ def encode(encoder_file, data, split: str, image_size: int, limit: int | None = 
     codes, ids = [], []
     for x, _, _, ident in images:
         codes.append(np.asarray(run(x)))
-        ids.append(np.asarray(ident).astype(bytes))
-    return np.concatenate(codes), np.concatenate(ids).astype(str)
+        ids.append(id_strings(ident))
+    return np.concatenate(codes), np.concatenate(ids)

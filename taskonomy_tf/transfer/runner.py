@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from taskonomy_tf.data import make_dataset
+from taskonomy_tf.data.records import id_strings
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.constant import best_constant
 from taskonomy_tf.tasks import get_task
@@ -78,24 +79,24 @@ def _codes(cache: FeatureCache, workdirs: dict, sources: list[str], data, split:
     """
     if not sources:
         return None
+    # a view tuple's code is its first view's (multi-view targets are not transferred)
+    firsts = [i.split("+")[0] for i in ids]
     out = []
     for s in sources:
         enc = Path(workdirs[s]) / "encoder.keras"
-        codes, code_ids = cache.features(enc, data, split, image_size, limit, with_ids=True)
-        row = {i: n for n, i in enumerate(code_ids)}
-        missing = [i for i in ids if i.split("+")[0] not in row]
-        if missing and limit:  # a target without labels for some records: the first
-            # ``limit`` labelled images reach further into the split than its first
-            # ``limit`` images
-            codes, code_ids = cache.features(enc, data, split, image_size, None, with_ids=True)
+        # a target without labels for some records: its first ``limit`` labelled
+        # images reach further into the split than the first ``limit`` images
+        for lim in dict.fromkeys((limit, None)):
+            codes, code_ids = cache.features(enc, data, split, image_size, lim, with_ids=True)
             row = {i: n for n, i in enumerate(code_ids)}
-            missing = [i for i in ids if i.split("+")[0] not in row]
+            missing = [i for i in firsts if i not in row]
+            if not missing:
+                break
         if missing:
             raise InputError(f"{split}: {len(missing)} labelled image(s) have no code from "
                              f"{s!r}, e.g. {missing[0]!r}; codes and labels must come from "
                              "the same records")
-        # a view tuple's code is its first view's (multi-view targets are not transferred)
-        out.append(codes[[row[i.split("+")[0]] for i in ids]])
+        out.append(codes[[row[i] for i in firsts]])
     return np.stack(out, 1)
 
 
@@ -197,6 +198,6 @@ def self_losses(target: str, workdir: str | os.PathLike, data, image_size: int =
         out.append(per_image_losses(spec, np.asarray(y[spec.name]),
                                     model.predict_on_batch(x)[spec.name],
                                     np.asarray(w[spec.name])))
-        ids.append(np.asarray(ident).astype(bytes).astype(str))
+        ids.append(id_strings(ident))
     losses = np.concatenate(out)
     return (losses, np.concatenate(ids)) if with_ids else losses
