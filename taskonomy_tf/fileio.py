@@ -16,6 +16,7 @@ imports nothing from either.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -87,7 +88,19 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, sort_keys: bool = True)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks.
+
+    Remembered per (path, inode, size, modification time): the feature
+    cache and the grid's content key hash the same network files once per
+    job otherwise. A file rewritten through ``atomic_path`` is a new inode,
+    so it is hashed again.
+    """
+    st = os.stat(path)
+    return _sha256(os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256(path: str, inode: int, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
