@@ -113,12 +113,12 @@ def stage_transfers(ctx: Context) -> dict:
     """The first-order grid (and the beam up to ``max_order``) -> ``losses.csv``."""
     from taskonomy_tf.taxonomy.ahp import ahp_scores
     from taskonomy_tf.transfer import replicate_seeds, run_grid
+    from taskonomy_tf.transfer.schedule import transfer_split
 
     cfg = ctx.config
     # transfers train on images the task networks never saw, as the paper's
     # did (its "val" split, reference section 4), when the data has them
-    train_split = (cfg.transfer_split if _has_split(ctx.data, cfg.transfer_split)
-                   else "train")
+    train_split = transfer_split(ctx.data, cfg.transfer_split)
     result = run_grid(list(cfg.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
                       max_order=cfg.max_order, n_images=cfg.transfer_images,
                       steps=cfg.transfer_steps, batch_size=cfg.transfer_batch,

@@ -43,23 +43,17 @@ def _data(path: str | None) -> Path:
     return embedded_dataset()
 
 
-def _split(data: Path, split: str) -> str:
-    """``split`` if the data has it, else ``train`` (data without a val split)."""
-    from taskonomy_tf.data.records import find_shards
-
-    try:
-        find_shards(data, split)
-        return split
-    except FileNotFoundError:
-        return "train"
-
-
 def cmd_run(a) -> None:
     from taskonomy_tf.fileio import write_json_atomic
     from taskonomy_tf.transfer.cache import FeatureCache
     from taskonomy_tf.transfer.grid import PIXELS, RANDOM, random_encoder
     from taskonomy_tf.transfer.runner import replicate_seeds, run_candidates
-    from taskonomy_tf.transfer.schedule import model_architecture, model_image_size, model_workdirs
+    from taskonomy_tf.transfer.schedule import (
+        model_architecture,
+        model_image_size,
+        model_workdirs,
+        transfer_split,
+    )
 
     exp, t = a.experiment, a.experiment.transfers
     sources = tuple(s if s in (PIXELS, RANDOM) else _canonical(s) for s in _list(a.sources))
@@ -76,7 +70,7 @@ def cmd_run(a) -> None:
     data = _data(exp.data.path)
     result = run_candidates(target, [sources], workdirs, data, FeatureCache(out),
                             image_size=size, n_images=t.images, steps=t.steps,
-                            train_split=_split(data, t.split), batch_size=t.batch_size,
+                            train_split=transfer_split(data, t.split), batch_size=t.batch_size,
                             learning_rate=t.learning_rate,
                             seeds=replicate_seeds(exp.seed, t.seeds), references=False)
     losses = result[sources]
@@ -97,7 +91,7 @@ def _canonical(task: str) -> str:
 def cmd_grid(a) -> None:
     from taskonomy_tf.fileio import write_json_atomic
     from taskonomy_tf.taxonomy.ahp import ahp_scores
-    from taskonomy_tf.transfer.schedule import run_grid
+    from taskonomy_tf.transfer.schedule import run_grid, transfer_split
 
     prefilter = None
     if a.prefilter:
@@ -116,7 +110,7 @@ def cmd_grid(a) -> None:
     exp, t = a.experiment, a.experiment.transfers
     data = _data(exp.data.path)
     result = run_grid(list(exp.tasks), a.models, data, a.out, max_order=t.max_order,
-                      prefilter=prefilter, train_split=_split(data, t.split),
+                      prefilter=prefilter, train_split=transfer_split(data, t.split),
                       batch_size=t.batch_size, learning_rate=t.learning_rate,
                       seeds=replicate_seeds(exp.seed, t.seeds),
                       n_images=t.images, steps=t.steps, image_size=a.image_size,

@@ -72,6 +72,13 @@ def model_workdirs(models: str | os.PathLike, tasks: list[str]) -> dict[str, Pat
     return dirs
 
 
+def transfer_split(data, wanted: str) -> str:
+    """The split transfer images come from: ``wanted`` (the paper's ``val``:
+    images the task networks never saw) where the data has it, else
+    ``train``."""
+    return wanted if any(Path(data).glob(f"{wanted}-*.tfrecord")) else "train"
+
+
 def model_image_size(workdir: str | os.PathLike) -> int:
     """The input side a trained network was built for (its ``config.json``)."""
     return int(json.loads((Path(workdir) / "config.json").read_text())["image_size"])
