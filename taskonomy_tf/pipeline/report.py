@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from taskonomy_tf.config import DEFAULT_TASKS
 from taskonomy_tf.fileio import write_text_atomic
 
 STAGE_NAMES = ("data", "train", "transfers", "taxonomy", "figures")
@@ -32,10 +33,9 @@ def _transfer_name(key: str, display_name) -> str:
 
 
 # Cluster contrasts of the paper's released 16k affinities restricted to the
-# default six tasks (results/affinities/all_affinities_16k.pkl of
+# default six tasks, DEFAULT_TASKS (results/affinities/all_affinities_16k.pkl of
 # StanfordVL/taskonomy; computed by compare.cluster_contrasts, tested).
 PAPER_CONTRASTS = {"3d->3d / 2d->3d": 4.63, "2d->2d / 3d->2d": 37.6}
-PAPER_TASKS = {"edges", "keypoints2d", "autoencoding", "depth_zbuffer", "normals", "reshading"}
 
 
 def _network_blocks(cfg, res, display_name) -> list[tuple]:
@@ -62,7 +62,7 @@ def _structure_blocks(cfg, tax, boot, display_name) -> list[tuple]:
     contrasts = tax.get("contrasts") or {}
     if not contrasts:
         return []
-    paper = set(cfg.tasks) == PAPER_TASKS
+    paper = set(cfg.tasks) == set(DEFAULT_TASKS)  # what PAPER_CONTRASTS were computed on
     head = ["contrast", "this run", f"{boot['confidence']:.0%} interval"]
     rows = []
     for k, v in contrasts.items():
