@@ -19,6 +19,7 @@ into ``--workdir``/<task> (default ``runs/<experiment name>/models``). A
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -57,8 +58,6 @@ def parse_args(argv):
 def _split_sets(items: list[str]) -> tuple[list[str], list[str]]:
     """(experiment items, run items): ``section.key=...`` and the experiment's
     top-level keys go to the experiment, other plain keys to ``TrainConfig``."""
-    import dataclasses
-
     top = {f.name for f in dataclasses.fields(ExperimentConfig)}
     exp, run = [], []
     for item in items:
