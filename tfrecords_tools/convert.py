@@ -7,7 +7,9 @@
 One ``tf.train.Example`` per view with every requested domain (schema in
 ``taskonomy_tf.data.schema`` and ``docs/data.md``). Shards are named
 ``<split>-00000-of-000NN.tfrecord`` (split ``all`` without a split file) and
-hold whole points, so that the views of a point stay together. Re-running
+hold whole points, so that the views of a point stay together; beside each,
+``<shard>.views.json`` indexes its views for the view-tuple tasks
+(``taskonomy_tf.data.view_index``). Re-running
 with the same arguments after an interruption writes only the shards that
 are missing; different arguments into the same ``--out`` are refused.
 

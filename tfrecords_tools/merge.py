@@ -6,7 +6,7 @@ Each part folder holds what ``convert --shard I/N`` wrote there: some of the
 shards, their reports and the plan (``.convert/``). The parts must come from
 one conversion (the same plan id for a split), and together hold every shard
 of its plan exactly once; otherwise nothing is moved and the error names the
-shard. The shards and reports are moved (renamed, or copied then removed
+shard. The shards, their view indexes and reports are moved (renamed, or copied then removed
 across file systems) into ``--out``, each checked against its report's
 SHA-256, and the manifest is written as one machine would have written it.
 """
@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from taskonomy_tf.data.view_index import index_path
 from taskonomy_tf.fileio import atomic_path, sha256_file, write_json_atomic
 from tfrecords_tools.convert import ConvertError, write_manifest
 
@@ -65,10 +66,15 @@ def merge_parts(folders: list[str], out: str) -> dict[str, Any]:
         report = json.loads((folder / ".convert" / f"{name}.json").read_text())
         if sha256_file(folder / name) != report["sha256"]:
             raise ConvertError(f"{folder / name}: checksum differs from its report")
+        index = index_path(folder / name)
+        if "index_sha256" in report and sha256_file(index) != report["index_sha256"]:
+            raise ConvertError(f"{index}: checksum differs from its shard's report")
         reports[split][name] = report
     (outdir / ".convert").mkdir(parents=True, exist_ok=True)
     for (split, name), folder in sorted(owner.items()):
         _move(folder / name, outdir / name)
+        if index_path(folder / name).exists():  # after the shard: an index is never older
+            _move(index_path(folder / name), index_path(outdir / name))
         write_json_atomic(outdir / ".convert" / f"{name}.json", reports[split][name])
     manifest: dict[str, Any] = {}
     for split, plan in sorted(plans.items()):

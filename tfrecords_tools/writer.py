@@ -1,8 +1,9 @@
 """Builds one ``tf.train.Example`` per view and writes whole shards atomically.
 
 A shard is written to ``.<name>.tmp-<pid>`` and renamed when complete, after
-its report (``.convert/<name>.json``) is in place: a shard file under its
-final name is always whole.
+its view index (``<name>.views.json``, ``taskonomy_tf.data.view_index``) and
+its report (``.convert/<name>.json``) are in place: a shard file under its
+final name is always whole and has its index.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from taskonomy_tf.data import schema
+from taskonomy_tf.data.view_index import index_entry, write_index
 from taskonomy_tf.errors import UserError
 from taskonomy_tf.fileio import atomic_path, sha256_file, write_json_atomic
 from tfrecords_tools.checks import BadFile, check_json, check_npy, check_png
@@ -97,6 +99,7 @@ def write_shard(job: dict[str, Any]) -> dict[str, Any]:
     missing: list[list[Any]] = []
     counts: dict[str, int] = {}
     records = 0
+    entries: list[dict] = []  # the shard's view index
     with atomic_path(out / job["name"]) as tmp:  # the shard appears whole or not at all
         with tf.io.TFRecordWriter(str(tmp)) as writer:
             for key, files in job["samples"]:
@@ -115,8 +118,14 @@ def write_shard(job: dict[str, Any]) -> dict[str, Any]:
                     missing.append([sample_id, lacking])
                 writer.write(example.SerializeToString(deterministic=True))
                 records += 1
+                feats = example.features.feature
+                info = (feats[schema.POINT_INFO_KEY].bytes_list.value[0]
+                        if schema.POINT_INFO_KEY in feats else None)
+                entries.append(index_entry(*key, info))
+        index = write_index(out / job["name"], entries)
         report = {
             "shard": job["name"], "records": records, "sha256": sha256_file(tmp),
+            "index_sha256": sha256_file(index),
             "domain_counts": counts, "missing": missing, "rejected": rejected,
             "dropped": dropped,
         }

@@ -1,8 +1,9 @@
 """View tuples for the tasks labelled from the camera JSON.
 
-An index pass reads each record's building, point, view and point_info;
-numpy then builds the tuples each task needs (registry ``TUPLES``, keyed by
-``TaskSpec.decode``) with their labels (``geometry``):
+Each shard's view index (``view_index``: building, point, view and the
+camera fields of point_info, written by the converter) is read one shard at
+a time; numpy then builds the tuples each task needs (registry ``TUPLES``,
+keyed by ``TaskSpec.decode``) with their labels (``geometry``):
 
 * ``relative_pose``: ordered pairs of views of one point (fixated);
 * ``relative_pose_nonfixated``: pairs of views of different points of one
@@ -14,7 +15,11 @@ numpy then builds the tuples each task needs (registry ``TUPLES``, keyed by
 * ``room_layout``, ``vanishing_points``: single views.
 
 Tuples never cross a shard (the converter keeps each point within one), so
-a shard's images are loaded once and gathered. Pose and layout vectors are
+a shard's tuples are built inside the tf.data pipeline when the shard is
+opened (``tf.numpy_function``), and its images are loaded once and
+gathered: nothing in the graph grows with the data, and memory holds the
+PNG bytes of the shards being interleaved (``cycle_length`` of them) and
+one shard's tuples each. Pose and layout vectors are
 standardised with the mean and std of the training split's labels (the
 original hard-coded constants from its own training data; reference
 section 8): never with statistics that saw the test split. A trained
@@ -24,52 +29,20 @@ and transfers into its task reuse them.
 
 from __future__ import annotations
 
-import functools
 import itertools
-import json
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from taskonomy_tf.data import geometry, records, schema
 from taskonomy_tf.data.decode import decode_png_tensor, physical_from_pixels
+from taskonomy_tf.data.view_index import read_index
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.registry import Registry
 from taskonomy_tf.tasks import TaskSpec
 
 TUPLES = Registry("view-tuple rule")
 STANDARDISED = {"relative_pose", "relative_pose_nonfixated", "egomotion", "room_layout"}
-
-
-def read_index(file: str) -> list[dict]:
-    """Per record of one shard: building, point, view and the parsed point_info.
-
-    Cached per (path, size, modification time): the split's shards are also
-    read for the folder-wide label statistics, and a shard is read once.
-    """
-    st = os.stat(file)
-    return _read_index(str(file), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)
-def _read_index(file: str, size: int, mtime_ns: int) -> list[dict]:
-    spec = {
-        schema.META_BUILDING: tf.io.FixedLenFeature([], tf.string),
-        schema.META_POINT: tf.io.FixedLenFeature([], tf.int64),
-        schema.META_VIEW: tf.io.FixedLenFeature([], tf.int64),
-        schema.POINT_INFO_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
-    }
-    out = []
-    ds = tf.data.TFRecordDataset(file).map(lambda r: tf.io.parse_single_example(r, spec))
-    for rec in ds.as_numpy_iterator():
-        info = rec[schema.POINT_INFO_KEY]
-        out.append({
-            "building": rec[schema.META_BUILDING].decode(),
-            "point": int(rec[schema.META_POINT]), "view": int(rec[schema.META_VIEW]),
-            "info": json.loads(info) if info else None,
-        })
-    return out
 
 
 def _by_point(index: list[dict]) -> dict[tuple[str, int], list[int]]:
@@ -161,28 +134,39 @@ def _layout(index, rng):
                               for (i,) in singles]).reshape(-1, 9)
 
 
-def build_tuples(files: list[str], spec: TaskSpec, seed: int, with_counts: bool = False):
-    """Tuples and raw labels per file: a list of (int (n, V), float (n, D));
-    with ``with_counts`` also the number of records of each file."""
-    rule = TUPLES.get(spec.decode)
-    out, counts = [], []
-    for n, f in enumerate(files):
-        rng = np.random.default_rng([seed, n])
-        index = read_index(f)
-        tuples, labels = rule(index, rng)
-        idx = np.asarray(tuples, np.int64).reshape(-1, spec.views)
-        out.append((idx, np.asarray(labels, np.float64).reshape(-1, spec.channels)))
-        counts.append(len(index))
-    return (out, counts) if with_counts else out
+def shard_tuples(file: str, position: int, spec: TaskSpec, seed: int):
+    """One shard's tuples, int64 (n, V) record positions, and raw labels,
+    float64 (n, D); the rule's random draws come from ``(seed, position)``,
+    ``position`` being the shard's place in the split."""
+    rng = np.random.default_rng([seed, position])
+    tuples, labels = TUPLES.get(spec.decode)(read_index(file), rng)
+    return (np.asarray(tuples, np.int64).reshape(-1, spec.views),
+            np.asarray(labels, np.float64).reshape(-1, spec.channels))
+
+
+def build_tuples(files: list[str], spec: TaskSpec, seed: int):
+    """``shard_tuples`` of every file: a list of (int (n, V), float (n, D))."""
+    return [shard_tuples(f, n, spec, seed) for n, f in enumerate(files)]
 
 
 def label_stats(files: list[str], spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (D,) of the task's raw labels over the given shards."""
-    labels = np.concatenate([lab for _, lab in build_tuples(files, spec, 0)])
-    if len(labels) == 0:
+    """Mean and (population) std (D,) of the task's raw labels over the given
+    shards, accumulated shard by shard (Chan et al.'s pairwise update), so
+    memory holds one shard's labels whatever the split's size."""
+    count, mean, m2 = 0, np.zeros(spec.channels), np.zeros(spec.channels)
+    for n, f in enumerate(files):
+        _, lab = shard_tuples(f, n, spec, 0)
+        if not len(lab):
+            continue
+        k, mu = len(lab), lab.mean(0)
+        delta = mu - mean
+        m2 = m2 + ((lab - mu) ** 2).sum(0) + delta**2 * count * k / (count + k)
+        mean = mean + delta * k / (count + k)
+        count += k
+    if count == 0:
         return np.zeros(spec.channels), np.ones(spec.channels)
-    std = labels.std(0)
-    return labels.mean(0), np.where(std > 1e-8, std, 1.0)
+    std = np.sqrt(m2 / count)
+    return mean, np.where(std > 1e-8, std, 1.0)
 
 
 def training_stats(path, spec: TaskSpec) -> tuple[np.ndarray, np.ndarray] | None:
@@ -199,41 +183,73 @@ def training_stats(path, spec: TaskSpec) -> tuple[np.ndarray, np.ndarray] | None
     return label_stats(files, spec)
 
 
+def tuple_index(files: list[str], spec: TaskSpec, seed: int, shuffle: bool = False,
+                stats=None, deterministic: bool = True, parallel: int = 4) -> tf.data.Dataset:
+    """One element per shard: ``(file, tuples int64 (n, V), labels float32
+    (n, D), ids string (n,), records int64 ())``, the tuples' record
+    positions in the shard, labels standardised by ``stats`` (mean, std) when
+    given, each tuple's id, and the shard's record count.
+
+    Built inside tf.data from the shards' view indexes (``shard_tuples``, in
+    ``parallel`` threads): the graph holds the file names only, and memory
+    the few shards in flight. With ``shuffle`` the shard order and each
+    shard's tuples are shuffled (seeded by ``seed``).
+    """
+    mean, std = ((np.zeros(spec.channels), np.ones(spec.channels)) if stats is None
+                 else (np.asarray(stats[0], np.float64), np.asarray(stats[1], np.float64)))
+
+    def tuples_of(file, position):  # numpy, one shard
+        name, n = file.decode(), int(position)
+        idx, lab = shard_tuples(name, n, spec, seed)
+        if shuffle:
+            order = np.random.default_rng([seed, n, 1]).permutation(len(idx))
+            idx, lab = idx[order], lab[order]
+        index = read_index(name)
+        ids = np.array([t.encode() for t in tuple_ids(index, idx)], dtype=object)
+        return idx, ((lab - mean) / std).astype(np.float32), ids, np.int64(len(index))
+
+    def index(file, position):
+        idx, labels, ids, count = tf.numpy_function(
+            tuples_of, [file, position], [tf.int64, tf.float32, tf.string, tf.int64],
+            stateful=False)
+        return (file, tf.ensure_shape(idx, [None, spec.views]),
+                tf.ensure_shape(labels, [None, spec.channels]), tf.ensure_shape(ids, [None]),
+                tf.ensure_shape(count, []))
+
+    ds = tf.data.Dataset.zip(tf.data.Dataset.from_tensor_slices(list(map(str, files))),
+                             tf.data.Dataset.range(len(files)))
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed)
+    return ds.map(index, num_parallel_calls=parallel, deterministic=deterministic)
+
+
 def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int,
-                held: list[str], stats=None) -> tf.data.Dataset:
-    """Dataset of (images (V, S, S, 3) in [0, 1], label) for one point_info task;
-    ``stats`` (mean, std) standardise the labels (default: ``training_stats``)."""
+                held: list[str], stats=None, deterministic: bool = True) -> tf.data.Dataset:
+    """Dataset of (images (V, S, S, 3) in [0, 1], label (D,), id) for one
+    point_info task; ``stats`` (mean, std) standardise the labels (default:
+    ``training_stats``). Tuples come from ``tuple_index``, interleaved four
+    shards at a time; a shard's PNG bytes are read once and gathered per
+    tuple."""
     if "point_info" not in held:
         raise InputError(f"task {spec.name!r} needs domain 'point_info', missing from the "
                          f"records; domains present: {', '.join(held)}")
-    per_file, counts = build_tuples(files, spec, seed, with_counts=True)
-    if spec.decode in STANDARDISED:
-        mean, std = stats if stats is not None else training_stats(path, spec)
-        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
-        per_file = [(i, (lab - mean) / std) for i, lab in per_file]
-    if not sum(len(i) for i, _ in per_file):
+    if not any(len(shard_tuples(f, n, spec, seed)[0]) for n, f in enumerate(files)):
         raise InputError(f"task {spec.name!r}: the records give no view tuples (need "
                          f"{spec.views} views per point with point_info)")
-    if shuffle:
-        rng = np.random.default_rng(seed)
-        per_file = [(i[p], lab[p]) for i, lab in per_file for p in [rng.permutation(len(i))]]
-    keep = [n for n, (i, _) in enumerate(per_file) if len(i)]
-    ids = [tuple_ids(read_index(files[n]), per_file[n][0]) for n in keep]
-    names = tf.constant([files[n] for n in keep])
-    sizes = tf.constant([counts[n] for n in keep], tf.int64)
-    idx = tf.ragged.constant([per_file[n][0].tolist() for n in keep], ragged_rank=1, dtype=tf.int64)
-    labs = tf.ragged.constant([per_file[n][1].tolist() for n in keep], ragged_rank=1,
-                              dtype=tf.float32)
-    id_strings = tf.ragged.constant(ids, ragged_rank=1, dtype=tf.string)
+    if stats is None and spec.decode in STANDARDISED:
+        stats = training_stats(path, spec)
     rgb = schema.DOMAINS["rgb"]
 
-    def load(file, size_, tuples, labels, tuple_ids_):
-        raw = tf.data.TFRecordDataset(file).map(
-            lambda r: tf.io.parse_single_example(
-                r, {rgb.encoded_key: tf.io.FixedLenFeature([], tf.string)})[rgb.encoded_key])
-        images = raw.batch(size_).get_single_element()  # one shard's PNG bytes
-        return tf.data.Dataset.from_tensor_slices((tf.gather(images, tuples), labels,
-                                                   tuple_ids_))
+    def load(file, idx, labels, ids, records_):
+        def shard_images():
+            raw = tf.data.TFRecordDataset(file).map(
+                lambda r: tf.io.parse_single_example(
+                    r, {rgb.encoded_key: tf.io.FixedLenFeature([], tf.string)})[rgb.encoded_key])
+            return tf.gather(raw.batch(records_).get_single_element(), idx)
+
+        images = tf.cond(tf.shape(idx)[0] > 0, shard_images,
+                         lambda: tf.zeros([0, spec.views], tf.string))
+        return tf.data.Dataset.from_tensor_slices((images, labels, ids))
 
     def decode(encoded, label, ident):
         def one(b):
@@ -244,9 +260,11 @@ def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int
         imgs = tf.ensure_shape(imgs, [spec.views, size, size, 3])
         return imgs, label, ident
 
-    ds = tf.data.Dataset.from_tensor_slices((names, sizes, idx, labs, id_strings))
-    ds = ds.interleave(load, cycle_length=min(4, len(keep)))
-    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    cycle = min(4, len(files))
+    ds = tuple_index(files, spec, seed, shuffle, stats, deterministic, parallel=cycle)
+    ds = ds.interleave(load, cycle_length=cycle, num_parallel_calls=cycle,
+                       deterministic=deterministic)
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
 def to_example(spec: TaskSpec, with_ids: bool = False):
@@ -265,9 +283,10 @@ def to_example(spec: TaskSpec, with_ids: bool = False):
 
 
 def tuple_ids(index: list[dict], tuples: np.ndarray) -> list[str]:
-    """Each tuple's id: its views' ``building/point/view`` joined by ``+``."""
+    """Each tuple's id (``tuples``: int (n, V) record positions): its views'
+    ``building/point/view`` joined by ``+``."""
     def one(i):
         r = index[int(i)]
         return f"{r['building']}/{r['point']}/{r['view']}"
 
-    return ["+".join(one(i) for i in t) for t in np.asarray(tuples).reshape(len(tuples), -1)]
+    return ["+".join(one(i) for i in t) for t in np.asarray(tuples)]

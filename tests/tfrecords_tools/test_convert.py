@@ -223,8 +223,10 @@ def test_three_machine_parts_merge_into_the_one_machine_conversion(fake_raw, tmp
     assert C.main(["--merge", *parts, str(tmp_path / "other"), "--out", str(tmp_path / "m")]) == 2
     assert "another conversion" in capsys.readouterr().err
     assert C.main(["--merge", *parts, "--out", str(tmp_path / "m")]) == 0
-    for name in names:  # byte for byte
+    for name in names:  # byte for byte, the view indexes too
         assert (tmp_path / "m" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+        index = f"{name}.views.json"
+        assert (tmp_path / "m" / index).read_bytes() == (tmp_path / "one" / index).read_bytes()
     merged = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert _without_time(merged) == _without_time(whole)
 
@@ -240,3 +242,30 @@ def test_parts_on_a_shared_out_then_one_plain_run_write_the_manifest(fake_raw, t
     assert _without_time(final) == _without_time(whole)
     with pytest.raises(C.ConvertError, match="expected 0 <= I < N"):
         C.convert(str(fake_raw), str(shared), shard_size=4, progress=False, part=(2, 2))
+
+
+def test_each_shard_has_a_view_index_equal_to_its_records(fake_records, tmp_path):
+    from taskonomy_tf.data import view_index
+
+    shards = sorted(fake_records.glob("*.tfrecord"))
+    for shard in shards:
+        side = view_index.index_path(shard)
+        assert side.exists()
+        # the same entries as parsing the records (a copy without the index)
+        copy = tmp_path / shard.name
+        shutil.copyfile(shard, copy)
+        from_records = view_index.read_index(copy)
+        assert view_index.read_index(shard) == from_records
+        examples = records_of_file(shard)
+        assert len(from_records) == len(examples)
+        for entry, ex in zip(from_records, examples):
+            f = ex.features.feature
+            assert entry["building"] == f[schema.META_BUILDING].bytes_list.value[0].decode()
+            assert entry["view"] == f[schema.META_VIEW].int64_list.value[0]
+            info = json.loads(f[schema.POINT_INFO_KEY].bytes_list.value[0])
+            assert entry["info"]["camera_location"] == info["camera_location"]
+            assert set(entry["info"]) <= set(view_index.INDEX_FIELDS)
+
+
+def records_of_file(shard: Path) -> list[tf.train.Example]:
+    return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(shard))]
