@@ -168,7 +168,7 @@ def make_dataset(
             raise InputError("tasks labelled from point_info (poses, matching, layout, "
                              "vanishing points) are read one at a time")
         ds = views.view_tuples(path, files, specs[0], image_size, shuffle, seed, held,
-                               label_stats)
+                               label_stats, deterministic)
         if cache:
             ds = ds.cache() if cache is True else ds.cache(str(cache))
     else:
@@ -202,3 +202,34 @@ def make_dataset(
     options.deterministic = deterministic
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def make_inputs(path, task: str | TaskSpec, split: str | None = "train", batch_size: int = 64,
+                image_size: int = 256, seed: int = 0) -> tf.data.Dataset:
+    """The inputs ``task``'s network receives when its codes feed a
+    transfer, with each record's id, in record order.
+
+    ``targets.source_input``: the task's own input rule (grayscale for
+    colorization, noise for denoising, the centre mask for in-painting;
+    random draws seeded by ``seed`` and the record's position), or its
+    source form (jigsaw: the nine tiles in place). Every record of the split
+    is read (only its ``rgb``), whether or not it holds the task's labels.
+
+    Returns:
+        A dataset of ``(inputs, ids)``: float32 (B, S, S, C) in [-1, 1], or
+        (B, T, S, S, 3) for tiled inputs; ids (B,) string
+        ``building/point/view``.
+    """
+    spec = _specs(task)[0]
+    files = records.find_shards(path, split)
+    ds = tf.data.TFRecordDataset(files).map(_decode_record(["rgb"], image_size),
+                                            num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    def fn(index, decoded):
+        dom, ident = decoded
+        seed_ = tf.random.experimental.stateless_fold_in(
+            tf.stack([tf.cast(seed, tf.int64), index]), INPUT_STREAM)
+        return targets.source_input(dom["rgb"][0], seed_, spec), ident
+
+    ds = ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)

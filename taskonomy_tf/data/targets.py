@@ -225,21 +225,68 @@ def _in_centre(image, seed, spec):
     return _unit_to_signed(image) * (1.0 - hole)[..., None], None
 
 
+def _tiles(image, positions, offsets):
+    """The 9 tiles of ``image`` (S, S, 3): tile i is cut from cell
+    ``positions[i]`` (row-major 3x3 grid) at offset ``offsets(free)[i]``
+    (y, x) within it, ``free`` being the cell's side minus the tile's; a
+    ``JIGSAW_TILE_FRACTION`` crop, resized to S -> (9, S, S, 3) in [0, 1]."""
+    s = tf.shape(image)[0]
+    cell = s // 3
+    crop = tf.cast(tf.cast(cell, tf.float32) * JIGSAW_TILE_FRACTION, tf.int32)
+    shift = offsets(cell - crop)  # (9, 2) within [0, cell - crop]
+    tiles = []
+    for i in range(9):
+        y = (positions[i] // 3) * cell + shift[i, 0]
+        x = (positions[i] % 3) * cell + shift[i, 1]
+        tile = tf.image.crop_to_bounding_box(image, y, x, crop, crop)
+        tiles.append(tf.image.resize(tile, [s, s]))
+    return tf.stack(tiles)
+
+
 @INPUTS.register("jigsaw_tiles")
 def _in_jigsaw(image, seed, spec):
     """(S, S, 3) -> 9 tiles (9, S, S, 3) and the permutation class (one-hot)."""
     perms = tf.constant(jigsaw_permutations())
     k = tf.random.stateless_uniform([], seed, 0, JIGSAW_PERMUTATIONS, tf.int32)
-    s = tf.shape(image)[0]
-    cell = s // 3
-    crop = tf.cast(tf.cast(cell, tf.float32) * JIGSAW_TILE_FRACTION, tf.int32)
-    offsets = tf.random.stateless_uniform([9, 2], tf.random.experimental.stateless_fold_in(
-        seed, 1), 0, cell - crop + 1, tf.int32)
-    tiles = []
-    for i in range(9):
-        pos = perms[k, i]
-        y = (pos // 3) * cell + offsets[i, 0]
-        x = (pos % 3) * cell + offsets[i, 1]
-        tile = tf.image.crop_to_bounding_box(image, y, x, crop, crop)
-        tiles.append(tf.image.resize(tile, [s, s]))
-    return _unit_to_signed(tf.stack(tiles)), tf.one_hot(k, JIGSAW_PERMUTATIONS)
+    jitter = tf.random.experimental.stateless_fold_in(seed, 1)
+    tiles = _tiles(image, perms[k], lambda free: tf.random.stateless_uniform(
+        [9, 2], jitter, 0, free + 1, tf.int32))
+    return _unit_to_signed(tiles), tf.one_hot(k, JIGSAW_PERMUTATIONS)
+
+
+# ------------------------------------------------------------ inputs of a frozen source
+# How a trained network is fed when its codes are a transfer's source: its
+# own input rule (grayscale for colorization, the same noise for denoising,
+# the same mask for in-painting), except where the training input is a
+# puzzle. Jigsaw's encoder is one tower of the nine (reference section 3):
+# as a source it sees the nine tiles in their own places, centred in their
+# cells, and ``SOURCE_POOLING`` turns the nine tile codes into one code map.
+SOURCE_INPUTS = Registry("source input rule")
+SOURCE_POOLING = Registry("source code pooling")
+
+
+@SOURCE_INPUTS.register("jigsaw_tiles")
+def _src_jigsaw(image, seed, spec):
+    centred = tf.fill([9, 2], 0)
+    return _unit_to_signed(_tiles(image, tf.range(9), lambda free: centred + free // 2)), None
+
+
+@SOURCE_POOLING.register("jigsaw_tiles")
+def mosaic(codes):
+    """Tile codes (N, 9, c, c, k) -> (N, c, c, k): each tile's code placed at
+    its tile's cell of a 3x3 mosaic (3c, 3c), then 3x3 average-pooled back
+    to c x c, so that a code cell describes the same part of the image as a
+    whole-image encoder's would (our choice; the paper transfers from jigsaw
+    without saying how its tower codes are arranged)."""
+    n, t, c, _, k = codes.shape
+    g = int(round(t ** 0.5))
+    grid = codes.reshape(n, g, g, c, c, k).transpose(0, 1, 3, 2, 4, 5).reshape(n, g * c, g * c, k)
+    return grid.reshape(n, c, g, c, g, k).mean(axis=(2, 4))
+
+
+def source_input(image, seed, spec: TaskSpec):
+    """The input of ``spec``'s network when its codes feed a transfer:
+    (S, S, C) in [-1, 1], or (T, S, S, 3) tiles (pooled by
+    ``SOURCE_POOLING``)."""
+    rule = SOURCE_INPUTS if spec.input in SOURCE_INPUTS.names() else INPUTS
+    return rule.get(spec.input)(image, seed, spec)[0]

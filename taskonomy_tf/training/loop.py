@@ -263,6 +263,13 @@ def saved_label_stats(workdir: str | os.PathLike) -> tuple | None:
     return tuple(d["mean"]), tuple(d["std"])
 
 
+def saved_task(workdir: str | os.PathLike) -> str | None:
+    """The task a workdir's network was trained for (its ``config.json``), or
+    ``None`` for a folder without one (the untrained ``random`` encoder)."""
+    path = Path(workdir) / "config.json"
+    return json.loads(path.read_text()).get("task") if path.exists() else None
+
+
 def is_finished(workdir: str | os.PathLike) -> bool:
     """Whether a training workdir holds a finished run (its completion stamp)."""
     return (Path(workdir) / DONE).exists()

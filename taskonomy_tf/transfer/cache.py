@@ -1,9 +1,15 @@
 """The feature cache: each frozen encoder runs over each image once.
 
+Each encoder is fed its own task's input (``data.make_inputs``: grayscale
+for colorization, noisy images for denoising, the masked image for
+in-painting, the nine tiles for jigsaw, whose tile codes are pooled by
+``targets.SOURCE_POOLING``); the task is read from the encoder's workdir
+(``config.json``; none: the untrained ``random`` encoder, fed RGB).
+
 Representations are stored as ``.npz`` (float16 codes) under a
-key made of the encoder file's SHA-256, the shards' SHA-256 (from the
-manifest, else the files), the split, the image size and this module's
-format version; so a retrained encoder, changed data or other
+key made of the encoder file's SHA-256, its input rule, the shards' SHA-256
+(from the manifest, else the files), the split, the image size and this
+module's format version; so a retrained encoder, changed data or other
 preprocessing never reuses a stale entry. Entries are written to a
 temporary name and renamed when whole; nothing is ever unpickled.
 """
@@ -19,8 +25,10 @@ import numpy as np
 
 from taskonomy_tf.data.records import find_shards, id_strings
 from taskonomy_tf.fileio import atomic_path, sha256_file
+from taskonomy_tf.tasks import TaskSpec, get_task
+from taskonomy_tf.training.loop import saved_task
 
-FORMAT_VERSION = 2  # 2: the images' ids stored with their codes
+FORMAT_VERSION = 3  # 2: the images' ids stored with their codes; 3: each source's own input
 
 
 def data_fingerprint(data: str | os.PathLike, split: str) -> str:
@@ -54,8 +62,9 @@ class FeatureCache:
 
     def key(self, encoder_file: str | os.PathLike, data, split: str, image_size: int,
             limit: int | None = None) -> str:
-        parts = [sha256_file(Path(encoder_file)), data_fingerprint(data, split), split,
-                 str(image_size), str(limit), str(FORMAT_VERSION)]
+        parts = [sha256_file(Path(encoder_file)), source_spec(encoder_file).input,
+                 data_fingerprint(data, split), split, str(image_size), str(limit),
+                 str(FORMAT_VERSION)]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
     def features(self, encoder_file, data, split: str, image_size: int,
@@ -80,26 +89,45 @@ class FeatureCache:
         return (codes, ids) if with_ids else codes
 
 
+def source_spec(encoder_file: str | os.PathLike) -> TaskSpec:
+    """The task whose input feeds an encoder: its workdir's task, or
+    ``autoencoding`` (plain RGB) for an encoder trained on no task."""
+    return get_task(saved_task(Path(encoder_file).parent) or "autoencoding")
+
+
 def encode(encoder_file, data, split: str, image_size: int, limit: int | None = None,
            batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Runs a saved encoder (safe mode, inference) over a split's first
-    ``limit`` images: (codes (N, h, w, 8) float32, ids (N,) str)."""
+    """Runs a saved encoder (safe mode, inference) on its task's inputs
+    (``data.make_inputs``) over a split's first ``limit`` records: (codes
+    (N, h, w, 8) float32, ids (N,) str). Tiled inputs (B, T, S, S, 3) are
+    encoded tile by tile and pooled (``targets.SOURCE_POOLING``)."""
     import keras
+    import tensorflow as tf
 
-    from taskonomy_tf.data import make_dataset
+    from taskonomy_tf.data.pipeline import make_inputs
+    from taskonomy_tf.data.targets import SOURCE_POOLING
 
+    spec = source_spec(encoder_file)
     encoder = keras.saving.load_model(encoder_file, safe_mode=True, compile=False)
-    images = make_dataset(data, "autoencoding", split=split, batch_size=batch_size,
-                          image_size=image_size, shuffle=False, augment=False, with_ids=True)
+    images = make_inputs(data, spec, split=split, batch_size=batch_size, image_size=image_size)
     if limit:
         images = images.unbatch().take(limit).batch(batch_size)
-    import tensorflow as tf
 
     # one traced graph for every batch (eager calls cost ~2x on CPU), and one
     # pass over the images: codes and ids come from the same batches
-    run = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        if x.shape.rank == 5:  # tiles: every tile through the one tower
+            tiles = tf.reshape(x, (-1, *x.shape[2:]))
+            codes = encoder(tiles, training=False)
+            return tf.reshape(codes, (-1, x.shape[1], *codes.shape[1:]))
+        return encoder(x, training=False)
+
     codes, ids = [], []
-    for x, _, _, ident in images:
+    for x, ident in images:
         codes.append(np.asarray(run(x)))
         ids.append(id_strings(ident))
-    return np.concatenate(codes), np.concatenate(ids)
+    codes = np.concatenate(codes)
+    if codes.ndim == 5:
+        codes = SOURCE_POOLING.get(spec.input)(codes)
+    return codes.astype(np.float32), np.concatenate(ids)

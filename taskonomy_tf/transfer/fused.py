@@ -122,16 +122,37 @@ def head_seeds(seeds, layer: str) -> list[int]:
     return [zlib.crc32(f"{int(s)}:{layer}".encode()) & 0x7FFFFFFF for s in seeds]
 
 
-def readout_block(x, spec: TaskSpec, seeds, stride: int, name: str):
+def readout_block(x, spec: TaskSpec, seeds, stride: int, name: str, views: int = 1):
     """H readout heads on (B, s, s, H * c): the residual predictions,
     (B, f s, f s, H, C) for dense targets, (B, H, C) for vector ones.
 
     Args:
+        x: the heads' inputs; for a ``views``-view target, every view's
+            (B, s, s, H * c) stacked view-major on the batch axis (V B).
         spec: the target.
         seeds: one integer per head (its initialisation).
         stride: the codes' stride (the pixel shuffle's factor is stride /
             the target's output stride).
+        views: the target's views. The readout runs on each view with the
+            same weights (a siamese readout, as the task networks run one
+            encoder on every view); each head's per-view outputs are then
+            concatenated on channels before its decoder, as the task
+            networks concatenate per-view codes before their FC heads
+            (reference section 3).
     """
+    heads = len(seeds)
+    x = readout_streams(x, seeds, name)
+    if views > 1:
+        x = layers.Lambda(lambda t: _join_views(t, heads, views), name=f"{name}_join_views")(x)
+    if spec.is_dense:
+        return _dense_decoder(x, spec, seeds, stride // spec.output_stride, name)
+    return _fc_decoder(x, spec, seeds, name)
+
+
+def readout_streams(x, seeds, name: str):
+    """The paper's readout for H heads (reference section 4): input
+    BatchNorm, two streams of two 3x3 convs with BN and ReLU, their
+    concatenation and a BatchNorm. (B, s, s, H * c) -> (B, s, s, H * 2c)."""
     heads = len(seeds)
     c = x.shape[-1] // heads
     x = layers.BatchNormalization(**BN, name=f"{name}_input_norm")(x)
@@ -146,10 +167,16 @@ def readout_block(x, spec: TaskSpec, seeds, stride: int, name: str):
         x = layers.ReLU(name=f"{name}_stream_relu{i}")(
             layers.BatchNormalization(**BN, name=f"{name}_stream_bn{i}")(x))
     # each head's channels are now [stream 0, stream 1]: their concatenation
-    x = layers.BatchNormalization(**BN, name=f"{name}_merge_bn")(x)
-    if spec.is_dense:
-        return _dense_decoder(x, spec, seeds, stride // spec.output_stride, name)
-    return _fc_decoder(x, spec, seeds, name)
+    return layers.BatchNormalization(**BN, name=f"{name}_merge_bn")(x)
+
+
+def _join_views(x, heads: int, views: int):
+    """(V B, s, s, H * c) view-major -> (B, s, s, H * V * c): each head's
+    views side by side on its channels."""
+    s, c = x.shape[1], x.shape[-1] // heads
+    x = ops.reshape(x, (views, -1, s, s, heads, c))
+    x = ops.transpose(x, (1, 2, 3, 4, 0, 5))
+    return ops.reshape(x, (-1, s, s, heads * views * c))
 
 
 def _dense_decoder(x, spec: TaskSpec, seeds, factor: int, name: str):

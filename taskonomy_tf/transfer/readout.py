@@ -64,49 +64,55 @@ def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
         prior: the target's constant prediction, one example's shape.
 
     Inputs (a dict):
-        ``codes``: (B, R, K, c, c, 8) float32, replicate r's batch of the K
-            sources' codes (when there are sources); ``images``: (B, R, S,
-            S, 3) in [-1, 1], only when a head reads ``pixels``.
+        ``codes``: (B, R, K V, c, c, 8) float32, replicate r's batch of the K
+            sources' codes of each of the target's V views (source-major;
+            when there are sources); ``images``: (B, R, S, S, 3) in [-1, 1]
+            ((B, R, V, S, S, 3) for V > 1), only when a head reads ``pixels``.
 
     Returns:
         A model whose output is (B, S', S', H, C) for dense targets and
         (B, H, C) for vector ones: every head's prediction.
 
     Raises:
-        ValueError: a multi-view target (per-view codes: not supported yet),
-            or a head reading a source not in ``sources``.
+        InputError: a head reading a source not in ``sources``.
     """
     spec = get_task(target)
-    if spec.views > 1:
-        raise InputError(f"transfers into multi-view task {spec.name!r} are not supported yet")
+    views = spec.views
     stride = code_stride(image_size)
     side = image_size // stride
     replicates = max(h.replicate for h in heads) + 1
     uses_pixels = any(h.sources == (PIXELS,) for h in heads)
-    slots = list(sources) + ([PIXELS] if uses_pixels else [])
+    # one slot per (source, view), source-major: the inputs' second axis
+    slots = [(s, v) for s in list(sources) + ([PIXELS] if uses_pixels else [])
+             for v in range(views)]
+    names = {s for s, _ in slots}
     for h in heads:
-        missing = [s for s in h.sources if s not in slots]
+        missing = [s for s in h.sources if s not in names]
         if missing:
             raise InputError(f"head {'+'.join(h.sources)}: no codes for {', '.join(missing)}")
     inputs, parts = {}, []
     if sources:
-        inputs["codes"] = keras.Input((replicates, len(sources), side, side,
+        inputs["codes"] = keras.Input((replicates, len(sources) * views, side, side,
                                        REPRESENTATION_CHANNELS), name="codes")
         parts.append(inputs["codes"])
     if uses_pixels:
-        images = keras.Input((replicates, image_size, image_size, 3), name="images")
+        view_axis = (views,) if views > 1 else ()
+        images = keras.Input((replicates, *view_axis, image_size, image_size, 3), name="images")
         inputs["images"] = images
         pixel_seeds = [next(h.seed for h in heads if h.replicate == r and h.sources == (PIXELS,))
                        for r in range(replicates)]
-        per_seed = layers.Lambda(lambda t: ops.reshape(ops.transpose(t, (0, 2, 3, 1, 4)),
-                                                       (-1, image_size, image_size,
-                                                        3 * replicates)),
-                                 name="pixels_stack")(images)
-        side_codes = pixels_front(per_seed, pixel_seeds, side)  # (B, c, c, R * 8)
+
+        def per_seed(t):  # (B, R[, V], S, S, 3) -> (B V, S, S, 3 R)
+            t = ops.reshape(t, (-1, replicates, views, image_size, image_size, 3))
+            return ops.reshape(ops.transpose(t, (0, 2, 3, 4, 1, 5)),
+                               (-1, image_size, image_size, 3 * replicates))
+
+        side_codes = pixels_front(layers.Lambda(per_seed, name="pixels_stack")(images),
+                                  pixel_seeds, side)  # (B V, c, c, R * 8), one encoder per view
         side_codes = layers.Lambda(
-            lambda t: ops.transpose(ops.reshape(t, (-1, side, side, replicates, 1,
-                                                    REPRESENTATION_CHANNELS)), (0, 3, 4, 1, 2, 5)),
-            name="pixels_codes")(side_codes)
+            lambda t: ops.transpose(ops.reshape(t, (-1, views, side, side, replicates,
+                                                    REPRESENTATION_CHANNELS)), (0, 4, 1, 2, 3, 5)),
+            name="pixels_codes")(side_codes)  # (B, R, V, c, c, 8)
         parts.append(side_codes)
     codes = parts[0] if len(parts) == 1 else layers.Concatenate(axis=2, name="slots_in")(parts)
     flat = layers.Reshape((replicates * len(slots), side, side, REPRESENTATION_CHANNELS),
@@ -114,11 +120,15 @@ def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     outputs, built = [], []
     for order in sorted({len(h.sources) for h in heads}):
         block = [i for i, h in enumerate(heads) if len(h.sources) == order]
-        plan = np.array([heads[i].replicate * len(slots) + slots.index(s)
-                         for i in block for s in heads[i].sources], np.int32)
-        x = gather_heads(flat, plan, name=f"order{order}_inputs")
+        per_view = [gather_heads(flat, np.array(
+            [heads[i].replicate * len(slots) + slots.index((s, v))
+             for i in block for s in heads[i].sources], np.int32),
+            name=f"order{order}_inputs" + (f"_view{v}" if views > 1 else ""))
+            for v in range(views)]
+        x = per_view[0] if views == 1 else layers.Lambda(
+            lambda ts: ops.concatenate(ts, axis=0), name=f"order{order}_views")(per_view)
         outputs.append(readout_block(x, spec, [heads[i].seed for i in block], stride,
-                                     f"order{order}"))
+                                     f"order{order}", views))
         built += block
     out = outputs[0] if len(outputs) == 1 else layers.Concatenate(axis=-2, name="heads")(outputs)
     if built != sorted(built):  # blocks follow the orders: back to the heads' order
@@ -190,9 +200,11 @@ class ReadoutArrays:
     """One split's inputs and targets for a target's readouts.
 
     Attributes:
-        codes: (N, K, c, c, 8) float32, the K sources' codes of each image.
+        codes: (N, K V, c, c, 8) float32, the K sources' codes of each of the
+            sample's V views (source-major).
         y, w: (N, ...) targets and weights (``make_dataset``'s).
-        images: (N, S, S, 3) float32 in [-1, 1], when ``pixels`` is read.
+        images: (N, S, S, 3) ((N, V, S, S, 3) for V views) float32 in
+            [-1, 1], when ``pixels`` is read.
     """
 
     codes: np.ndarray

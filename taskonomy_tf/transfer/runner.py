@@ -70,34 +70,36 @@ def _arrays(data, target: str, split: str, image_size: int, limit: int | None, i
 
 def _codes(cache: FeatureCache, workdirs: dict, sources: list[str], data, split: str,
            image_size: int, limit: int | None, ids: np.ndarray) -> np.ndarray | None:
-    """(N, K, c, c, 8): the K sources' cached codes of the images ``ids``
-    (the labels' ids, joined by id; ``None`` without sources).
+    """(N, K V, c, c, 8): the K sources' cached codes of the samples ``ids``
+    (the labels' ids, joined by id; a view tuple's id joins its V views'
+    with ``+``), source-major; ``None`` without sources.
 
     Raises:
-        InputError: an image with labels but no code (the code cache's
+        InputError: a view with labels but no code (the code cache's
             images and the labels' must come from the same records).
     """
     if not sources:
         return None
-    # a view tuple's code is its first view's (multi-view targets are not transferred)
-    firsts = [i.split("+")[0] for i in ids]
+    tuples = [str(i).split("+") for i in ids]
+    views = {i for t in tuples for i in t}
     out = []
     for s in sources:
         enc = Path(workdirs[s]) / "encoder.keras"
-        # a target without labels for some records: its first ``limit`` labelled
-        # images reach further into the split than the first ``limit`` images
+        # a target without labels for some records (or a tuple reaching
+        # further into the split): its first ``limit`` samples need images
+        # beyond the split's first ``limit``
         for lim in dict.fromkeys((limit, None)):
             codes, code_ids = cache.features(enc, data, split, image_size, lim, with_ids=True)
             row = {i: n for n, i in enumerate(code_ids)}
-            missing = [i for i in firsts if i not in row]
+            missing = sorted(views - row.keys())
             if not missing:
                 break
         if missing:
             raise InputError(f"{split}: {len(missing)} labelled image(s) have no code from "
                              f"{s!r}, e.g. {missing[0]!r}; codes and labels must come from "
                              "the same records")
-        out.append(codes[[row[i] for i in firsts]])
-    return np.stack(out, 1)
+        out.append(codes[np.array([[row[i] for i in t] for t in tuples])])  # (N, V, ...)
+    return np.concatenate(out, 1)
 
 
 def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dict, data,

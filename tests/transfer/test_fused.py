@@ -94,7 +94,70 @@ def test_vector_targets_and_errors():
                            32, np.zeros(9, "float32"))
     codes = rng.normal(size=(3, 1, 2, 8, 8, 8)).astype("float32")
     assert tuple(model({"codes": codes}).shape) == (3, 2, 9)
-    with pytest.raises(ValueError, match="multi-view"):
-        build_readouts("fixated_pose", plan_heads([("a",)], [0]), ["a"], 32)
     with pytest.raises(ValueError, match="no codes for c"):
         build_readouts("normals", plan_heads([("c",)], [0]), ["a"], 32)
+
+
+def _pair_arrays(rng, n, sources, size=32):
+    """Pairs of views (K sources x 2 views of codes, source-major) and a
+    6-d target that is the difference of source a's two views."""
+    side = size // 4
+    codes = np.maximum(rng.normal(size=(n, 2 * len(sources), side, side, 8)), 0)
+    diff = codes[:, 0].mean((1, 2)) - codes[:, 1].mean((1, 2))  # (n, 8): a's views
+    y = (10 * diff[:, :6] + 0.05 * rng.normal(size=(n, 6))).astype("float32")
+    images = rng.uniform(-1, 1, size=(n, 2, size, size, 3)).astype("float32")
+    return ReadoutArrays(codes.astype("float32"), y, np.ones(n, "float32"), images)
+
+
+def test_multi_view_heads_fused_predict_as_separate_ones():
+    """Same weights, same prediction: every head of a fused two-view model
+    (all of its output kernel set to random values) against the head built
+    alone (training adds dropout, whose masks fused heads draw together)."""
+    rng = np.random.default_rng(4)
+    sources = ["a", "b"]
+    arrays = _pair_arrays(rng, 5, sources)
+    prior = rng.normal(size=6).astype("float32")
+    candidates = [("a",), ("b",), ("a", "b"), ("pixels",)]
+    heads = plan_heads(candidates, [0, 1])
+    fused = build_readouts("fixated_pose", heads, sources, 32, prior)
+
+    def feed(replicates):
+        return {"codes": np.repeat(arrays.codes[:, None], replicates, 1),
+                "images": np.repeat(arrays.images[:, None], replicates, 1)}
+
+    kernels = {}
+    for layer in fused.layers:
+        if layer.name.endswith("_out"):
+            kernels[layer.name] = rng.normal(size=layer.kernel.shape).astype("float32")
+            layer.kernel.assign(kernels[layer.name])
+    out = np.asarray(fused(feed(2), training=False))  # (B, H, 6)
+    for i, head in enumerate(heads):
+        order = len(head.sources)
+        j = [k for k, h in enumerate(heads) if len(h.sources) == order].index(i)
+        alone = build_readouts("fixated_pose", [dataclasses.replace(head, replicate=0)],
+                               sources, 32, prior)
+        alone.get_layer(f"order{order}_out").kernel.assign(
+            kernels[f"order{order}_out"][j:j + 1])
+        one = feed(1)
+        if head.sources != ("pixels",):
+            del one["images"]
+        np.testing.assert_allclose(out[:, i], np.asarray(alone(one, training=False))[:, 0],
+                                   rtol=1e-4, atol=1e-4, err_msg=str(head))
+
+
+@pytest.mark.parametrize("target", ["difference", "second view"])
+def test_multi_view_target_learns_from_every_view(target):
+    """A target made from source a's views (their difference, or the second
+    view alone): the readout of a learns it, the readout of b cannot (a
+    readout of the first view only would fail the second case)."""
+    rng = np.random.default_rng(3)
+    sources = ["a", "b"]
+    train, test = _pair_arrays(rng, 512, sources), _pair_arrays(rng, 64, sources)
+    if target == "second view":
+        for arrays in (train, test):
+            arrays.y = (10 * arrays.codes[:, 1].mean((1, 2))[:, :6]).astype("float32")
+    heads = plan_heads([("a",), ("b",)], [0])
+    losses = train_readouts("fixated_pose", heads, sources, train, test, 32, train.y.mean(0),
+                            [0], steps=200, batch_size=16, learning_rate=1e-2)
+    assert losses.shape == (2, 64)  # one loss per tuple
+    assert losses[0].mean() < 0.8 * losses[1].mean()

@@ -1,0 +1,115 @@
+"""Each source is encoded from its own input kind; multi-view targets are transfer targets."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from taskonomy_tf.data import make_dataset
+from taskonomy_tf.data.targets import DENOISE_STD, mosaic
+from taskonomy_tf.transfer import FeatureCache
+
+SIZE, POOL = 24, 4
+
+
+def _probe_encoder(root, task: str | None, channels: int):
+    """A workdir whose 'encoder' averages its input over 4 x 4 blocks and
+    sums the channels into each of 8 code channels: its code shows what it
+    was fed."""
+    root.mkdir(parents=True)
+    if task:
+        (root / "config.json").write_text(json.dumps({"task": task}))
+    x = keras.Input((SIZE, SIZE, channels))
+    pooled = keras.layers.AveragePooling2D(POOL)(x)
+    code = keras.layers.Conv2D(8, 1, use_bias=False, kernel_initializer="ones")(pooled)
+    keras.Model(x, code).save(root / "encoder.keras")
+    return root / "encoder.keras"
+
+
+def _pool(a):
+    n, s = a.shape[0], a.shape[1] // POOL
+    return a.reshape(n, s, POOL, s, POOL, -1).mean((2, 4))
+
+
+@pytest.fixture(scope="module")
+def rgb(split_records):
+    """The test split's images in [0, 1], (N, S, S, 3), record order."""
+    ds = make_dataset(split_records, "autoencoding", split="test", batch_size=64,
+                      image_size=SIZE, shuffle=False, augment=False)
+    return np.concatenate([np.asarray(x) for x, _, _ in ds]) / 2 + 0.5
+
+
+def test_colorization_source_is_fed_grayscale(split_records, rgb, tmp_path):
+    enc = _probe_encoder(tmp_path / "colorization", "colorization", 1)
+    codes = FeatureCache(tmp_path / "cache").features(enc, split_records, "test", SIZE)
+    luminance = rgb2lab(rgb)[..., :1] / 50 - 1  # L in [0, 100] -> [-1, 1]
+    np.testing.assert_allclose(codes[..., 0], _pool(luminance)[..., 0], atol=0.02)
+
+
+def test_denoising_source_is_fed_the_noisy_image(split_records, rgb, tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    noisy = cache.features(_probe_encoder(tmp_path / "denoising", "denoising", 3),
+                           split_records, "test", SIZE)
+    plain = cache.features(_probe_encoder(tmp_path / "random", None, 3), split_records,
+                           "test", SIZE)
+    # the untrained encoder (no task) sees RGB in [-1, 1], summed over channels
+    np.testing.assert_allclose(plain[..., 0], _pool(2 * rgb - 1).sum(-1), atol=0.02)
+    # noise of std 0.1 on [0, 1], i.e. 0.2 on [-1, 1], summed over 3 channels
+    # and averaged over 16 pixels: std 0.2 * sqrt(3) / 4 before clipping
+    diff = (noisy - plain)[..., 0]
+    assert 0.6 * 0.2 * 3**0.5 / 4 < diff.std() < 1.05 * 2 * DENOISE_STD * 3**0.5 / 4
+    again = FeatureCache(tmp_path / "other").features(
+        tmp_path / "denoising" / "encoder.keras", split_records, "test", SIZE)
+    np.testing.assert_array_equal(noisy, again)  # the same noise: a deterministic input
+
+
+def test_inpainting_source_is_fed_the_masked_image(split_records, rgb, tmp_path):
+    enc = _probe_encoder(tmp_path / "inpainting", "inpainting", 3)
+    codes = FeatureCache(tmp_path / "cache").features(enc, split_records, "test", SIZE)
+    keep = np.ones((SIZE, SIZE, 1))
+    keep[SIZE // 4:SIZE - SIZE // 4, SIZE // 4:SIZE - SIZE // 4] = 0  # the centre half
+    np.testing.assert_allclose(codes[..., 0], _pool((2 * rgb - 1) * keep).sum(-1), atol=0.02)
+    assert np.abs(codes[:, 2:4, 2:4]).max() < 1e-6  # cells wholly inside the hole
+
+
+def test_jigsaw_source_codes_every_tile_and_pools_them_into_place(split_records, rgb,
+                                                                 tmp_path):
+    enc = _probe_encoder(tmp_path / "jigsaw", "jigsaw", 3)
+    codes = FeatureCache(tmp_path / "cache").features(enc, split_records, "test", SIZE)
+    assert codes.shape == (len(rgb), SIZE // POOL, SIZE // POOL, 8)
+    # nine tiles (90% of their cells) in place: close to the whole image's
+    # code map, not equal to it, and far from a shuffled arrangement
+    whole = _pool(2 * rgb - 1).sum(-1)
+    tiled = codes[..., 0]
+    assert not np.allclose(tiled, whole, atol=0.02)
+    err = np.abs(tiled - whole).mean()
+    shuffled = np.abs(tiled - whole[:, ::-1, ::-1]).mean()
+    assert err < 0.5 * shuffled
+    # the mosaic: tile t's code lands in cell (t // 3, t % 3) of the code grid
+    tiles = np.broadcast_to(np.arange(9.0)[None, :, None, None, None], (2, 9, 6, 6, 1))
+    out = mosaic(np.array(tiles))
+    expected = np.array([[3 * (i // 2) + j // 2 for j in range(6)] for i in range(6)], float)
+    np.testing.assert_array_equal(out[0, ..., 0], expected)
+
+
+def test_multi_view_target_transfer_gives_one_loss_per_tuple(trained, split_records,
+                                                            tmp_path):
+    from taskonomy_tf.transfer.runner import run_candidates
+
+    cache = FeatureCache(tmp_path / "cache")
+    workdirs = {"normals": trained["normals"], "edges": trained["edges"]}
+    out = run_candidates("fixated_pose", [("normals",), ("edges",), ("normals", "edges"),
+                                          ("pixels",)], workdirs, split_records, cache,
+                         image_size=32, n_images=16, steps=3, batch_size=4, seeds=[0, 1],
+                         references=False)
+    ds = make_dataset(split_records, "fixated_pose", split="test", batch_size=64,
+                      image_size=32, shuffle=False, augment=False, with_ids=True)
+    ids = [i.decode() for *_, b in ds for i in np.asarray(b)]
+    assert out.images == ids and all(i.count("+") == 1 for i in ids)  # joined by tuple ids
+    for c in (("normals",), ("edges",), ("normals", "edges"), ("pixels",)):
+        assert out[c].shape == (2, len(ids)) and np.all(np.isfinite(out[c]))
+    assert not np.allclose(out[("normals",)], out[("edges",)])
