@@ -93,9 +93,5 @@ class PipelineConfig:
 
         return dataclasses.replace(cls.from_experiment(quick_experiment()), **overrides)
 
-    @property
-    def chosen_budget(self) -> float:
-        return self.budget if self.budget is not None else max(1, round(len(self.tasks) / 3))
-
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)

@@ -58,11 +58,11 @@ def _network_blocks(cfg, res, display_name) -> list[tuple]:
     return out
 
 
-def _structure_blocks(cfg, tax, boot, display_name) -> list[tuple]:
+def _structure_blocks(tasks, tax, boot, display_name) -> list[tuple]:
     contrasts = tax.get("contrasts") or {}
     if not contrasts:
         return []
-    paper = set(cfg.tasks) == set(DEFAULT_TASKS)  # what PAPER_CONTRASTS were computed on
+    paper = set(tasks) == set(DEFAULT_TASKS)  # what PAPER_CONTRASTS were computed on
     head = ["contrast", "this run", f"{boot['confidence']:.0%} interval"]
     rows = []
     for k, v in contrasts.items():
@@ -93,13 +93,17 @@ def _blocks(ctx) -> list[tuple]:
     figs = res["figures"]["figures"]
     images = cfg.transfer_images or "all"
     b = [("h1", "Task taxonomy report"),
-         ("p", f"Data: {res['data']['source']}. Tasks ({len(cfg.tasks)}): "
-               f"{', '.join(display_name(t) for t in cfg.tasks)}. Networks at {cfg.image_size} px, "
+         ("p", f"Data: {res['data']['source']}. Tasks ({len(ctx.tasks)}): "
+               f"{', '.join(display_name(t) for t in ctx.tasks)}. Networks at {cfg.image_size} px, "
                f"{cfg.train_steps} steps each; transfers: {images} images of the "
                f"{res['transfers']['transfer_split']!r} split, {cfg.transfer_steps} steps, "
                f"{cfg.transfer_seeds} replicate seeds per candidate (losses averaged over "
                f"them), evaluated image by image on 'test'; max order {cfg.max_order}; "
                f"seed {cfg.seed}.")]
+    skipped = res["data"].get("skipped") or {}
+    if skipped:
+        b.append(("p", f"Skipped ({len(skipped)}, not supplied by the data): " + "; ".join(
+            f"{display_name(t)}: {why}" for t, why in skipped.items()) + "."))
     b += _network_blocks(cfg, res, display_name)
     b += [("h2", "Task affinities"),
           ("p", "Each cell: how well a frozen source network's representation transfers to a "
@@ -107,7 +111,7 @@ def _blocks(ctx) -> list[tuple]:
                 "Left: each transfer's win rate against the target's own network, before "
                 "AHP. Grey: not run (a task's own representation)."),
           ("img", figs["heatmap"], "affinity heatmap")]
-    b += _structure_blocks(cfg, tax, boot, display_name)
+    b += _structure_blocks(ctx.tasks, tax, boot, display_name)
     below = tax.get("random_not_beaten") or {}
     if below:
         b.append(("p", "Trained sources that transfer no better than the untrained (random) "
@@ -132,7 +136,7 @@ def _blocks(ctx) -> list[tuple]:
                [[display_name(c)] + [_fmt(ratios[t].get(c), 3) for t in ratios]
                 for c in names])]
     b += [("img", figs["heatmap_clustered"], "clustered heatmap"),
-          ("h2", f"The taxonomy at budget {cfg.chosen_budget:g}"),
+          ("h2", f"The taxonomy at budget {ctx.budget:g}"),
           ("p", f"Supervised: {', '.join(display_name(r) for r in chosen['roots'])}; "
                 f"objective {chosen['objective']:.4f} ({chosen['status']})."),
           ("img", figs["graph"], "taxonomy graph")]

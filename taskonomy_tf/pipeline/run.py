@@ -13,7 +13,7 @@ from pathlib import Path
 from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.fileio import write_json_atomic
 from taskonomy_tf.pipeline.config import PipelineConfig
-from taskonomy_tf.pipeline.stages import STAGES, Context
+from taskonomy_tf.pipeline.stages import ALL, STAGES, Context
 
 SCHEMA_VERSION = 1
 OUTPUT_DIRS = ("models", "transfers", "taxonomy", "figures", "stages")
@@ -58,8 +58,9 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = F
     """
     from taskonomy_tf.tasks import get_task
 
-    config = dataclasses.replace(config, tasks=tuple(get_task(t).name for t in config.tasks))
-    if len(config.tasks) < 2:
+    config = dataclasses.replace(config, tasks=tuple(t if t == ALL else get_task(t).name
+                                                     for t in config.tasks))
+    if len(config.tasks) < 2 and ALL not in config.tasks:
         raise InputError(f"--tasks: a taxonomy needs at least 2 tasks, got {config.tasks}")
     out = Path(out)
     _check_config(out, config, force)

@@ -14,6 +14,7 @@ from pathlib import Path
 from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.pipeline.config import PipelineConfig
 
+ALL = "all"  # --tasks all: every task the data supplies (data.available)
 BASELINE_RANDOM = "random"
 BASELINES = ("self", "pixels", "random", "constant")
 
@@ -28,6 +29,19 @@ class Context:
     @property
     def data(self) -> Path:
         return Path(self.results["data"]["records"])
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The run's tasks: the configuration's, or with ``all`` every task
+        the data supplies (resolved by the data stage)."""
+        return tuple(self.results.get("data", {}).get("tasks") or self.config.tasks)
+
+    @property
+    def budget(self) -> float:
+        """The reported taxonomy's budget: the configuration's, or a third
+        of the tasks (at least 1)."""
+        b = self.config.budget
+        return b if b is not None else max(1, round(len(self.tasks) / 3))
 
 
 def _has_split(records: Path, split: str) -> bool:
@@ -60,7 +74,18 @@ def stage_data(ctx: Context) -> dict:
         if not _has_split(records, split):
             raise InputError(f"{records}: no {split!r} shards; the pipeline trains on train "
                              "and measures transfers on test")
-    return {"records": str(records), "source": source}
+    tasks, skipped = list(cfg.tasks), {}
+    if ALL in cfg.tasks:
+        from taskonomy_tf.data.available import available_tasks
+        from taskonomy_tf.transfer.schedule import transfer_split
+
+        splits = tuple(dict.fromkeys(("train", transfer_split(records, cfg.transfer_split),
+                                      "test")))
+        tasks, skipped = available_tasks(records, cfg.tasks, splits)
+        if len(tasks) < 2:
+            raise InputError(f"--tasks all: the records supply {len(tasks)} task(s); skipped: "
+                             + "; ".join(f"{t} ({why})" for t, why in skipped.items()))
+    return {"records": str(records), "source": source, "tasks": tasks, "skipped": skipped}
 
 
 class WeakNetworkError(UserError, RuntimeError):
@@ -78,7 +103,7 @@ def stage_train(ctx: Context) -> dict:
 
     cfg = ctx.config
     metrics = {}
-    for task in tqdm(cfg.tasks, desc="train", unit="task", disable=not ctx.progress):
+    for task in tqdm(ctx.tasks, desc="train", unit="task", disable=not ctx.progress):
         # validated once at the end, resumable half way, no TensorBoard: about 4 s
         # less per network than the command's per-epoch defaults
         tc = TrainConfig(task=task, data=str(ctx.data), image_size=cfg.image_size,
@@ -119,7 +144,7 @@ def stage_transfers(ctx: Context) -> dict:
     # transfers train on images the task networks never saw, as the paper's
     # did (its "val" split, reference section 4), when the data has them
     train_split = transfer_split(ctx.data, cfg.transfer_split)
-    result = run_grid(list(cfg.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
+    result = run_grid(list(ctx.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
                       max_order=cfg.max_order, n_images=cfg.transfer_images,
                       steps=cfg.transfer_steps, batch_size=cfg.transfer_batch,
                       learning_rate=cfg.transfer_lr,
@@ -164,16 +189,16 @@ def stage_taxonomy(ctx: Context) -> dict:
     for name, table in tables.items():
         table.save(folder / f"{name}.json")
     aff = tables["affinities"]
-    budgets = [float(b) for b in range(1, len(cfg.tasks) + 1)]
+    budgets = [float(b) for b in range(1, len(ctx.tasks) + 1)]
     # the random encoder is a reference, not a task to supervise: it stays in the
     # AHP normalisation (as in the released files) but the program never
     # chooses it (build_instance's default)
     rows = sweep(aff, budgets, max_order=cfg.max_order, wins_task=tables["wins_vs_task"],
                  wins_pixels=tables["wins_vs_pixels"])
     _write(folder / "sweep.json", rows)
-    solution = solve_taxonomy(aff, cfg.chosen_budget, cfg.max_order)
+    solution = solve_taxonomy(aff, ctx.budget, cfg.max_order)
     _write(folder / "taxonomy.json", solution.to_dict())
-    boot = bootstrap(matrices, [cfg.chosen_budget], cfg.max_order, resamples=cfg.resamples,
+    boot = bootstrap(matrices, [ctx.budget], cfg.max_order, resamples=cfg.resamples,
                      confidence=cfg.confidence, seed=cfg.seed)
     _write(folder / "bootstrap.json", boot.to_json())
     out = {"random_not_beaten": random_checks(aff),
@@ -214,14 +239,14 @@ def stage_figures(ctx: Context) -> dict:
     from taskonomy_tf import viz
     from taskonomy_tf.taxonomy import load_table
     from taskonomy_tf.taxonomy.losses import loss_matrix, read_losses
+    from taskonomy_tf.transfer.grid import targets_of
 
-    cfg = ctx.config
     tax = ctx.results["taxonomy"]
     tables = {k: load_table(ctx.out / v) for k, v in tax["tables"].items()}
     rows = json.loads((ctx.out / tax["sweep"]).read_text())
     solution = json.loads((ctx.out / tax["taxonomy"]).read_text())
     losses = read_losses(ctx.out / ctx.results["transfers"]["losses"])
-    target = cfg.tasks[-1]
+    target = targets_of(ctx.tasks)[-1]
     names, _, _, m = loss_matrix(losses[target], target)
     boot = json.loads((ctx.out / tax["bootstrap"]).read_text())
     intervals = {(tuple(a["sources"]), a["target"]): (a["low"], a["high"])
@@ -237,7 +262,7 @@ def stage_figures(ctx: Context) -> dict:
                                          dendrogram=True),
         "graph": viz.taxonomy_graph(solution["choice"], tables["wins_vs_pixels"],
                                     tables["wins_vs_task"],
-                                    title=f"Taxonomy at budget {cfg.chosen_budget:g}"),
+                                    title=f"Taxonomy at budget {ctx.budget:g}"),
         "budget": viz.budget_curves(rows),
         f"winrates_{target}": viz.winrate_matrix({n: np.asarray(r).mean(0)
                                                   for n, r in zip(names, m)}, target),

@@ -88,6 +88,22 @@ def _canonical(task: str) -> str:
     return get_task(task).name
 
 
+def _available(tasks: list[str], data, models, splits) -> list[str]:
+    """``--tasks all``: the tasks the records supply and ``models`` holds a
+    finished network of; prints a line per skipped task."""
+    from taskonomy_tf.data.available import available_tasks
+    from taskonomy_tf.training.loop import is_finished
+
+    kept, skipped = available_tasks(data, tasks, tuple(dict.fromkeys(splits)))
+    for name in list(kept):
+        if not is_finished(Path(models) / name):
+            kept.remove(name)
+            skipped[name] = f"no finished network in {Path(models) / name}"
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    return kept
+
+
 def cmd_grid(a) -> None:
     from taskonomy_tf.fileio import write_json_atomic
     from taskonomy_tf.taxonomy.ahp import ahp_scores
@@ -109,8 +125,12 @@ def cmd_grid(a) -> None:
 
     exp, t = a.experiment, a.experiment.transfers
     data = _data(exp.data.path)
-    result = run_grid(list(exp.tasks), a.models, data, a.out, max_order=t.max_order,
-                      prefilter=prefilter, train_split=transfer_split(data, t.split),
+    train_split = transfer_split(data, t.split)
+    tasks = list(exp.tasks)
+    if "all" in tasks:
+        tasks = _available(tasks, data, a.models, (train_split, "test"))
+    result = run_grid(tasks, a.models, data, a.out, max_order=t.max_order,
+                      prefilter=prefilter, train_split=train_split,
                       batch_size=t.batch_size, learning_rate=t.learning_rate,
                       seeds=replicate_seeds(exp.seed, t.seeds),
                       n_images=t.images, steps=t.steps, image_size=a.image_size,

@@ -63,9 +63,16 @@ def kind_of(sources: tuple[str, ...]) -> str:
     return sources[0] if sources[0] in BASELINES else "transfer"
 
 
+def targets_of(tasks: list[str]) -> list[str]:
+    """The tasks that are transfer targets: all but the source-only ones
+    (colorization, in-painting, jigsaw: trained only to be sources, as in
+    the paper's dictionary of 26 over 22 targets)."""
+    return [get_task(t).name for t in tasks if not get_task(t).source_only]
+
+
 def first_order_jobs(tasks: list[str]) -> list[Job]:
-    """One first-order job per target."""
-    return [Job(get_task(t).name, 1) for t in tasks]
+    """One first-order job per target (``targets_of``)."""
+    return [Job(t, 1) for t in targets_of(tasks)]
 
 
 def first_order_candidates(target: str, tasks: list[str], baselines: bool = True

@@ -35,6 +35,7 @@ from taskonomy_tf.transfer.grid import (
     random_encoder,
     run_job,
     shard,
+    targets_of,
     write_losses_table,
 )
 
@@ -247,7 +248,8 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     run = dict(backend=backend, progress=progress, ray_address=ray_address, workers=workers,
                seeds=seeds, beam=beam, score=score, prefilter=prefilter, key=key, **options)
     ran = run_jobs(mine, tasks, workdirs, data, out, **run)
-    higher = [Job(t, k) for k in range(2, min(max_order, len(tasks) - 1) + 1) for t in tasks]
+    higher = [Job(t, k) for k in range(2, min(max_order, len(tasks) - 1) + 1)
+              for t in targets_of(tasks)]
     ready = [j for j in part(higher) if job_done(out, Job(j.target, 1), key)]
     ran += run_jobs(ready, tasks, workdirs, data, out, **run)
     jobs = first + higher

@@ -72,3 +72,24 @@ def test_pipeline_command_rejects_bad_input(tmp_path, capsys):
     raw.mkdir()
     assert main(["--data", str(raw), "--tasks", "normals,edges", "--out", str(tmp_path / "p")]) == 2
     assert "--split-csv" in capsys.readouterr().err
+
+
+def test_tasks_all_keeps_what_the_data_supplies_and_reports_the_rest(split_records, tmp_path):
+    from taskonomy_tf.pipeline.stages import Context, stage_data
+
+    ctx = Context(PipelineConfig(data=str(split_records), tasks=("all",)), tmp_path, False)
+    out = stage_data(ctx)
+    ctx.results["data"] = out
+    # the fixture holds every domain: all 25 tasks with labels, none skipped
+    assert len(out["tasks"]) == 25 and out["skipped"] == {} and ctx.tasks == tuple(out["tasks"])
+    assert ctx.budget == 8  # a third of the tasks
+
+
+def test_transfer_grid_all_takes_the_trained_networks(models, split_records, capsys):
+    from taskonomy_tf.transfer.__main__ import _available
+
+    kept = _available(["all"], split_records, models, ("train", "test"))
+    assert kept == ["edges", "depth_zbuffer", "normals"]  # catalog order
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 22 and all(line.startswith("skipped ") for line in lines)
+    assert any(line.startswith("skipped reshading: no finished network") for line in lines)

@@ -113,3 +113,12 @@ def test_multi_view_target_transfer_gives_one_loss_per_tuple(trained, split_reco
     for c in (("normals",), ("edges",), ("normals", "edges"), ("pixels",)):
         assert out[c].shape == (2, len(ids)) and np.all(np.isfinite(out[c]))
     assert not np.allclose(out[("normals",)], out[("edges",)])
+
+
+def test_source_only_tasks_are_sources_never_targets():
+    from taskonomy_tf.transfer import first_order_candidates, first_order_jobs
+
+    tasks = ["edges", "colorization", "jigsaw", "normals", "fixated_pose"]
+    assert [j.target for j in first_order_jobs(tasks)] == ["edges", "normals", "fixated_pose"]
+    cands = first_order_candidates("fixated_pose", tasks)
+    assert ("colorization",) in cands and ("jigsaw",) in cands and ("fixated_pose",) not in cands
