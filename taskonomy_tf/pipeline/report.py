@@ -168,15 +168,7 @@ def _blocks(ctx) -> list[tuple]:
     if win:
         b.append(("img", figs[win[0]], "win rates of one target"))
     if "agreement" in tax:
-        agree = json.loads((out / tax["agreement"]).read_text())
-        if agree:
-            rho = np.mean([v["spearman"] for v in agree.values()])
-            b += [("h2", "Agreement with the published affinities"),
-                  ("p", f"Spearman correlation of the source ranking per target (mean "
-                        f"{rho:.2f} over {len(agree)} targets)."),
-                  ("table", ["target", "Spearman", "shared sources", "same best source"],
-                   [[display_name(t), f"{v['spearman']:.2f}", v["sources"],
-                     "yes" if v["top1_agrees"] else "no"] for t, v in agree.items()])]
+        b += _agreement_blocks(json.loads((out / tax["agreement"]).read_text()), display_name)
     b += [("h2", "What ran"),
           ("table", ["stage", "seconds"],
            [[s, _fmt(res[s]["seconds"], 4)] for s in STAGE_NAMES if s in res]),
@@ -185,6 +177,37 @@ def _blocks(ctx) -> list[tuple]:
                 "of job time). What differs from the paper, and how a bigger run changes the "
                 "numbers: docs/results.md.")]
     return b
+
+
+def _agreement_blocks(cmp: dict, display_name) -> list[tuple]:
+    """The comparison with the published affinities (``compare_published``)."""
+    if not cmp.get("targets"):
+        return []
+    t = cmp["targets"]
+    out = [("h2", "Agreement with the published affinities"),
+           ("p", f"Over the {len(cmp['tasks'])} tasks both hold: per target, Spearman's rho "
+                 f"between the two rankings of its sources (mean {cmp['mean_spearman']:.2f}), "
+                 "how many of the published top 3 are in ours, and what two unrelated rankings "
+                 f"of that many sources give ({cmp['confidence']:.0%} range)."),
+           ("table", ["target", "sources", "Spearman", "null range", "top-3 overlap",
+                      "null mean", "same best source"],
+            [[display_name(k), v["sources"], f"{v['spearman']:.2f}",
+              f"{v['spearman_null'][0]:.2f} - {v['spearman_null'][1]:.2f}",
+              f"{v['topk_overlap']} of {v['k']}", f"{v['overlap_null']['mean']:.2f}",
+              "yes" if v["top1_agrees"] else "no"] for k, v in t.items()])]
+    ours, pub = cmp["contrasts"]["ours"], cmp["contrasts"]["published"]
+    if ours or pub:
+        out.append(("table", ["cluster contrast (same tasks)", "ours", "published"],
+                    [[k, _fmt(ours.get(k), 2), _fmt(pub.get(k), 2)]
+                     for k in sorted(set(ours) | set(pub))]))
+    if cmp.get("dictionaries"):
+        def names(v):
+            return v if isinstance(v, str) else ", ".join(display_name(x) for x in v)
+
+        out.append(("table", ["budget", "our dictionary", "published, same tasks"],
+                    [[b, names(r["ours"]), names(r["published"])]
+                     for b, r in cmp["dictionaries"].items()]))
+    return out
 
 
 def _markdown(blocks) -> str:

@@ -209,9 +209,10 @@ def stage_taxonomy(ctx: Context) -> dict:
            "mean_loss_ratio": _loss_ratios(matrices)}
     if cfg.published:
         from taskonomy_tf.taxonomy import load_table
-        from taskonomy_tf.taxonomy.compare import rank_agreement
+        from taskonomy_tf.taxonomy.compare import compare_published
 
-        agreement = rank_agreement(aff, load_table(cfg.published))
+        agreement = compare_published(aff, load_table(cfg.published),
+                                      range(1, min(8, len(ctx.tasks)) + 1), cfg.max_order)
         _write(folder / "agreement.json", agreement)
         out["agreement"] = "taxonomy/agreement.json"
     return out

@@ -7,6 +7,8 @@
     python -m taskonomy_tf.taxonomy sweep --affinities FILE --budgets 1-10
         [--wins-task FILE --wins-pixels FILE] [--max-order K] [--json OUT]
     python -m taskonomy_tf.taxonomy group --candidates CSV --budget B [--json OUT]
+    python -m taskonomy_tf.taxonomy compare --affinities FILE --published FILE
+        [--budgets 1-8] [--max-order K] [--json OUT]
     python -m taskonomy_tf.taxonomy bootstrap --losses TABLE.csv [--budgets 1-5]
         [--resamples 200] [--max-order K] [--json OUT]
 
@@ -106,6 +108,18 @@ def cmd_sweep(a) -> None:
     _write_json(a.json, rows)
 
 
+def cmd_compare(a) -> None:
+    from taskonomy_tf.taxonomy.compare import compare_published, format_comparison
+
+    result = compare_published(load_table(a.affinities), load_table(a.published),
+                               parse_budgets(a.budgets), a.max_order, time_limit=a.time_limit)
+    if not result["targets"]:
+        raise InputError(f"{a.affinities} and {a.published}: no target with 3 or more "
+                         "sources in common")
+    print(format_comparison(result))
+    _write_json(a.json, result)
+
+
 def cmd_group(a) -> None:
     s = solve_grouping(read_candidates(a.candidates), a.budget, a.time_limit)
     print(f"budget {a.budget:g}: total loss {s.objective:.6g} ({s.status}), cost {s.cost:g}, "
@@ -176,6 +190,16 @@ def parse_args(argv):
     s.add_argument("--json")
     config_arguments(s)
     s.set_defaults(fn=cmd_bootstrap)
+    s = sub.add_parser("compare", help="ours against a published affinity table: source "
+                                       "rankings, cluster contrasts, dictionaries")
+    s.add_argument("--affinities", required=True, help="our affinities (taxonomy/affinities.json)")
+    s.add_argument("--published", required=True,
+                   help="e.g. the released affinities_16k.json (task names as in the release)")
+    s.add_argument("--budgets", default="1-8", help="dictionaries at these budgets (%(default)s)")
+    s.add_argument("--max-order", type=int, default=1)
+    s.add_argument("--time-limit", type=float, default=60.0)
+    s.add_argument("--json")
+    s.set_defaults(fn=cmd_compare)
     s = sub.add_parser("group", help="Standley et al.'s network-selection problem")
     s.add_argument("--candidates", required=True)
     s.add_argument("--budget", type=float, required=True)
