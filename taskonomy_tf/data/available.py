@@ -9,7 +9,6 @@ training.
 
 from __future__ import annotations
 
-from taskonomy_tf.data import records
 from taskonomy_tf.tasks import TaskSpec, get_task, list_tasks
 
 ALL = "all"
@@ -59,6 +58,8 @@ def available_tasks(path, names, splits=("train", "test")) -> tuple[list[str], d
     Raises:
         FileNotFoundError: a split without shards.
     """
+    from taskonomy_tf.data import records  # TensorFlow: imported when needed
+
     files = {s: records.find_shards(path, s) for s in splits}
     held = {s: records.domains_in(f) for s, f in files.items()}
     kept, skipped = [], {}
