@@ -128,7 +128,8 @@ class ReportConfig:
 class ExperimentConfig:
     """Attributes:
         name: a label for the report.
-        tasks: task names or aliases.
+        tasks: task names or aliases; ``all``: every task the data supplies
+            (``data.available``).
         seed: drives data order, initialisation and the readouts' seeds.
     """
 

@@ -36,11 +36,16 @@ def per_image_losses(spec: TaskSpec, y, pred, w) -> np.ndarray:
     one traced ``tf.map_fn`` (a Python loop of eager calls costs ~2 ms per
     image).
     """
-    return np.asarray(_per_image_fn(spec.loss)(y, np.asarray(pred, "float32"), w), "float64")
+    y, w = np.asarray(y), np.asarray(w)
+    fn = _per_image_fn(spec.loss, y.ndim, w.ndim)
+    return np.asarray(fn(y, np.asarray(pred, "float32"), w), "float64")
 
 
 @functools.cache
-def _per_image_fn(kind: str):
+def _per_image_fn(kind: str, y_rank: int, w_rank: int):
+    """One traced function per loss and ranks: a loss shared by dense and
+    vector tasks (soft cross-entropy: colorization, classes) would otherwise
+    have its shapes relaxed to an unknown rank by ``reduce_retracing``."""
     fn = masked_loss(kind)
 
     @tf.function(reduce_retracing=True)
