@@ -145,7 +145,9 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
             rows = [i for i, h in enumerate(heads) if h.sources == tuple(c)]
             out[tuple(c)] = losses[rows]
     if references:
-        const = np.broadcast_to(prior, yt.shape).astype(np.float32)
+        # one prediction per image, of the output's shape (not the target's:
+        # segment ids are scored on 64-channel embeddings)
+        const = np.broadcast_to(prior, (len(yt), *np.shape(prior))).astype(np.float32)
         out[(CONSTANT,)] = per_image_losses(spec, yt, const, wt)
         own, own_ids = self_losses(spec.name, workdirs[spec.name], data, image_size, test_split,
                                    with_ids=True)
