@@ -121,10 +121,14 @@ def pixel_sparse_ce(y_true, y_pred, seed=None):
 
 def _pixel_sample(b, n: int, seed):
     """(b, SEGMENT_PIXELS) int32 pixel indices in [0, n), distinct within an
-    image: a new draw from ``seed`` (a ``SeedGenerator``) at every call, the
-    same draw for every call when ``seed`` is None."""
-    keys = random.uniform((b, n), seed=0 if seed is None else seed)
-    return ops.cast(ops.top_k(keys, min(SEGMENT_PIXELS, n))[1], "int32")
+    image: a new draw per image from ``seed`` (a ``SeedGenerator``) at every
+    call; with ``seed`` None (scoring), one fixed draw shared by every image,
+    so an image's score does not depend on the batch it is scored in."""
+    k = min(SEGMENT_PIXELS, n)
+    if seed is None:
+        fixed = ops.top_k(random.uniform((1, n), seed=0), k)[1]
+        return ops.cast(ops.broadcast_to(fixed, (b, k)), "int32")
+    return ops.cast(ops.top_k(random.uniform((b, n), seed=seed), k)[1], "int32")
 
 
 @LOSSES.register("segment_metric")

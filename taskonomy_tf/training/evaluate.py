@@ -17,28 +17,31 @@ import tensorflow as tf
 from taskonomy_tf.data.records import id_strings
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.constant import best_constant
-from taskonomy_tf.models.losses import masked_loss
+from taskonomy_tf.models.losses import LOSSES
 from taskonomy_tf.tasks import TaskSpec
 
 CONSTANT_EXAMPLES = 2048  # training examples the constant is fitted on (a sample at scale)
 
 
-def per_image_losses(spec: TaskSpec, y, pred, w) -> np.ndarray:
+def per_image_losses(spec: TaskSpec, y, pred, w, chunk: int = 256) -> np.ndarray:
     """The target's loss (``TaskSpec.loss``, masked as in training) per image.
 
     Args:
         y, pred, w: targets, predictions and sample weights of N images.
+        chunk: images per traced call (bounds the memory of pairwise losses).
 
     Returns:
-        (N,) float64.
-
-    The registered loss is applied to each image as a batch of one, inside
-    one traced ``tf.map_fn`` (a Python loop of eager calls costs ~2 ms per
-    image).
+        (N,) float64: each image's masked mean of the registered loss's
+        values, as ``masked_mean`` computes it for a batch of that one image
+        (every registered loss is per pixel or per example; the sampled
+        segmentation metric scores every image on the same fixed pixels).
     """
     y, w = np.asarray(y), np.asarray(w)
+    pred = np.asarray(pred, "float32")
     fn = _per_image_fn(spec.loss, y.ndim, w.ndim)
-    return np.asarray(fn(y, np.asarray(pred, "float32"), w), "float64")
+    out = [np.asarray(fn(y[i:i + chunk], pred[i:i + chunk], w[i:i + chunk]))
+           for i in range(0, len(y), chunk)]
+    return np.concatenate(out).astype("float64") if out else np.zeros(0)
 
 
 @functools.cache
@@ -46,12 +49,19 @@ def _per_image_fn(kind: str, y_rank: int, w_rank: int):
     """One traced function per loss and ranks: a loss shared by dense and
     vector tasks (soft cross-entropy: colorization, classes) would otherwise
     have its shapes relaxed to an unknown rank by ``reduce_retracing``."""
-    fn = masked_loss(kind)
+    fn = LOSSES.get(kind)
 
     @tf.function(reduce_retracing=True)
     def each(y, p, w):
-        return tf.map_fn(lambda a: tf.cast(fn(a[0][None], a[1][None], a[2][None]), tf.float32),
-                         (y, p, w), fn_output_signature=tf.float32)
+        values = tf.cast(fn(y, p, None), tf.float32)
+        w = tf.cast(w, tf.float32)
+        if w_rank == values.shape.rank + 1:
+            w = tf.squeeze(w, -1)
+        w = tf.broadcast_to(w, tf.shape(values))
+        axes = list(range(1, values.shape.rank))
+        if not axes:
+            return tf.math.divide_no_nan(values * w, w)
+        return tf.math.divide_no_nan(tf.reduce_sum(values * w, axes), tf.reduce_sum(w, axes))
 
     return each
 

@@ -26,7 +26,7 @@ from keras import layers, ops, saving
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.layers import OutputPrior
-from taskonomy_tf.models.losses import masked_loss
+from taskonomy_tf.models.losses import LOSSES
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
@@ -157,33 +157,46 @@ class HeadsLoss(keras.losses.Loss):
     ``y_true`` packs targets and weights: (B, ..., R, C + 1), the last
     channel being the sample weight (dense: per pixel; vector: per sample);
     ``y_pred`` is (B, ..., H, C), head h reading replicate ``replicates[h]``.
-    Each head's term is the registered loss (``TaskSpec.loss``) exactly as a
-    lone readout computes it, so the gradient of every head is its own.
+    Each head's term is the registered loss (``TaskSpec.loss``) reduced by
+    its masked mean, exactly as a lone readout computes it, so the gradient
+    of every head is its own. All heads' values come from one call of the
+    loss on the (H B) examples: a sampling loss (the segmentation metric)
+    draws new pixels for every example at every step from ``seed``.
 
     Args:
         kind: a key of ``models.losses.LOSSES``.
         replicates: the replicate index of each head.
+        seed: the seed of the sampling losses' generator.
     """
 
-    def __init__(self, kind: str, replicates, name: str | None = None, **kwargs):
+    def __init__(self, kind: str, replicates, name: str | None = None, seed: int = 0,
+                 **kwargs):
         kwargs.pop("reduction", None)
         super().__init__(name=name or f"heads_{kind}", reduction="sum", **kwargs)
         self.kind = kind
         self.replicates = [int(r) for r in replicates]
-        self.fn = masked_loss(kind)
+        self.seed = int(seed)
+        self.fn = LOSSES.get(kind)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def call(self, y_true, y_pred):
+        heads = len(self.replicates)
         # every head's (target, prediction) pair, heads first: (H, B, ..., C)
         packed = ops.take(ops.cast(y_true, "float32"),
                           ops.convert_to_tensor(self.replicates, "int32"), axis=-2)
         packed = ops.moveaxis(packed, -2, 0)
         pred = ops.moveaxis(ops.cast(y_pred, "float32"), -2, 0)
-        per_head = ops.vectorized_map(lambda a: self.fn(a[0][..., :-1], a[1], a[0][..., -1]),
-                                      (packed, pred))
-        return ops.sum(per_head)
+        packed = ops.reshape(packed, (-1, *packed.shape[2:]))  # (H B, ..., C + 1)
+        pred = ops.reshape(pred, (-1, *pred.shape[2:]))
+        values = ops.cast(self.fn(packed[..., :-1], pred, self.seed_generator), "float32")
+        weight = packed[..., -1]  # the shape of the loss's values: (H B, ...)
+        values = ops.reshape(values * weight, (heads, -1))
+        weight = ops.reshape(weight, (heads, -1))
+        return ops.sum(ops.divide_no_nan(ops.sum(values, 1), ops.sum(weight, 1)))
 
     def get_config(self):
-        return {"kind": self.kind, "replicates": self.replicates, "name": self.name}
+        return {"kind": self.kind, "replicates": self.replicates, "name": self.name,
+                "seed": self.seed}
 
 
 def pack_targets(y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -252,7 +265,7 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
         learning_rate / 10, max(1, steps - warmup), alpha=0.01,
         warmup_target=learning_rate, warmup_steps=warmup)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=HeadsLoss(spec.loss, [h.replicate for h in heads]),
+                  loss=HeadsLoss(spec.loss, [h.replicate for h in heads], seed=data_seeds[0]),
                   steps_per_execution=min(steps_per_execution, steps))
     order = np.stack([batch_order(len(train.y), steps, batch_size, s) for s in data_seeds], 1)
     packed = pack_targets(train.y, train.w)

@@ -161,3 +161,29 @@ def test_multi_view_target_learns_from_every_view(target):
                             [0], steps=200, batch_size=16, learning_rate=1e-2)
     assert losses.shape == (2, 64)  # one loss per tuple
     assert losses[0].mean() < 0.8 * losses[1].mean()
+
+
+def test_heads_loss_is_each_heads_masked_mean_and_samples_anew():
+    from taskonomy_tf.models.losses import masked_loss
+    from taskonomy_tf.transfer.readout import HeadsLoss, pack_targets
+
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(4, 8, 8, 3)).astype("float32")  # replicate batches: 2
+    w = (rng.uniform(size=(4, 8, 8)) > 0.2).astype("float32")
+    packed = np.stack([pack_targets(y, w), pack_targets(y[::-1], w[::-1])], -2)
+    pred = rng.normal(size=(4, 8, 8, 3, 3)).astype("float32")  # 3 heads
+    replicates = [0, 1, 1]
+    loss = HeadsLoss("masked_l1", replicates)
+    expected = sum(float(masked_loss("masked_l1")(packed[..., r, :3], pred[..., h, :],
+                                                 packed[..., r, 3]))
+                   for h, r in enumerate(replicates))
+    assert float(loss(packed, pred)) == pytest.approx(expected, rel=1e-5)
+    # the segmentation metric draws new pixels at every call (training steps)
+    ids = rng.integers(0, 5, (4, 24, 24, 1)).astype("float32")  # more pixels than sampled
+    seg = np.stack([pack_targets(ids, np.ones((4, 24, 24)))] * 2, -2)
+    emb = rng.normal(size=(4, 24, 24, 3, 64)).astype("float32")
+    metric = HeadsLoss("segment_metric", replicates, seed=3)
+    first, second = float(metric(seg, emb)), float(metric(seg, emb))
+    assert first != second
+    again = HeadsLoss("segment_metric", replicates, seed=3)
+    assert float(again(seg, emb)) == pytest.approx(first)  # seeded
