@@ -100,18 +100,24 @@ def _egomotion(index, rng):
 
 @TUPLES.register("point_match")
 def _point_match(index, rng):
-    """Every pair of views of one point (match), and as many pairs of views
-    of two different points drawn at random (no match); no negatives when
-    the shard holds a single point."""
+    """Every pair of views of one point (match), and as many distinct pairs
+    of views of two different points drawn at random (no match; fewer when
+    the shard has fewer such pairs); no negatives when the shard holds a
+    single point. Every pair is unique: it is the sample's id."""
     groups = _by_point(index)
     positives = [p for g in groups.values() for p in itertools.combinations(g, 2)]
     keys = sorted(groups)
-    negatives = []
+    negatives: dict[tuple[int, int], None] = {}  # insertion-ordered set
     if len(keys) >= 2:
-        for _ in range(len(positives)):
+        possible = sum(len(groups[a]) * len(groups[b])
+                       for a, b in itertools.permutations(keys, 2))
+        want = min(len(positives), possible)
+        for _ in range(20 * want):
+            if len(negatives) == want:
+                break
             a, b = rng.choice(len(keys), 2, replace=False)
-            negatives.append((int(rng.choice(groups[keys[a]])), int(rng.choice(groups[keys[b]]))))
-    pairs = positives + negatives
+            negatives[(int(rng.choice(groups[keys[a]])), int(rng.choice(groups[keys[b]])))] = None
+    pairs = positives + list(negatives)
     labels = np.zeros((len(pairs), 2))
     labels[: len(positives), 1] = 1.0
     labels[len(positives):, 0] = 1.0

@@ -246,3 +246,16 @@ def test_shuffled_tuples_are_the_same_tuples_in_another_order(fake_records, tmp_
             shutil.copy(f, tmp_path / f.name)
     assert not list(tmp_path.glob("*.views.json"))
     assert ids(tmp_path, False) == plain and ids(tmp_path, True, 1) == a
+
+
+def test_point_matching_pairs_are_unique_even_when_negatives_are_scarce():
+    # two points of two views: 2 matching pairs, 8 possible non-matching ordered pairs
+    index = [{"building": "b", "point": p, "view": v, "info": {}} for p in (0, 1)
+             for v in (0, 1)]
+    for seed in range(20):
+        pairs, labels = V.TUPLES.get("point_match")(index, np.random.default_rng(seed))
+        assert len(set(pairs)) == len(pairs) == 4 and labels[:, 1].sum() == 2
+    many = [{"building": "b", "point": p, "view": v, "info": {}} for p in range(2)
+            for v in range(6)]  # 30 matches, 72 possible non-matches
+    pairs, labels = V.TUPLES.get("point_match")(many, np.random.default_rng(0))
+    assert len(set(pairs)) == len(pairs) == 60
