@@ -186,7 +186,10 @@ def _agreement_blocks(cmp: dict, display_name) -> list[tuple]:
     t = cmp["targets"]
     out = [("h2", "Agreement with the published affinities"),
            ("p", f"Over the {len(cmp['tasks'])} tasks both hold: per target, Spearman's rho "
-                 f"between the two rankings of its sources (mean {cmp['mean_spearman']:.2f}), "
+                 f"between the two rankings of its sources (mean {cmp['mean_spearman']:.2f}; "
+                 "unrelated rankings give "
+                 + " - ".join(f"{v:.2f}" for v in cmp.get("mean_spearman_null") or [])
+                 + "), "
                  "how many of the published top 3 are in ours, and what two unrelated rankings "
                  f"of that many sources give ({cmp['confidence']:.0%} range)."),
            ("table", ["target", "sources", "Spearman", "null range", "top-3 overlap",

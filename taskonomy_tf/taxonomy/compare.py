@@ -113,6 +113,22 @@ def null_spearman(n: int, confidence: float = 0.9, draws: int = 20_000, seed: in
     return float(low), float(high)
 
 
+def null_mean_spearman(sizes: list[int], confidence: float = 0.9, draws: int = 4000,
+                       seed: int = 0) -> list[float] | None:
+    """The central ``confidence`` range of the mean of Spearman's rho over
+    targets with ``sizes`` sources each, every ranking unrelated to the
+    other (random permutations): far narrower than one target's range."""
+    if not sizes:
+        return None
+    rng = np.random.default_rng(seed)
+    total = np.zeros(draws)
+    for n in sizes:
+        perms = rng.permuted(np.tile(np.arange(n), (draws, 1)), axis=1)
+        total += 1 - 6 * ((perms - np.arange(n)) ** 2).sum(1) / (n * (n * n - 1))
+    tail = (1 - confidence) / 2
+    return [float(v) for v in np.quantile(total / len(sizes), [tail, 1 - tail])]
+
+
 def null_overlap(n: int, k: int = 3, confidence: float = 0.9) -> dict[str, float]:
     """Top-k overlap of two independent random rankings of ``n`` items: the
     hypergeometric count of one ranking's top k among the other's top k
@@ -180,16 +196,20 @@ def compare_published(ours: TransferTable, published: TransferTable, budgets=ran
     rhos = [v["spearman"] for v in targets.values() if np.isfinite(v["spearman"])]
     return {"tasks": tasks, "targets": targets,
             "mean_spearman": float(np.mean(rhos)) if rhos else None,
+            "mean_spearman_null": null_mean_spearman([v["sources"] for v in targets.values()],
+                                                     confidence),
             "contrasts": {"ours": cluster_contrasts(mine), "published": cluster_contrasts(theirs)},
             "dictionaries": dictionaries, "max_order": max_order, "confidence": confidence}
 
 
 def format_comparison(result: dict) -> str:
     """``compare_published``'s result as Markdown tables."""
+    null = result.get("mean_spearman_null") or [float("nan")] * 2
     lines = [f"{len(result['tasks'])} shared tasks; mean Spearman "
-             f"{_num(result['mean_spearman'])} over {len(result['targets'])} targets "
-             f"({result['confidence']:.0%} null ranges: two unrelated rankings of that many "
-             "sources)", "",
+             f"{_num(result['mean_spearman'])} over {len(result['targets'])} targets (unrelated "
+             f"rankings: {_num(null[0])} - {_num(null[1])}; per target below, the "
+             f"{result['confidence']:.0%} range of two unrelated rankings of that many sources)",
+             "",
              "| target | sources | Spearman | null range | top-3 overlap | null mean (range) "
              "| best source agrees |", "|---|---|---|---|---|---|---|"]
     for t, v in result["targets"].items():

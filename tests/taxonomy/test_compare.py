@@ -107,3 +107,12 @@ def test_the_report_shows_the_comparison(results_dir):
     assert "## Agreement with the published affinities" in text
     assert text.count("| Surface normals | 5 |") == 1  # one row per target, 5 sources
     assert "| 3d->3d / 2d->3d |" in text and "| 2 |" in text  # contrasts, dictionaries
+
+
+def test_the_mean_over_targets_has_a_narrower_null():
+    from taskonomy_tf.taxonomy.compare import null_mean_spearman
+
+    low, high = null_mean_spearman([16] * 25, confidence=0.9)
+    one = null_spearman(16, confidence=0.9)
+    # the mean of 25 independent rhos: about 1/5 of one target's spread
+    assert high == pytest.approx(one[1] / 5, abs=0.03) and low == pytest.approx(-high, abs=0.03)
