@@ -16,6 +16,9 @@ from taskonomy_tf.pipeline.config import PipelineConfig
 from taskonomy_tf.pipeline.stages import ALL, STAGES, Context
 
 SCHEMA_VERSION = 1
+# settings that change how a run executes, not what it computes: a run may
+# continue with others (more transfer workers after a crash, say)
+EXECUTION = ("workers",)
 OUTPUT_DIRS = ("models", "transfers", "taxonomy", "figures", "stages")
 
 
@@ -29,7 +32,7 @@ def _check_config(out: Path, config: PipelineConfig, force: bool) -> None:
         old = json.loads(path.read_text())
         new = json.loads(config.to_json())
         defaults = json.loads(PipelineConfig().to_json())  # keys added since: their defaults
-        diff = sorted(k for k in set(old) | set(new)
+        diff = sorted(k for k in (set(old) | set(new)) - set(EXECUTION)
                       if old.get(k, defaults.get(k)) != new.get(k))
         if diff:
             raise InputError(f"{out}: holds a run with other settings ({', '.join(diff)}); "

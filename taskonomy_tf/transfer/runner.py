@@ -145,10 +145,7 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
             rows = [i for i, h in enumerate(heads) if h.sources == tuple(c)]
             out[tuple(c)] = losses[rows]
     if references:
-        # one prediction per image, of the output's shape (not the target's:
-        # segment ids are scored on 64-channel embeddings)
-        const = np.broadcast_to(prior, (len(yt), *np.shape(prior))).astype(np.float32)
-        out[(CONSTANT,)] = per_image_losses(spec, yt, const, wt)
+        out[(CONSTANT,)] = constant_losses(spec, prior, yt, wt)
         own, own_ids = self_losses(spec.name, workdirs[spec.name], data, image_size, test_split,
                                    with_ids=True)
         if list(own_ids) != list(test_ids):
@@ -156,6 +153,14 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
                              "than the readouts")
         out[(SELF,)] = own
     return CandidateLosses(out, test_ids)
+
+
+def constant_losses(spec, prior: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per-image losses (N,) of always predicting ``prior``: one prediction
+    per image of the output's shape (not the labels': segment ids are scored
+    on 64-channel embeddings)."""
+    pred = np.broadcast_to(prior, (len(y), *np.shape(prior))).astype(np.float32)
+    return per_image_losses(spec, y, pred, w)
 
 
 def run_transfer(target: str, sources: dict[str, str | os.PathLike], data, cache: FeatureCache,

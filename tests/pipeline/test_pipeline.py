@@ -58,6 +58,10 @@ def test_pipeline_resumes_after_a_failed_stage(tiny, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="other settings"):
         run_pipeline(PipelineConfig.quick(**{**tiny.__dict__, "train_steps": 3}), tmp_path,
                      progress=False)
+    # how a run executes is not what it computes: more workers continue it
+    again = run_pipeline(PipelineConfig.quick(**{**tiny.__dict__, "workers": 2}), tmp_path,
+                         progress=False)
+    assert again.results["transfers"] == ctx.results["transfers"]
 
 
 def test_pipeline_command_rejects_bad_input(tmp_path, capsys):
