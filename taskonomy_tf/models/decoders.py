@@ -2,7 +2,9 @@
 
 Every decoder ends in a linear layer initialised to zero, whose output the
 task model adds to the task's constant prior (``layers.OutputPrior``): an
-untrained decoder predicts the best constant, and learns the residual.
+untrained decoder predicts the best constant, and learns the residual
+(except for losses at which a constant is stationary, the segmentation
+metric: ``losses.output_initializer``).
 
 * ``conv`` (dense tasks), two presets:
   * ``paper``: the 15-layer decoder of the original (reference section 3):
@@ -30,6 +32,7 @@ import math
 from keras import layers
 
 from taskonomy_tf.models.layers import PixelShuffle
+from taskonomy_tf.models.losses import output_initializer
 from taskonomy_tf.tasks import TaskSpec
 
 PRESETS = {
@@ -61,7 +64,8 @@ def conv_decoder(x, spec: TaskSpec, preset: str, stride: int):
                                   name=f"{name}_conv{i}")(x), f"{name}_conv{i}")
     factor = stride // spec.output_stride
     if p["ups"] is None:  # sub-pixel output
-        x = layers.Conv2D(spec.channels * factor * factor, 1, kernel_initializer="zeros",
+        x = layers.Conv2D(spec.channels * factor * factor, 1,
+                          kernel_initializer=output_initializer(spec.loss),
                           dtype="float32", name=f"{name}_out")(x)
         return PixelShuffle(factor, dtype="float32", name=f"{name}_shuffle")(x)
     n_up = int(round(math.log2(factor)))
@@ -73,7 +77,8 @@ def conv_decoder(x, spec: TaskSpec, preset: str, stride: int):
         if extra:
             x = _bn_act(layers.Conv2D(extra, 3, padding="same", use_bias=False,
                                       name=f"{name}_upconv{i}")(x), f"{name}_upconv{i}")
-    return layers.Conv2D(spec.channels, 3, padding="same", kernel_initializer="zeros",
+    return layers.Conv2D(spec.channels, 3, padding="same",
+                         kernel_initializer=output_initializer(spec.loss),
                          dtype="float32", name=f"{name}_out")(x)
 
 
@@ -86,5 +91,6 @@ def fc_head(x, spec: TaskSpec, preset: str):
         x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{spec.name}_fc{i}_bn")(x)
         x = layers.ReLU(name=f"{spec.name}_fc{i}_relu")(x)
         x = layers.Dropout(DROPOUT, name=f"{spec.name}_fc{i}_drop")(x)
-    return layers.Dense(spec.channels, kernel_initializer="zeros", dtype="float32",
+    return layers.Dense(spec.channels, kernel_initializer=output_initializer(spec.loss),
+                        dtype="float32",
                         name=f"{spec.name}_out")(x)

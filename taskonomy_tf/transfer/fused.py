@@ -29,6 +29,7 @@ from keras import layers, ops, saving
 
 from taskonomy_tf.models.decoders import DROPOUT, LEAK, PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS
+from taskonomy_tf.models.losses import output_initializer
 from taskonomy_tf.tasks import TaskSpec
 
 BN = dict(momentum=0.9, epsilon=1e-5)
@@ -187,7 +188,8 @@ def _dense_decoder(x, spec: TaskSpec, seeds, factor: int, name: str):
                           name=f"{name}_dec_conv{i}")(x)
         x = layers.LeakyReLU(LEAK, name=f"{name}_dec_act{i}")(
             layers.BatchNormalization(**BN, name=f"{name}_dec_bn{i}")(x))
-    x = GroupedConv2D(heads, spec.channels * factor * factor, 1, initializer="zeros",
+    x = GroupedConv2D(heads, spec.channels * factor * factor, 1,
+                      seeds=head_seeds(seeds, "out"), initializer=output_initializer(spec.loss),
                       dtype="float32", name=f"{name}_out")(x)
     return layers.Lambda(lambda t: _shuffle_heads(t, heads, factor), dtype="float32",
                          name=f"{name}_shuffle")(x)
@@ -213,7 +215,8 @@ def _fc_decoder(x, spec: TaskSpec, seeds, name: str):
         x = layers.Dropout(DROPOUT, seed=head_seeds(seeds, f"drop{i}")[0],
                            name=f"{name}_fc{i}_drop")(x)
         x = layers.Reshape((heads, width), name=f"{name}_fc{i}_heads")(x)
-    return GroupedDense(spec.channels, initializer="zeros", dtype="float32",
+    return GroupedDense(spec.channels, seeds=head_seeds(seeds, "out"),
+                        initializer=output_initializer(spec.loss), dtype="float32",
                         name=f"{name}_out")(x)
 
 

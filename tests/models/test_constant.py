@@ -61,3 +61,39 @@ def test_pose_constant_is_the_geometric_median():
     np.testing.assert_allclose(best_constant("ego_cycle", y), np.arange(18), atol=1e-6)
     with pytest.raises(KeyError):
         best_constant("none", y)
+
+
+def test_a_network_of_a_distance_loss_does_not_start_stuck_at_its_constant():
+    """The segmentation metric is a function of pairwise embedding distances:
+    at a constant prediction its gradient is zero, so a network started at
+    its prior (as every other task's is) never moved (validation loss ratio
+    exactly 1.00 in the whole-graph run). Its last layer starts random."""
+    import tensorflow as tf
+
+    from taskonomy_tf.models import build_task_model
+    from taskonomy_tf.models.losses import TaskLoss
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.transfer.readout import HeadsLoss, build_readouts, pack_targets, plan_heads
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 6, (4, 32, 32, 1)).astype("float32")
+    for task, labels in (("segment_unsup2d", ids), ("normals", None)):
+        model = build_task_model(task, "small", 32)
+        x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+        y = labels if labels is not None else rng.normal(size=(4, 32, 32, 3)).astype("float32")
+        with tf.GradientTape() as tape:
+            loss = TaskLoss(get_task(task).loss, seed=0)(y, model(x, training=True)[task])
+        out = model.get_layer(f"{task}_out").kernel
+        grad = tape.gradient(loss, out)
+        assert float(tf.norm(grad)) > 0, task  # the last layer learns from the first step
+        zero_start = float(tf.norm(out)) == 0
+        assert zero_start == (task == "normals")  # only the distance loss starts random
+    # the same for readouts into a segmentation target
+    heads = plan_heads([("a",)], [0])
+    readout = build_readouts("segment_unsup2d", heads, ["a"], 32)
+    codes = np.maximum(rng.normal(size=(4, 1, 1, 8, 8, 8)), 0).astype("float32")
+    packed = pack_targets(ids, np.ones((4, 32, 32)))[..., None, :]
+    with tf.GradientTape() as tape:
+        loss = HeadsLoss("segment_metric", [0], seed=0)(packed, readout({"codes": codes}))
+    kernel = readout.get_layer("order1_out").kernel
+    assert float(tf.norm(tape.gradient(loss, kernel))) > 0
