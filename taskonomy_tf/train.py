@@ -68,7 +68,7 @@ def _split_sets(items: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    from taskonomy_tf.data.available import available_tasks, expand
+    from taskonomy_tf.data.available import ALL, available_tasks, expand
 
     exp_items, run_items = _split_sets(a.set)
     flags = shorthands({
@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         experiment = resolve(a.config, flags + exp_items, ExperimentConfig(name="embedded_default"))
         if a.task is None and a.config is None:
             raise InputError("--task: required without --config (e.g. --task=edges)")
-        tasks = expand([a.task] if a.task else experiment.tasks)  # "all": every task
-        if "all" in (a.task, *experiment.tasks) and experiment.data.path and not a.dry_run:
+        tasks = expand([a.task] if a.task else experiment.tasks)  # ALL: every task
+        if ALL in (a.task, *experiment.tasks) and experiment.data.path and not a.dry_run:
             tasks, skipped = available_tasks(experiment.data.path, tasks, ("train",))
             for name, why in skipped.items():
                 print(f"skipped {name}: {why}")

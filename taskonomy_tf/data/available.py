@@ -39,10 +39,10 @@ def _reason(spec: TaskSpec, held: dict[str, list[str]], files: dict[str, list[st
         if spec.domain not in domains:
             return f"needs domain {spec.domain!r}, missing from the {split!r} records"
     if spec.uses_point_info:
-        from taskonomy_tf.data.views import shard_tuples
+        from taskonomy_tf.data.views import has_tuples
 
         for split, shards in files.items():
-            if not any(len(shard_tuples(f, n, spec, 0)[0]) for n, f in enumerate(shards)):
+            if not has_tuples(shards, spec):
                 return (f"the {split!r} records give no {spec.views}-view tuples "
                         f"({spec.decode})")
     return None

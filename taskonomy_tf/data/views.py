@@ -155,6 +155,12 @@ def build_tuples(files: list[str], spec: TaskSpec, seed: int):
     return [shard_tuples(f, n, spec, seed) for n, f in enumerate(files)]
 
 
+def has_tuples(files: list[str], spec: TaskSpec, seed: int = 0) -> bool:
+    """Whether any of the shards gives the task a tuple (reads view indexes
+    until one does)."""
+    return any(len(shard_tuples(f, n, spec, seed)[0]) for n, f in enumerate(files))
+
+
 def label_stats(files: list[str], spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (population) std (D,) of the task's raw labels over the given
     shards, accumulated shard by shard (Chan et al.'s pairwise update), so
@@ -239,7 +245,7 @@ def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int
     if "point_info" not in held:
         raise InputError(f"task {spec.name!r} needs domain 'point_info', missing from the "
                          f"records; domains present: {', '.join(held)}")
-    if not any(len(shard_tuples(f, n, spec, seed)[0]) for n, f in enumerate(files)):
+    if not has_tuples(files, spec, seed):
         raise InputError(f"task {spec.name!r}: the records give no view tuples (need "
                          f"{spec.views} views per point with point_info)")
     if stats is None and spec.decode in STANDARDISED:

@@ -61,6 +61,16 @@ def masked_mean(values, weight=None):
     return ops.divide_no_nan(ops.sum(values * weight), ops.sum(weight))
 
 
+def masked_row_means(values, weight):
+    """``masked_mean`` of each row: values and weight (N, ...) of one shape
+    -> (N,), the weighted mean over each row's other axes (0 where its
+    weight is all 0)."""
+    values, weight = ops.cast(values, "float32"), ops.cast(weight, "float32")
+    rows = ops.shape(values)[0]
+    return ops.divide_no_nan(ops.sum(ops.reshape(values * weight, (rows, -1)), 1),
+                             ops.sum(ops.reshape(weight, (rows, -1)), 1))
+
+
 def output_initializer(kind: str) -> str:
     """The initializer of a network's last layer for loss ``kind``: ``zeros``
     (the network starts at its constant prior), or ``glorot_uniform`` for the

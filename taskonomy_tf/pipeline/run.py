@@ -10,10 +10,11 @@ import shutil
 import time
 from pathlib import Path
 
+from taskonomy_tf.data.available import ALL
 from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.fileio import write_json_atomic
 from taskonomy_tf.pipeline.config import PipelineConfig
-from taskonomy_tf.pipeline.stages import ALL, STAGES, Context
+from taskonomy_tf.pipeline.stages import STAGES, Context
 
 SCHEMA_VERSION = 1
 # settings that change how a run executes, not what it computes: a run may

@@ -11,10 +11,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+from taskonomy_tf.data.available import ALL  # light: the catalog only
 from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.pipeline.config import PipelineConfig
 
-ALL = "all"  # --tasks all: every task the data supplies (data.available)
 BASELINE_RANDOM = "random"
 BASELINES = ("self", "pixels", "random", "constant")
 

@@ -100,17 +100,22 @@ def null_spearman(n: int, confidence: float = 0.9, draws: int = 20_000, seed: in
     rho inside it is what chance gives for that many sources."""
     import itertools
 
-    base = np.arange(n)
     if n <= 8:
         perms = np.array(list(itertools.permutations(range(n))))
     else:
         rng = np.random.default_rng(seed)
         perms = np.array([rng.permutation(n) for _ in range(draws)])
-    # rho of a permutation against the identity: 1 - 6 sum d^2 / (n (n^2 - 1))
-    rho = 1 - 6 * ((perms - base) ** 2).sum(1) / (n * (n * n - 1))
+    rho = _rho_of_permutations(perms)
     tail = (1 - confidence) / 2
     low, high = np.quantile(rho, [tail, 1 - tail])
     return float(low), float(high)
+
+
+def _rho_of_permutations(perms: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row of ``perms`` (k, n) against the identity
+    ranking: 1 - 6 sum d^2 / (n (n^2 - 1)), exact without ties."""
+    n = perms.shape[1]
+    return 1 - 6 * ((perms - np.arange(n)) ** 2).sum(1) / (n * (n * n - 1))
 
 
 def null_mean_spearman(sizes: list[int], confidence: float = 0.9, draws: int = 4000,
@@ -124,7 +129,7 @@ def null_mean_spearman(sizes: list[int], confidence: float = 0.9, draws: int = 4
     total = np.zeros(draws)
     for n in sizes:
         perms = rng.permuted(np.tile(np.arange(n), (draws, 1)), axis=1)
-        total += 1 - 6 * ((perms - np.arange(n)) ** 2).sum(1) / (n * (n * n - 1))
+        total += _rho_of_permutations(perms)
     tail = (1 - confidence) / 2
     return [float(v) for v in np.quantile(total / len(sizes), [tail, 1 - tail])]
 

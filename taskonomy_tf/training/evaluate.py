@@ -17,7 +17,7 @@ import tensorflow as tf
 from taskonomy_tf.data.records import id_strings
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.constant import best_constant
-from taskonomy_tf.models.losses import LOSSES
+from taskonomy_tf.models.losses import LOSSES, masked_row_means
 from taskonomy_tf.tasks import TaskSpec
 
 CONSTANT_EXAMPLES = 2048  # training examples the constant is fitted on (a sample at scale)
@@ -57,11 +57,7 @@ def _per_image_fn(kind: str, y_rank: int, w_rank: int):
         w = tf.cast(w, tf.float32)
         if w_rank == values.shape.rank + 1:
             w = tf.squeeze(w, -1)
-        w = tf.broadcast_to(w, tf.shape(values))
-        axes = list(range(1, values.shape.rank))
-        if not axes:
-            return tf.math.divide_no_nan(values * w, w)
-        return tf.math.divide_no_nan(tf.reduce_sum(values * w, axes), tf.reduce_sum(w, axes))
+        return masked_row_means(values, tf.broadcast_to(w, tf.shape(values)))
 
     return each
 

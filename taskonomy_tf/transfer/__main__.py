@@ -28,6 +28,7 @@ from taskonomy_tf.cli_errors import report_error
 from taskonomy_tf.config import ExperimentConfig, TransfersConfig, parse_shard, resolve, shorthands
 from taskonomy_tf.config import add_arguments as config_arguments
 from taskonomy_tf.console import quiet_tensorflow, set_verbose
+from taskonomy_tf.data.available import ALL  # light: the catalog only
 from taskonomy_tf.errors import InputError, UserError
 
 
@@ -127,7 +128,7 @@ def cmd_grid(a) -> None:
     data = _data(exp.data.path)
     train_split = transfer_split(data, t.split)
     tasks = list(exp.tasks)
-    if "all" in tasks:
+    if ALL in tasks:
         tasks = _available(tasks, data, a.models, (train_split, "test"))
     result = run_grid(tasks, a.models, data, a.out, max_order=t.max_order,
                       prefilter=prefilter, train_split=train_split,

@@ -26,7 +26,7 @@ from keras import layers, ops, saving
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.layers import OutputPrior
-from taskonomy_tf.models.losses import LOSSES
+from taskonomy_tf.models.losses import LOSSES, masked_row_means
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
@@ -190,9 +190,8 @@ class HeadsLoss(keras.losses.Loss):
         pred = ops.reshape(pred, (-1, *pred.shape[2:]))
         values = ops.cast(self.fn(packed[..., :-1], pred, self.seed_generator), "float32")
         weight = packed[..., -1]  # the shape of the loss's values: (H B, ...)
-        values = ops.reshape(values * weight, (heads, -1))
-        weight = ops.reshape(weight, (heads, -1))
-        return ops.sum(ops.divide_no_nan(ops.sum(values, 1), ops.sum(weight, 1)))
+        return ops.sum(masked_row_means(ops.reshape(values, (heads, -1)),
+                                        ops.reshape(weight, (heads, -1))))
 
     def get_config(self):
         return {"kind": self.kind, "replicates": self.replicates, "name": self.name,
