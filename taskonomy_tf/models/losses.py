@@ -38,12 +38,14 @@ from taskonomy_tf.registry import Registry
 LOSSES = Registry("loss")
 SEGMENT_PIXELS = 300  # sampled pixels per image (reference section 3)
 SEGMENT_CLIP = 80.0  # d_ij clipped to [0, 80]
-# Losses of pairwise distances between predictions: a constant prediction
-# (every pixel the same embedding) is a stationary point of theirs, the
-# gradient of |e_i - e_j|^2 being zero there. A network that starts at its
-# constant prior (a zero-initialised last layer) would never leave it, so
-# their last layer starts random (``output_initializer``).
-STATIONARY_AT_CONSTANT = frozenset({"segment_metric"})
+# Losses of pairwise distances between predictions (of SEGMENT_PIXELS^2
+# pairs per image: their memory grows with that, see
+# ``transfer.readout.head_step_bytes``). A constant prediction (every pixel
+# the same embedding) is a stationary point of theirs, the gradient of
+# |e_i - e_j|^2 being zero there. A network that starts at its constant
+# prior (a zero-initialised last layer) would never leave it, so their last
+# layer starts random (``output_initializer``).
+PAIRWISE_LOSSES = frozenset({"segment_metric"})
 EPS = 1e-7
 
 
@@ -74,8 +76,8 @@ def masked_row_means(values, weight):
 def output_initializer(kind: str) -> str:
     """The initializer of a network's last layer for loss ``kind``: ``zeros``
     (the network starts at its constant prior), or ``glorot_uniform`` for the
-    losses in ``STATIONARY_AT_CONSTANT``."""
-    return "glorot_uniform" if kind in STATIONARY_AT_CONSTANT else "zeros"
+    losses in ``PAIRWISE_LOSSES``."""
+    return "glorot_uniform" if kind in PAIRWISE_LOSSES else "zeros"
 
 
 def masked_loss(kind: str):

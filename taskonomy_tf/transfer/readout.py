@@ -26,7 +26,7 @@ from keras import layers, ops, saving
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.layers import OutputPrior
-from taskonomy_tf.models.losses import LOSSES, masked_row_means
+from taskonomy_tf.models.losses import LOSSES, PAIRWISE_LOSSES, SEGMENT_PIXELS, masked_row_means
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
@@ -235,21 +235,73 @@ def batch_order(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
     return order[:steps * batch_size].reshape(steps, batch_size)
 
 
+def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) -> int:
+    """Estimated memory (bytes) one head adds to a fused training step.
+
+    About 8 float32 copies of the batch's outputs (the prediction, the pixel
+    shuffle, their gradients, the loss's inputs) and, for a loss of pixel
+    pairs (the segmentation metric), about 12 float32 (P, P) pair matrices
+    per image (P = ``SEGMENT_PIXELS``). Calibration: a 2.5D segmentation
+    target at 64 px, 78 heads, batch 16: 15.9 GB estimated, 13 GB resident
+    when the kernel stopped it on a 24 GB machine running two such jobs.
+    """
+    spec = get_task(target)
+    outputs = int(np.prod(spec.output_shape(image_size)))
+    pairs = SEGMENT_PIXELS ** 2 if spec.loss in PAIRWISE_LOSSES else 0
+    return 4 * batch_size * (8 * outputs + 12 * pairs)
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (``None`` where the OS does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _programs(heads: list[Head], max_heads: int) -> list[list[Head]]:
+    """``heads`` (replicate-major) in consecutive programs of at most
+    ``max_heads``: whole replicates together while they fit, else each
+    replicate in parts (a program's replicates are whole or alone)."""
+    replicates: dict[int, list[Head]] = {}
+    for h in heads:
+        replicates.setdefault(h.replicate, []).append(h)
+    groups = list(replicates.values())
+    per_program = max_heads // max(len(g) for g in groups)
+    if per_program >= 1:
+        return [sum(groups[i:i + per_program], []) for i in range(0, len(groups), per_program)]
+    return [g[i:i + max_heads] for g in groups for i in range(0, len(g), max_heads)]
+
+
 def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str],
                    train: ReadoutArrays, test: ReadoutArrays, image_size: int,
                    prior: np.ndarray, data_seeds: list[int], steps: int = 300,
                    batch_size: int = 16, learning_rate: float = 5e-3,
-                   steps_per_execution: int = 10) -> np.ndarray:
-    """Trains every head together; returns each head's per-image test losses.
+                   steps_per_execution: int = 10, max_heads: int | None = None) -> np.ndarray:
+    """Trains the heads together; returns each head's per-image test losses.
 
     Replicate r's heads see the batches of ``batch_order(..., data_seeds[r])``;
     the learning rate warms up over 5% of the steps, then follows a cosine
-    decay to 1% (Adam).
+    decay to 1% (Adam). With ``max_heads``, the heads run in programs of at
+    most that many, one after another (to bound memory: a head's losses do
+    not depend on the heads it shares a program with, except for the pixels
+    a sampling loss draws).
 
     Returns:
         (H, N_test) float64: the target's loss (``TaskSpec.loss``, masked as
         in training) of every head on every test image.
     """
+    if max_heads is not None and len(heads) > max_heads:
+        parts = []
+        for chunk in _programs(heads, max_heads):
+            used = sorted({h.replicate for h in chunk})
+            chunk = [dataclasses.replace(h, replicate=used.index(h.replicate)) for h in chunk]
+            parts.append(train_readouts(target, chunk, sources, train, test, image_size, prior,
+                                        [data_seeds[r] for r in used], steps, batch_size,
+                                        learning_rate, steps_per_execution))
+        return np.concatenate(parts)
     import tensorflow as tf
 
     from taskonomy_tf.training.evaluate import per_image_losses

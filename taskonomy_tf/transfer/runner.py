@@ -30,7 +30,14 @@ from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.evaluate import per_image_losses, split_arrays
 from taskonomy_tf.training.loop import saved_label_stats
 from taskonomy_tf.transfer.cache import FeatureCache
-from taskonomy_tf.transfer.readout import PIXELS, ReadoutArrays, plan_heads, train_readouts
+from taskonomy_tf.transfer.readout import (
+    PIXELS,
+    ReadoutArrays,
+    head_step_bytes,
+    physical_memory,
+    plan_heads,
+    train_readouts,
+)
 
 SELF, CONSTANT = "self", "constant"
 
@@ -106,7 +113,8 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
                    cache: FeatureCache, image_size: int = 128, n_images: int = 1000,
                    train_split: str = "train", test_split: str = "test", steps: int = 200,
                    batch_size: int = 16, learning_rate: float = 1e-2, seeds=(0,),
-                   references: bool = True) -> dict[tuple[str, ...], np.ndarray]:
+                   references: bool = True,
+                   memory_budget: int | None = None) -> dict[tuple[str, ...], np.ndarray]:
     """Trains every candidate's readouts for ``target`` in one program.
 
     Args:
@@ -116,6 +124,10 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
             target's ``model.keras`` for ``self``).
         seeds: one per replicate: its initialisation and batch order.
         references: also score ``self`` and ``constant``.
+        memory_budget: bytes the readouts' training may use (default: half
+            of the machine's memory); the heads run in as many programs as
+            ``head_step_bytes`` says this needs (one for most targets; the
+            segmentation metric's pixel pairs need more at 64 px).
 
     Returns:
         ``CandidateLosses``: candidate -> (R, N_test) float64 losses for
@@ -138,9 +150,12 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
         test = ReadoutArrays(_codes(cache, workdirs, sources, data, test_split, image_size,
                                     None, test_ids), yt, wt, xt[0] if pixels else None)
         heads = plan_heads([tuple(c) for c in candidates], seeds)
+        budget = memory_budget or (physical_memory() or 0) // 2
+        per_head = head_step_bytes(spec, image_size, min(batch_size, len(y)))
         losses = train_readouts(spec, heads, sources, train, test, image_size, prior, seeds,
                                 steps=steps, batch_size=batch_size,
-                                learning_rate=learning_rate)
+                                learning_rate=learning_rate,
+                                max_heads=max(1, budget // per_head) if budget else None)
         for c in candidates:
             rows = [i for i, h in enumerate(heads) if h.sources == tuple(c)]
             out[tuple(c)] = losses[rows]

@@ -124,7 +124,12 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
 
     from tqdm import tqdm
 
+    from taskonomy_tf.transfer.readout import physical_memory
+
     threads = max(1, (os.cpu_count() or 1) // workers)
+    if options.get("memory_budget") is None and physical_memory():
+        # jobs side by side share the memory: half of it, split between them
+        options = {**options, "memory_budget": physical_memory() // (2 * workers)}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=quiet_worker, initargs=(threads,)) as pool:
         futures = [pool.submit(run_job, j, workdirs=workdirs, data=data, out=out, **options)

@@ -62,6 +62,25 @@ def test_fused_heads_give_the_losses_of_separate_jobs():
     # replicates differ (initialisation and batch order), candidates differ
     assert not np.allclose(fused[0], fused[len(candidates)])
     assert fused[0].mean() < fused[1].mean()  # source a carries the target, b does not
+    # in programs of at most 3 heads (parts of each replicate) or of one
+    # replicate: the same losses, in the same order
+    for max_heads in (3, 4):
+        chunked = train_readouts("normals", heads, sources, train, test, 32, prior, seeds,
+                                 max_heads=max_heads, **opts)
+        np.testing.assert_allclose(chunked, fused, rtol=2e-4, atol=1e-6)
+
+
+def test_memory_estimate_splits_the_pairwise_loss_first():
+    from taskonomy_tf.models.losses import SEGMENT_PIXELS
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.transfer.readout import head_step_bytes
+
+    normals = head_step_bytes("normals", 64, 16)
+    seg = head_step_bytes("segment_unsup25d", 64, 16)
+    assert normals == 4 * 16 * 8 * 64 * 64 * 3  # outputs only
+    channels = get_task("segment_unsup25d").channels
+    assert seg == 4 * 16 * (8 * 64 * 64 * channels + 12 * SEGMENT_PIXELS ** 2)
+    assert head_step_bytes("normals", 64, 32) == 2 * normals  # linear in the batch
 
 
 def test_an_untrained_readout_is_the_constant_prior():
