@@ -236,19 +236,22 @@ def batch_order(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
 
 
 def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) -> int:
-    """Estimated memory (bytes) one head adds to a fused training step.
+    """Estimated memory (bytes) one head adds to a fused training step or
+    to scoring a batch of 64 test images.
 
-    About 8 float32 copies of the batch's outputs (the prediction, the pixel
-    shuffle, their gradients, the loss's inputs) and, for a loss of pixel
-    pairs (the segmentation metric), about 12 float32 (P, P) pair matrices
-    per image (P = ``SEGMENT_PIXELS``). Calibration: a 2.5D segmentation
-    target at 64 px, 78 heads, batch 16: 15.9 GB estimated, 13 GB resident
-    when the kernel stopped it on a 24 GB machine running two such jobs.
+    About 16 float32 copies of the batch's outputs (the prediction, the
+    pixel shuffle, their gradients and the optimizer's work, the scoring's
+    copies) and, for a loss of pixel pairs (the segmentation metric), about
+    24 float32 (P, P) pair matrices per image (P = ``SEGMENT_PIXELS``).
+    Calibration (2-core x86_64, TF 2.21): a 2.5D segmentation target at
+    64 px, batch 16, 26 heads in one program: 10.5 GB resident, of which
+    about 1.5 GB is not the heads' (9.0 GB measured for the heads, 10.6 GB
+    estimated).
     """
     spec = get_task(target)
     outputs = int(np.prod(spec.output_shape(image_size)))
     pairs = SEGMENT_PIXELS ** 2 if spec.loss in PAIRWISE_LOSSES else 0
-    return 4 * batch_size * (8 * outputs + 12 * pairs)
+    return 4 * batch_size * (16 * outputs + 24 * pairs)
 
 
 def physical_memory() -> int | None:

@@ -77,9 +77,9 @@ def test_memory_estimate_splits_the_pairwise_loss_first():
 
     normals = head_step_bytes("normals", 64, 16)
     seg = head_step_bytes("segment_unsup25d", 64, 16)
-    assert normals == 4 * 16 * 8 * 64 * 64 * 3  # outputs only
+    assert normals == 4 * 16 * 16 * 64 * 64 * 3  # outputs only
     channels = get_task("segment_unsup25d").channels
-    assert seg == 4 * 16 * (8 * 64 * 64 * channels + 12 * SEGMENT_PIXELS ** 2)
+    assert seg == 4 * 16 * (16 * 64 * 64 * channels + 24 * SEGMENT_PIXELS ** 2)
     assert head_step_bytes("normals", 64, 32) == 2 * normals  # linear in the batch
 
 
