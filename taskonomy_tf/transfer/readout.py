@@ -31,6 +31,7 @@ from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
 PIXELS = "pixels"
+SCORE_BYTES = 256 * 2**20  # bounds a scoring batch's predictions (its copies: a few times this)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,8 +342,13 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     ds = tf.data.Dataset.from_tensor_slices(order).map(gather).prefetch(2)
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     losses = []
-    for start in range(0, len(test.y), 64):
-        sl = slice(start, start + 64)
+    # test images per predicted batch: every head's outputs of a batch in
+    # at most SCORE_BYTES (64 images for most targets; 9 for 26 heads of a
+    # 64 px segmentation target, whose outputs are 1 MB per image and head)
+    per_image = 4 * len(heads) * int(np.prod(spec.output_shape(image_size)))
+    step = int(np.clip(SCORE_BYTES // per_image, 1, 64))
+    for start in range(0, len(test.y), step):
+        sl = slice(start, start + step)
         feed = {"codes": np.repeat(test.codes[sl, None], replicates, 1)} if sources else {}
         if pixels:
             feed["images"] = np.repeat(test.images[sl, None], replicates, 1)

@@ -112,21 +112,3 @@ def test_tensorflow_start_up_log_is_hidden_unless_verbose():
     # this TensorFlow does print its start-up log: the quiet run above hid it
     assert any(is_tensorflow_log(line) for line in loud.stderr.splitlines()) or \
         not loud.stderr.strip()
-
-
-@pytest.mark.slow
-def test_a_cpu_pipeline_run_prints_no_tensorflow_log(split_records, tmp_path):
-    """The whole pipeline, with two worker processes for the transfers."""
-    from taskonomy_tf.console import is_tensorflow_log
-
-    env = {k: v for k, v in os.environ.items() if k != "TASKONOMY_TF_VERBOSE"}
-    out = subprocess.run(
-        [sys.executable, "-m", "taskonomy_tf.pipeline", "--quick", "--data", str(split_records),
-         "--tasks", "normals,edges", "--image-size", "32", "--train-steps", "2",
-         "--transfer-images", "8", "--transfer-steps", "2", "--workers", "2",
-         "--allow-weak-networks", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=900, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    lines = out.stderr.replace("\r", "\n").splitlines()
-    assert not [line for line in lines if is_tensorflow_log(line)]
-    assert (tmp_path / "run" / "report.md").exists()
