@@ -187,6 +187,9 @@ def test_every_task_trains_one_step(fake_records, task):
 
     spec = get_task(task)
     model = compile_task_model(build_task_model(task, "small", 32), task, 1e-3)
+    # op by op: the same step without tracing a graph per task (a few
+    # seconds each, the bulk of this test's cost)
+    model.run_eagerly = True
     ds = make_dataset(fake_records, task, split="all", batch_size=2, image_size=32)
     logs = model.fit(ds.take(1), epochs=1, verbose=0, shuffle=False).history
     assert np.isfinite(logs["loss"][-1])
