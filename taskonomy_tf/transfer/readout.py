@@ -24,6 +24,7 @@ import numpy as np
 from keras import layers, ops, saving
 
 from taskonomy_tf.errors import InputError
+from taskonomy_tf.models.decoders import PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.layers import OutputPrior
 from taskonomy_tf.models.losses import LOSSES, PAIRWISE_LOSSES, SEGMENT_PIXELS, masked_row_means
@@ -244,7 +245,9 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
     pixel shuffle, their gradients and the optimizer's work, the scoring's
     copies) and, for a loss of pixel pairs (the segmentation metric), about
     24 float32 (P, P) pair matrices per image (P = ``SEGMENT_PIXELS``).
-    Calibration (2-core x86_64, TF 2.21): a 2.5D segmentation target at
+    A vector target's head adds its fully connected weights
+    (:func:`fc_parameters`). Calibration (2-core x86_64, TF 2.21): a 2.5D
+    segmentation target at
     64 px, batch 16, 26 heads in one program: 10.5 GB resident, of which
     about 1.5 GB is not the heads' (9.0 GB measured for the heads, 10.6 GB
     estimated).
@@ -252,7 +255,23 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
     spec = get_task(target)
     outputs = int(np.prod(spec.output_shape(image_size)))
     pairs = SEGMENT_PIXELS ** 2 if spec.loss in PAIRWISE_LOSSES else 0
-    return 4 * batch_size * (16 * outputs + 24 * pairs)
+    return 4 * batch_size * (16 * outputs + 24 * pairs) + 28 * fc_parameters(spec, image_size)
+
+
+def fc_parameters(target: str | TaskSpec, image_size: int) -> int:
+    """Weights of one head's fully connected decoder (0 for dense targets):
+    the flattened two-stream code of every view into the ``small`` preset's
+    width, its hidden layers, the output. With their gradients, Adam's two
+    moments and the einsum's transposed copies they cost about 7 float32
+    copies (calibration: egomotion at 64 px, 78 heads of 3.2 M weights,
+    one program: 8.3 GB resident, about 2 GB of it not the heads')."""
+    spec = get_task(target)
+    if spec.is_dense:
+        return 0
+    side = image_size // code_stride(image_size)
+    width = PRESETS["small"]["fc"]
+    inputs = side * side * 2 * REPRESENTATION_CHANNELS * spec.views
+    return inputs * width + (spec.fc_layers - 2) * width * width + width * spec.channels
 
 
 def physical_memory() -> int | None:

@@ -200,3 +200,18 @@ def test_heads_loss_is_each_heads_masked_mean_and_samples_anew():
     assert first != second
     again = HeadsLoss("segment_metric", replicates, seed=3)
     assert float(again(seg, emb)) == pytest.approx(first)  # seeded
+
+
+@pytest.mark.parametrize("target", ["egomotion", "room_layout", "normals"])
+def test_fc_parameters_are_the_heads_dense_weights(target):
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.transfer.fused import GroupedDense
+    from taskonomy_tf.transfer.readout import fc_parameters
+
+    spec = get_task(target)
+    prior = np.zeros(spec.output_shape(32), "float32")
+    model = build_readouts(target, plan_heads([("a",)], [0]), ["a"], 32, prior)
+    dense = sum(int(np.prod(w.shape)) for layer in model.layers
+                if isinstance(layer, GroupedDense) for w in layer.trainable_weights)
+    assert fc_parameters(target, 32) == dense
+    assert (dense > 0) == (not spec.is_dense)
