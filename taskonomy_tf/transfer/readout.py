@@ -247,10 +247,9 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
     24 float32 (P, P) pair matrices per image (P = ``SEGMENT_PIXELS``).
     A vector target's head adds its fully connected weights
     (:func:`fc_parameters`). Calibration (2-core x86_64, TF 2.21): a 2.5D
-    segmentation target at
-    64 px, batch 16, 26 heads in one program: 10.5 GB resident, of which
-    about 1.5 GB is not the heads' (9.0 GB measured for the heads, 10.6 GB
-    estimated).
+    segmentation target at 64 px, batch 16, 26 heads in one program:
+    10.5 GB resident, of which about 1.5 GB is not the heads' (9.0 GB
+    measured for the heads, 10.6 GB estimated).
     """
     spec = get_task(target)
     outputs = int(np.prod(spec.output_shape(image_size)))
