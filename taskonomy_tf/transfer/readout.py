@@ -283,6 +283,14 @@ def physical_memory() -> int | None:
         return None
 
 
+def memory_budget(workers: int = 1) -> int | None:
+    """The readouts' default memory budget (bytes): half of this machine's
+    memory, shared by ``workers`` jobs side by side (``None`` where the OS
+    does not say)."""
+    total = physical_memory()
+    return total // (2 * workers) if total else None
+
+
 def _programs(heads: list[Head], max_heads: int) -> list[list[Head]]:
     """``heads`` (replicate-major) in consecutive programs of at most
     ``max_heads``: whole replicates together while they fit, else each

@@ -34,7 +34,7 @@ from taskonomy_tf.transfer.readout import (
     PIXELS,
     ReadoutArrays,
     head_step_bytes,
-    physical_memory,
+    memory_budget,
     plan_heads,
     train_readouts,
 )
@@ -114,7 +114,7 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
                    train_split: str = "train", test_split: str = "test", steps: int = 200,
                    batch_size: int = 16, learning_rate: float = 1e-2, seeds=(0,),
                    references: bool = True,
-                   memory_budget: int | None = None) -> dict[tuple[str, ...], np.ndarray]:
+                   budget_bytes: int | None = None) -> dict[tuple[str, ...], np.ndarray]:
     """Trains every candidate's readouts for ``target`` in one program.
 
     Args:
@@ -124,10 +124,11 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
             target's ``model.keras`` for ``self``).
         seeds: one per replicate: its initialisation and batch order.
         references: also score ``self`` and ``constant``.
-        memory_budget: bytes the readouts' training may use (default: half
-            of the machine's memory); the heads run in as many programs as
-            ``head_step_bytes`` says this needs (one for most targets; the
-            segmentation metric's pixel pairs need more at 64 px).
+        budget_bytes: bytes the readouts' training may use (default:
+            ``readout.memory_budget()``, half of the machine's memory); the
+            heads run in as many programs as ``head_step_bytes`` says this
+            needs (one for most targets; the segmentation metric's pixel
+            pairs need more at 64 px).
 
     Returns:
         ``CandidateLosses``: candidate -> (R, N_test) float64 losses for
@@ -150,7 +151,7 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
         test = ReadoutArrays(_codes(cache, workdirs, sources, data, test_split, image_size,
                                     None, test_ids), yt, wt, xt[0] if pixels else None)
         heads = plan_heads([tuple(c) for c in candidates], seeds)
-        budget = memory_budget or (physical_memory() or 0) // 2
+        budget = budget_bytes or memory_budget()
         per_head = head_step_bytes(spec, image_size, min(batch_size, len(y)))
         losses = train_readouts(spec, heads, sources, train, test, image_size, prior, seeds,
                                 steps=steps, batch_size=batch_size,

@@ -124,12 +124,11 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
 
     from tqdm import tqdm
 
-    from taskonomy_tf.transfer.readout import physical_memory
+    from taskonomy_tf.transfer.readout import memory_budget
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    if options.get("memory_budget") is None and physical_memory():
-        # jobs side by side share the memory: half of it, split between them
-        options = {**options, "memory_budget": physical_memory() // (2 * workers)}
+    if options.get("budget_bytes") is None:  # jobs side by side share the memory
+        options = {**options, "budget_bytes": memory_budget(workers)}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=quiet_worker, initargs=(threads,)) as pool:
         futures = [pool.submit(run_job, j, workdirs=workdirs, data=data, out=out, **options)
