@@ -28,7 +28,6 @@ import concurrent.futures as cf
 import datetime
 import hashlib
 import json
-import multiprocessing
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.data import schema
 from taskonomy_tf.errors import UserError
 from taskonomy_tf.fileio import sha256_file, write_json_atomic
+from taskonomy_tf.procs import process_pool
 from tfrecords_tools.reader import read_split_csv, scan
 from tfrecords_tools.writer import StrictError, write_shard
 
@@ -188,9 +188,7 @@ def _run(jobs: list[dict], workers: int):
         for job in jobs:
             yield write_shard(job)
         return
-    ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                initializer=quiet_tensorflow) as pool:
+    with process_pool(workers, initializer=quiet_tensorflow) as pool:
         futures = [pool.submit(write_shard, job) for job in jobs]
         try:
             for fut in cf.as_completed(futures):

@@ -7,8 +7,10 @@ splits hold 48 rooms each, not a few). It is built in the user's
 cache folder (``$TASKONOMY_TF_CACHE``, else ``~/.cache/taskonomy_tf``) under
 a name derived from its settings and the generator's version. A folder
 is used only when its ``READY.json`` stamp names every shard with its size
-and SHA-256 and they all match; anything else (an interrupted build, a
-corrupted shard) is rebuilt.
+and SHA-256 and they all match. An interrupted build resumes (the points
+and shards written whole are kept); a stamped folder whose shards no
+longer match is rebuilt. It may be called from any script, with or without
+a main guard (``taskonomy_tf.procs``).
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ def embedded_dataset(cfg: SynthConfig = DEFAULT, cache: str | os.PathLike | None
     records = folder / "records"
     if is_ready(records):
         return records
-    if folder.exists():
-        shutil.rmtree(folder)  # half-written or corrupted: never used
+    if (records / READY).exists():
+        shutil.rmtree(folder)  # finished once, corrupted since: rebuilt whole
+    # otherwise an interrupted build resumes: whole points and finished shards are kept
     raw = folder / "raw"
     generate(raw, cfg, workers=workers or os.cpu_count() or 1, progress=progress)
     buildings = sorted(p.name for p in raw.iterdir() if p.is_dir())

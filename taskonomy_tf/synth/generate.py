@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import multiprocessing
 import os
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 from taskonomy_tf.data import schema
 from taskonomy_tf.data.geometry import look_at, matrix_to_euler
 from taskonomy_tf.fileio import write_bytes_atomic
+from taskonomy_tf.procs import process_pool
 from taskonomy_tf.synth.render import render
 from taskonomy_tf.synth.scene import Room, cast, inside_solid, make_building
 
@@ -174,7 +174,7 @@ def render_point(cfg: SynthConfig, b: int, p: int, out: str) -> int:
         visible = _visible_points(plan, r, p, room, loc, rot, fov)
         info = _point_info(cfg, b, p, v, room, point, normal, loc, rot, fov, visible)
         files["point_info"] = json.dumps(info, sort_keys=True).encode()
-        _write_view(Path(out) / f"synth{cfg.seed:02d}b{b:03d}", p, v, files)
+        _write_view(_building_folder(out, cfg, b), p, v, files)
         written += 1
     return written
 
@@ -195,32 +195,52 @@ def _visible_points(plan, r, p, room, loc, rot, fov) -> list[int]:
     return seen
 
 
+def _building_folder(out: str | os.PathLike, cfg: SynthConfig, b: int) -> Path:
+    return Path(out) / f"synth{cfg.seed:02d}b{b:03d}"
+
+
+def _view_file(folder: Path, domain: str, p: int, v: int) -> Path:
+    spec = schema.DOMAINS[domain]
+    return folder / domain / f"point_{p}_view_{v}_domain_{spec.all_tokens()[0]}.{spec.extension}"
+
+
 def _write_view(folder: Path, p: int, v: int, files: dict[str, bytes]) -> None:
-    for domain, data in files.items():
-        spec = schema.DOMAINS[domain]
-        d = folder / domain
-        d.mkdir(parents=True, exist_ok=True)
-        name = f"point_{p}_view_{v}_domain_{spec.all_tokens()[0]}.{spec.extension}"
-        write_bytes_atomic(d / name, data, durable=False)  # regenerable: no fsync
+    """Writes one view's files, ``point_info`` last: its presence marks the view whole."""
+    for domain in sorted(files, key=lambda d: d == "point_info"):
+        path = _view_file(folder, domain, p, v)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, files[domain], durable=False)  # regenerable: no fsync
+
+
+def point_written(out: str | os.PathLike, cfg: SynthConfig, b: int, p: int) -> bool:
+    """Whether every view of point ``p`` of building ``b`` is on disk (views are
+    written in order, each with its ``point_info`` last), so a resumed
+    ``generate`` skips it."""
+    return _view_file(_building_folder(out, cfg, b), "point_info", p, cfg.views - 1).exists()
 
 
 def generate(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), workers: int = 1,
              progress: bool = True) -> Path:
-    """Writes ``cfg.buildings`` buildings under ``out``; returns ``out``."""
+    """Writes ``cfg.buildings`` buildings under ``out``; returns ``out``.
+
+    Resumable: points already written whole (``point_written``) are kept, the
+    others are rendered again (the same bytes: every point draws from its
+    own seeded generator). Workers are started by ``procs.process_pool``, so
+    this works from a script without a main guard or from standard input.
+    """
     from tqdm import tqdm
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(b, p) for b in range(cfg.buildings) for p in range(cfg.points)]
-    bar = tqdm(total=len(jobs) * cfg.views, unit="view", desc="synth", disable=not progress,
-               leave=False)
+    every = [(b, p) for b in range(cfg.buildings) for p in range(cfg.points)]
+    jobs = [(b, p) for b, p in every if not point_written(out, cfg, b, p)]
+    bar = tqdm(total=len(every) * cfg.views, initial=(len(every) - len(jobs)) * cfg.views,
+               unit="view", desc="synth", disable=not progress, leave=False)
     if workers <= 1:
         for b, p in jobs:
             bar.update(render_point(cfg, b, p, str(out)))
     else:
-        ctx = multiprocessing.get_context("spawn")  # safe even after TensorFlow is loaded
-        with _one_blas_thread(), cf.ProcessPoolExecutor(max_workers=workers,
-                                                        mp_context=ctx) as pool:
+        with _one_blas_thread(), process_pool(workers) as pool:
             futures = [pool.submit(render_point, cfg, b, p, str(out)) for b, p in jobs]
             for f in cf.as_completed(futures):
                 bar.update(f.result())

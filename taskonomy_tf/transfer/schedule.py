@@ -23,6 +23,7 @@ from pathlib import Path
 from taskonomy_tf.console import quiet_worker
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.fileio import write_json_atomic
+from taskonomy_tf.procs import process_pool
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.loop import is_finished
 from taskonomy_tf.transfer.cache import FeatureCache
@@ -119,8 +120,7 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
 
 
 def _run_pool(todo, workdirs, data, out, progress, workers, options):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     from tqdm import tqdm
 
@@ -129,8 +129,7 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
     threads = max(1, (os.cpu_count() or 1) // workers)
     if options.get("budget_bytes") is None:  # jobs side by side share the memory
         options = {**options, "budget_bytes": memory_budget(workers)}
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=quiet_worker, initargs=(threads,)) as pool:
+    with process_pool(workers, initializer=quiet_worker, initargs=(threads,)) as pool:
         futures = [pool.submit(run_job, j, workdirs=workdirs, data=data, out=out, **options)
                    for j in todo]
         for f in tqdm(as_completed(futures), total=len(futures), desc="transfers",
