@@ -26,27 +26,6 @@ from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.fileio import write_json_atomic
 
 
-def gather(tasks, models, data, split, n_images, image_size, cache_dir):
-    """(codes, labels): task -> (n, h, w, 8) codes, task -> (labels, regression)."""
-    from taskonomy_tf.data import make_dataset
-    from taskonomy_tf.estimate import estimator_labels
-    from taskonomy_tf.tasks import get_task
-    from taskonomy_tf.training.evaluate import split_arrays
-    from taskonomy_tf.transfer import FeatureCache
-    from taskonomy_tf.transfer.schedule import model_workdirs
-
-    workdirs = model_workdirs(models, tasks)
-    cache = FeatureCache(cache_dir)
-    codes, labels = {}, {}
-    for task, w in workdirs.items():
-        codes[task] = cache.features(Path(w) / "encoder.keras", data, split, image_size, n_images)
-        ds = make_dataset(data, task, split=split, batch_size=64, image_size=image_size,
-                          shuffle=False, augment=False)
-        y, wt = split_arrays(ds, task, len(codes[task]))
-        labels[task] = estimator_labels(get_task(task), y, wt)
-    return codes, labels
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m taskonomy_tf.estimate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             from taskonomy_tf.synth import embedded_dataset
 
             data = embedded_dataset()
-        codes, labels = gather(tasks, a.models, data, a.split, a.images, size, a.cache)
+        from taskonomy_tf.transfer.estimate_inputs import gather
+
+        codes, labels, skipped = gather(tasks, a.models, data, a.split, a.images, size, a.cache)
+        for task, why in skipped.items():
+            print(f"  {task}: not scored as a target ({why})")
+        if not labels:
+            raise InputError("--tasks: no task has per-image labels the estimators can score")
         table = estimate_table(a.method, codes, labels)
         table.meta["total_seconds"] = round(time.perf_counter() - start, 2)
         table.save(a.out)

@@ -114,3 +114,40 @@ def test_estimate_table_and_agreement_with_known_ranking():
                              {"good": 0.5, "mid": 0.3, "bad": 0.1}.items()], ["t"])
     agree = ranking_agreement(table, trained)["t"]
     assert agree["spearman"] == pytest.approx(1.0) and agree["top1"] and agree["top3"]
+
+
+def test_codes_and_labels_are_joined_by_record_id(fake_raw, models, tmp_path):
+    """Several shards per split (the cache reads them one after another,
+    make_dataset interleaves them): every code is the encoder applied to the
+    image whose id it carries, and every label row is that image's label."""
+    import keras
+
+    from taskonomy_tf.data import make_dataset
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.training.evaluate import split_arrays
+    from taskonomy_tf.transfer.estimate_inputs import gather
+    from tfrecords_tools.convert import convert
+
+    rec = tmp_path / "rec"
+    convert(str(fake_raw), str(rec), shard_size=2, progress=False)
+    assert len(list(rec.glob("all-*.tfrecord"))) >= 3
+    tasks = ["normals", "edges"]
+    codes, labels, skipped = gather(tasks, models, rec, "all", None, 32, tmp_path / "cache")
+    assert not skipped and set(labels) == set(tasks)
+    # the reference: images, targets and ids straight from the records, in
+    # make_dataset's (interleaved) order
+    ds = make_dataset(rec, tasks[1], split="all", batch_size=5, image_size=32, shuffle=False,
+                      augment=False, with_ids=True)
+    y, w, x, ids = split_arrays(ds, tasks[1], images=True)
+    from taskonomy_tf.transfer.cache import FeatureCache
+
+    _, code_ids = FeatureCache(tmp_path / "cache").features(
+        models / tasks[0] / "encoder.keras", rec, "all", 32, None, with_ids=True)
+    assert sorted(code_ids) == sorted(ids) and list(code_ids) != list(ids)  # orders differ
+    row = {i: k for k, i in enumerate(code_ids)}
+    order = np.array([row[i] for i in ids])
+    encoder = keras.saving.load_model(models / tasks[0] / "encoder.keras", safe_mode=True)
+    expected = np.asarray(encoder(x, training=False))
+    np.testing.assert_allclose(codes[tasks[0]][order], expected, atol=2e-2, rtol=2e-2)
+    want, _ = estimator_labels(get_task(tasks[1]), y, w)
+    np.testing.assert_allclose(labels[tasks[1]][0][order], want, rtol=1e-6)

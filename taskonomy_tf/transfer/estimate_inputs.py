@@ -1,0 +1,90 @@
+"""What the cheap estimators score: frozen codes and target labels of the same
+images, joined by record id.
+
+The feature cache encodes a split's records in file order, one shard after
+another; ``make_dataset`` interleaves shards. Pairing the two by position
+gave each code another image's label on any split of two or more shards, so
+everything here is joined on ids (``building/point/view``), as the transfer
+runner joins its per-image losses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from taskonomy_tf.errors import InputError
+
+
+def labels_by_id(dataset, task: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(targets, weights)`` of ``task`` for the records ``ids``, in that order.
+
+    Args:
+        dataset: a finite ``make_dataset(..., with_ids=True)`` stream; it is
+            read until every id has been seen.
+        ids: (N,) str record ids.
+
+    Raises:
+        InputError: an id the stream never yields.
+    """
+    where = {str(i): k for k, i in enumerate(ids)}
+    ys: list = [None] * len(ids)
+    ws: list = [None] * len(ids)
+    missing = len(where)
+    for _, y, w, ident in dataset:
+        for b, i in enumerate(np.asarray(ident).astype(bytes).astype(str)):
+            k = where.get(i)
+            if k is not None and ys[k] is None:
+                ys[k], ws[k] = np.asarray(y[task][b]), np.asarray(w[task][b])
+                missing -= 1
+        if not missing:
+            break
+    if missing:
+        absent = [i for i, k in where.items() if ys[k] is None]
+        raise InputError(f"task {task!r}: no label record for {len(absent)} encoded image(s), "
+                         f"e.g. {absent[0]!r}")
+    return np.stack(ys), np.stack(ws)
+
+
+def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | None,
+           image_size: int, cache_dir: str | os.PathLike):
+    """Codes of every task's encoder and every target's estimator labels on
+    the split's first ``n_images`` records (all when ``None``).
+
+    Returns:
+        ``(codes, labels, skipped)``: task -> (N, h, w, 8) float32 codes, the
+        same N records for every task; target -> ``(labels, regression)``
+        (``estimate.estimator_labels``) row k for the record of code k;
+        target -> the one-line reason it is not scored (it stays a source).
+    """
+    from taskonomy_tf.data import make_dataset
+    from taskonomy_tf.estimate import estimator_labels
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.transfer.cache import FeatureCache
+    from taskonomy_tf.transfer.schedule import model_workdirs
+
+    workdirs = model_workdirs(models, tasks)
+    cache = FeatureCache(cache_dir)
+    codes, ids = {}, None
+    for task, w in workdirs.items():
+        codes[task], task_ids = cache.features(Path(w) / "encoder.keras", data, split,
+                                               image_size, n_images, with_ids=True)
+        if ids is not None and not np.array_equal(ids, task_ids):  # record order, every task
+            raise AssertionError(f"{task}: encoded other records than {next(iter(codes))}")
+        ids = task_ids
+    labels, skipped = {}, {}
+    for task in workdirs:
+        spec = get_task(task)
+        if spec.views > 1:
+            skipped[task] = (f"labelled on tuples of {spec.views} views; the estimators score "
+                             "one image's code")
+            continue
+        try:
+            ds = make_dataset(data, task, split=split, batch_size=64, image_size=image_size,
+                              shuffle=False, augment=False, with_ids=True)
+            labels[task] = estimator_labels(spec, *labels_by_id(ds, task, ids))
+        except InputError as exc:
+            skipped[task] = str(exc)
+    return codes, labels, skipped
