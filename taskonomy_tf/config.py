@@ -118,10 +118,15 @@ class TaxonomyConfig:
 @dataclasses.dataclass
 class ReportConfig:
     """Attributes:
-        published: a published affinities file to compare rankings with.
+        published: the published affinities to compare rankings with: a
+            shipped release of the paper's (``16k``, ``1k``;
+            ``taskonomy_tf.published``), a file, or ``None`` for no comparison.
+        reference: the paper's other release, whose agreement with
+            ``published`` is the ceiling ours is read against (``None``: none).
     """
 
-    published: str | None = None
+    published: str | None = "16k"
+    reference: str | None = "1k"
 
 
 @dataclasses.dataclass

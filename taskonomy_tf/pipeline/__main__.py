@@ -1,7 +1,7 @@
 """``python -m taskonomy_tf.pipeline``: from images to a task taxonomy report.
 
     python -m taskonomy_tf.pipeline [--data DIR] [--tasks A,B,...] [--out DIR]
-        [--seed N] [--budget B] [--max-order K] [--quick] [--force] [--published FILE]
+        [--seed N] [--budget B] [--max-order K] [--quick] [--force] [--published 16k|1k|FILE|none]
         [--verbose]
 
 With no arguments: the embedded dataset, 6 tasks, first-order transfers
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allow-weak-networks", action="store_true",
                    help="continue (with a warning) when a network does not beat its "
                         "constant baseline")
-    p.add_argument("--published", help="a published affinities file to compare rankings with")
+    p.add_argument("--published", help="the published affinities to compare rankings with: "
+                   "16k (default), 1k, a file, or none")
     p.add_argument("--quick", action="store_true",
                    help="a one-minute smoke run (experiments/embedded_quick.py)")
     p.add_argument("--force", action="store_true", help="redo every stage")

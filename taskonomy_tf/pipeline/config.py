@@ -58,7 +58,8 @@ class PipelineConfig:
     resamples: int = 100
     confidence: float = 0.9
     seed: int = 0
-    published: str | None = None
+    published: str | None = "16k"
+    reference: str | None = "1k"
     encoder: str = "small"
     decoder: str | None = None
     train_lr: float | None = None
@@ -81,7 +82,8 @@ class PipelineConfig:
                    transfer_lr=t.learning_rate, transfer_seeds=t.seeds, max_order=t.max_order,
                    budget=exp.taxonomy.budget, workers=t.workers,
                    resamples=exp.taxonomy.resamples, confidence=exp.taxonomy.confidence,
-                   seed=exp.seed, published=exp.report.published, encoder=n.encoder,
+                   seed=exp.seed, published=exp.report.published,
+                   reference=exp.report.reference, encoder=n.encoder,
                    decoder=n.decoder, train_lr=n.learning_rate, precision=n.precision,
                    schedule=n.schedule, warmup=n.warmup, strategy=n.strategy,
                    steps_per_execution=n.steps_per_execution, transfer_split=t.split)

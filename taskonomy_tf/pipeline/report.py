@@ -73,11 +73,19 @@ def _structure_blocks(tasks, tax, boot, display_name) -> list[tuple]:
     text = ("Do tasks of one family (3D: depth, normals, reshading...; 2D: edges, keypoints, "
             "autoencoding...) transfer better among themselves than from the other family? "
             "Each contrast is a ratio of mean first-order affinities (A->A over B->A), with a "
-            f"percentile interval over {boot['resamples']} resamples of the test images and of "
-            f"the {boot.get('replicates', 1)} readout replicates. A ratio above 1 whose interval "
-            "excludes 1 is a measured structure.")
+            f"percentile interval over {boot['resamples']} resamples of {_resampled(boot)} and "
+            f"of the {boot.get('replicates', 1)} readout replicates. A ratio above 1 whose "
+            "interval excludes 1 is a measured structure.")
     return [("h3", "Structure check: cluster contrasts"), ("p", text),
             ("table", head + (["paper, same six tasks"] if paper else []), rows)]
+
+
+def _resampled(boot: dict) -> str:
+    """What the bootstrap drew: the test images' groups (buildings), or images."""
+    if boot.get("unit", "images") == "groups":
+        return (f"the {boot['groups']} groups (buildings) the test images come in, each "
+                "with all its images")
+    return "the test images"
 
 
 def _blocks(ctx) -> list[tuple]:
@@ -146,7 +154,7 @@ def _blocks(ctx) -> list[tuple]:
         transfers = boot["transfers"][key]
         stable = [t for t, share in transfers.items() if share >= 0.9]
         b += [("h3", "How stable is this choice?"),
-              ("p", f"Over {boot['resamples']} resamples of the test images and of the "
+              ("p", f"Over {boot['resamples']} resamples of {_resampled(boot)} and of the "
                     f"{boot.get('replicates', 1)} readout replicates: supervised in "
                     + ", ".join(f"{display_name(t)} {v:.0%}" for t, v in roots.items()) + ". "
                     + (f"{len(stable)} transfer(s) chosen in at least 90% of resamples; "
@@ -184,14 +192,13 @@ def _agreement_blocks(cmp: dict, display_name) -> list[tuple]:
     if not cmp.get("targets"):
         return []
     t = cmp["targets"]
+    from taskonomy_tf.taxonomy.compare import yardstick_summary
+
     out = [("h2", "Agreement with the published affinities"),
-           ("p", f"Over the {len(cmp['tasks'])} tasks both hold: per target, Spearman's rho "
-                 f"between the two rankings of its sources (mean {cmp['mean_spearman']:.2f}; "
-                 "unrelated rankings give "
-                 + " - ".join(f"{v:.2f}" for v in cmp.get("mean_spearman_null") or [])
-                 + "), "
-                 "how many of the published top 3 are in ours, and what two unrelated rankings "
-                 f"of that many sources give ({cmp['confidence']:.0%} range)."),
+           ("p", yardstick_summary(cmp)),
+           ("p", "Per target: Spearman's rho between the two rankings of its sources, how many "
+                 "of the published top 3 are in ours, and what two unrelated rankings of that "
+                 f"many sources give ({cmp['confidence']:.0%} range)."),
            ("table", ["target", "sources", "Spearman", "null range", "top-3 overlap",
                       "null mean", "same best source"],
             [[display_name(k), v["sources"], f"{v['spearman']:.2f}",
@@ -200,7 +207,14 @@ def _agreement_blocks(cmp: dict, display_name) -> list[tuple]:
               "yes" if v["top1_agrees"] else "no"] for k, v in t.items()])]
     ours, pub = cmp["contrasts"]["ours"], cmp["contrasts"]["published"]
     if ours or pub:
-        out.append(("table", ["cluster contrast (same tasks)", "ours", "published"],
+        out.append(("table", ["cluster contrast (same tasks, AHP ratio)", "ours", "published"],
+                    [[k, _fmt(ours.get(k), 2), _fmt(pub.get(k), 2)]
+                     for k in sorted(set(ours) | set(pub))]))
+    ours, pub = (cmp.get("rank_contrasts") or {}).get("ours", {}), \
+        (cmp.get("rank_contrasts") or {}).get("published", {})
+    if ours or pub:
+        out.append(("table", ["rank contrast (share of source pairs won; 0.5: none)", "ours",
+                              "published"],
                     [[k, _fmt(ours.get(k), 2), _fmt(pub.get(k), 2)]
                      for k in sorted(set(ours) | set(pub))]))
     if cmp.get("dictionaries"):

@@ -208,13 +208,17 @@ def stage_taxonomy(ctx: Context) -> dict:
            "contrasts": boot.contrasts,
            "mean_loss_ratio": _loss_ratios(matrices)}
     if cfg.published:
+        from taskonomy_tf.published import published_path
         from taskonomy_tf.taxonomy import load_table
         from taskonomy_tf.taxonomy.compare import compare_published
 
-        agreement = compare_published(aff, load_table(cfg.published),
-                                      range(1, min(8, len(ctx.tasks)) + 1), cfg.max_order)
-        _write(folder / "agreement.json", agreement)
-        out["agreement"] = "taxonomy/agreement.json"
+        reference = load_table(published_path(cfg.reference)) if cfg.reference else None
+        agreement = compare_published(aff, load_table(published_path(cfg.published)),
+                                      range(1, min(8, len(ctx.tasks)) + 1), cfg.max_order,
+                                      reference=reference, seed=cfg.seed)
+        if agreement["targets"]:  # no shared tasks (your own data): nothing to compare
+            _write(folder / "agreement.json", agreement)
+            out["agreement"] = "taxonomy/agreement.json"
     return out
 
 

@@ -8,7 +8,7 @@
         [--wins-task FILE --wins-pixels FILE] [--max-order K] [--json OUT]
     python -m taskonomy_tf.taxonomy group --candidates CSV --budget B [--json OUT]
     python -m taskonomy_tf.taxonomy compare --affinities FILE --published FILE
-        [--budgets 1-8] [--max-order K] [--json OUT]
+        [--reference FILE] [--budgets 1-8] [--max-order K] [--json [OUT]]
     python -m taskonomy_tf.taxonomy bootstrap --losses TABLE.csv [--budgets 1-5]
         [--resamples 200] [--max-order K] [--json OUT]
 
@@ -18,6 +18,7 @@ Errors in the input print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -112,10 +113,14 @@ def cmd_compare(a) -> None:
     from taskonomy_tf.taxonomy.compare import compare_published, format_comparison
 
     result = compare_published(load_table(a.affinities), load_table(a.published),
-                               parse_budgets(a.budgets), a.max_order, time_limit=a.time_limit)
+                               parse_budgets(a.budgets), a.max_order, time_limit=a.time_limit,
+                               reference=load_table(a.reference) if a.reference else None)
     if not result["targets"]:
         raise InputError(f"{a.affinities} and {a.published}: no target with 3 or more "
                          "sources in common")
+    if a.json == "-":  # the JSON object alone on standard output
+        print(json.dumps(result, indent=1))
+        return
     print(format_comparison(result))
     _write_json(a.json, result)
 
@@ -196,9 +201,13 @@ def parse_args(argv):
     s.add_argument("--published", required=True,
                    help="e.g. the released affinities_16k.json (task names as in the release)")
     s.add_argument("--budgets", default="1-8", help="dictionaries at these budgets (%(default)s)")
+    s.add_argument("--reference",
+                   help="the published table's other release (affinities_1k.json beside the "
+                        "16k one): its agreement with --published is the ceiling")
     s.add_argument("--max-order", type=int, default=1)
     s.add_argument("--time-limit", type=float, default=60.0)
-    s.add_argument("--json")
+    s.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="also write the result as JSON; without FILE, print only the JSON")
     s.set_defaults(fn=cmd_compare)
     s = sub.add_parser("group", help="Standley et al.'s network-selection problem")
     s.add_argument("--candidates", required=True)

@@ -1,9 +1,15 @@
-"""Uncertainty of affinities and of the chosen dictionary: over test images
-and readout retraining.
+"""Uncertainty of affinities and of the chosen dictionary: over the groups the
+test images come in, and readout retraining.
 
-Each resample draws the test images with replacement (the same draw for
-every target when they share their test images, as a grid's do) *and* the
-readout replicate seeds with replacement (the same draw for every target:
+Test images are not independent: Taskonomy's views come in buildings
+(several points, several views each), a dataset card's samples in its
+``group`` column. Each resample draws the groups with replacement and takes
+every test image of each drawn group (a cluster bootstrap; the same draw
+for every target whose images cover the same groups, as a grid's do); ids
+without a group resample one by one. Resampling views as if independent
+gave intervals too narrow when buildings differ (the per-building test in
+``tests/taxonomy``). It also draws the readout replicate seeds with
+replacement (the same draw for every target:
 replicate r of every target is trained with the same seed). Per-image
 losses are averaged over the drawn replicates, then win rates, AHP and the
 integer program are recomputed. The result gives every affinity and every
@@ -37,6 +43,8 @@ class BootstrapResult:
         transfers: budget -> "target<-a+b" -> share of resamples choosing it.
         solved: budget -> share of resamples with a feasible, optimal program.
         replicates: readout replicates resampled (1: images only).
+        groups: how many groups (or images) were resampled, at most, per target.
+        unit: ``groups`` (test images resampled in their groups) or ``images``.
     """
 
     resamples: int
@@ -47,10 +55,12 @@ class BootstrapResult:
     solved: dict
     contrasts: dict = dataclasses.field(default_factory=dict)
     replicates: int = 1
+    groups: int = 0
+    unit: str = "groups"
 
     def to_json(self) -> dict:
-        return {"schema_version": 2, "resamples": self.resamples, "confidence": self.confidence,
-                "replicates": self.replicates,
+        return {"schema_version": 3, "resamples": self.resamples, "confidence": self.confidence,
+                "replicates": self.replicates, "groups": self.groups, "unit": self.unit,
                 "affinity": [{"sources": list(s), "target": t, **v}
                              for (s, t), v in self.affinity.items()],
                 "contrasts": self.contrasts,
@@ -79,6 +89,21 @@ def _solve_counts(table, budgets, max_order, counts, solved, unused, allow_rando
                 counts["transfers"][b][key] = counts["transfers"][b].get(key, 0) + 1
 
 
+def group_of_id(image_id: str) -> str:
+    """The group an image id belongs to: its building (``building/point/view``,
+    a dataset card's ``group/id``; a view tuple ``a+b``: its first view's);
+    an id without ``/`` is a group of its own."""
+    return image_id.split("+", 1)[0].split("/", 1)[0]
+
+
+def _group_members(ids, group_of) -> tuple[tuple[str, ...], list[np.ndarray]]:
+    """(groups in order of first appearance, each group's image indices)."""
+    members: dict[str, list[int]] = {}
+    for k, i in enumerate(ids):
+        members.setdefault(group_of(i) if group_of else i, []).append(k)
+    return tuple(members), [np.array(v) for v in members.values()]
+
+
 def _as_replicates(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, np.float64)
     return m[:, None, :] if m.ndim == 2 else m
@@ -86,8 +111,9 @@ def _as_replicates(m: np.ndarray) -> np.ndarray:
 
 def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
               resamples: int = 200, confidence: float = 0.95, seed: int = 0,
-              unused=(), allow_random: bool = False) -> BootstrapResult:
-    """Bootstraps a grid's losses over test images and readout replicates.
+              unused=(), allow_random: bool = False,
+              group_of=group_of_id) -> BootstrapResult:
+    """Bootstraps a grid's losses over groups of test images and readout replicates.
 
     Args:
         matrices: target -> (candidates, image ids, seeds, (n, R, images)
@@ -98,6 +124,8 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         confidence: coverage of the percentile intervals.
         unused: tasks the program may not use as sources (as in ``solve_taxonomy``).
         allow_random: as in ``solve_taxonomy``.
+        group_of: image id -> its group (default ``group_of_id``: the
+            building); ``None`` resamples images one by one.
     """
     if resamples < 2:
         raise InputError(f"resamples must be >= 2, got {resamples}")
@@ -111,11 +139,14 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     counts = {"roots": {b: {} for b in budgets}, "transfers": {b: {} for b in budgets}}
     solved = {b: 0 for b in budgets}
     replicates = {m.shape[1] for _, _, m in mats.values()}
+    grouped = {tuple(ids): _group_members(ids, group_of) for _, ids, _ in mats.values()}
     for _ in range(resamples):
+        group_draws: dict = {}  # targets whose images cover the same groups share the draw
         image_draws: dict = {}
-        for _, ids, _ in mats.values():  # targets sharing test images share the draw
-            if tuple(ids) not in image_draws:
-                image_draws[tuple(ids)] = rng.integers(0, len(ids), len(ids))
+        for ids, (groups, members) in grouped.items():
+            if groups not in group_draws:
+                group_draws[groups] = rng.integers(0, len(groups), len(groups))
+            image_draws[ids] = np.concatenate([members[g] for g in group_draws[groups]])
         # from a stream of their own: with identical replicates (or one), every
         # resample is exactly the images-only resample of the same seed
         seed_draws = {r: rng_replicates.integers(0, r, r) for r in sorted(replicates)}
@@ -147,4 +178,5 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     return BootstrapResult(resamples, confidence, affinity, share(counts["roots"]),
                            share(counts["transfers"]),
                            {b: n / resamples for b, n in solved.items()}, contrasts,
-                           max(replicates))
+                           max(replicates), max(len(g) for g, _ in grouped.values()),
+                           "groups" if group_of else "images")
