@@ -105,7 +105,7 @@ def list_tasks(
     """Returns the specs in catalog order, optionally filtered."""
     out = []
     for spec in _TASKS.values():
-        if cluster is not None and spec.cluster is not Cluster(cluster):
+        if cluster is not None and spec.cluster_name != getattr(cluster, "value", cluster):
             continue
         if output is not None and spec.output is not OutputKind(output):
             continue

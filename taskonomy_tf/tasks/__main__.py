@@ -20,7 +20,7 @@ def table() -> str:
         title = t.title + (" (source only)" if t.source_only else "")
         rows.append(
             f"| `{t.name}` | {title} | {t.domain or '-'} | {t.output.value} {shape} | {t.loss} "
-            f"| {t.decode} | {t.mask or '-'} | {t.cluster.value} | {t.views} "
+            f"| {t.decode} | {t.mask or '-'} | {t.cluster_name} | {t.views} "
             f"| {', '.join(t.names[1:])} |"
         )
     return "\n".join(rows)

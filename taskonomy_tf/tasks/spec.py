@@ -63,7 +63,8 @@ class TaskSpec:
         blur_sigma: Gaussian blur of the target, in pixels at 256 px.
         mask: a validity-mask rule (``MASK_RULES``), ``None`` for the
             target encoding's own validity only.
-        cluster: family in the paper's task tree.
+        cluster: family in the paper's task tree (``Cluster``), or a family
+            of a user's own tasks (a snake_case string; dataset cards).
         views: number of input images per sample (2 for pairs, 3 for
             triplets, 9 for jigsaw tiles).
         input: key of the input rule (``rgb``, ``noisy_rgb``, ``luminance``,
@@ -78,6 +79,8 @@ class TaskSpec:
         fc_layers: fully connected layers of the head (low-dimensional
             tasks), the last one being the output layer.
         description: one line, with the source of its constants.
+        card: the dataset card that declared the task (``data.card``);
+            ``None`` for the catalog's and ``register_task``'s tasks.
     """
 
     name: str
@@ -89,7 +92,7 @@ class TaskSpec:
     loss: str
     metric: str
     decode: str
-    cluster: Cluster
+    cluster: Cluster | str
     code_name: str
     results_name: str
     description: str
@@ -104,10 +107,18 @@ class TaskSpec:
     hflip: str = "keep"
     classes: str | None = None
     fc_layers: int = 2
+    card: str | None = None
 
     def __post_init__(self) -> None:
         if not _SNAKE.match(self.name):
             raise ValueError(f"TaskSpec.name must be snake_case, got {self.name!r}")
+        if not isinstance(self.cluster, Cluster):
+            known = {c.value: c for c in Cluster}
+            if str(self.cluster) in known:  # "3d" -> Cluster.GEOMETRIC_3D
+                object.__setattr__(self, "cluster", known[str(self.cluster)])
+            elif not _SNAKE.match(str(self.cluster)):
+                raise ValueError(f"TaskSpec {self.name!r}: cluster must be snake_case, got "
+                                 f"{self.cluster!r}")
         if self.output is not OutputKind.NONE and self.channels <= 0:
             raise ValueError(f"TaskSpec {self.name!r}: channels must be > 0")
         if self.hflip not in ("keep", "negate_x", "never"):
@@ -127,6 +138,11 @@ class TaskSpec:
         if self.output is OutputKind.DENSE:
             return "conv"
         return "siamese_fc" if self.views > 1 else "fc"
+
+    @property
+    def cluster_name(self) -> str:
+        """The family as a string: ``3d``, ``2d``, ``low_dim``, ``semantic`` or a user's."""
+        return getattr(self.cluster, "value", self.cluster)
 
     @property
     def is_dense(self) -> bool:
@@ -155,5 +171,5 @@ class TaskSpec:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["output"] = self.output.value
-        out["cluster"] = self.cluster.value
+        out["cluster"] = self.cluster_name
         return out
