@@ -299,9 +299,14 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
 
 def resolve(path: str | None, items: list[str] | None,
             base: ExperimentConfig | None = None) -> ExperimentConfig:
-    """``--config`` (or ``base``, or the defaults), then each ``--set``."""
-    config = load_config(path) if path else (base or ExperimentConfig())
-    return override(config, items)
+    """``--config`` (or ``base``, or the defaults), then each ``--set``. When
+    ``data.path`` is a dataset card (or records converted from one), its
+    tasks are registered, so that ``tasks`` may name them."""
+    from taskonomy_tf.data.card import use_records
+
+    config = override(load_config(path) if path else (base or ExperimentConfig()), items)
+    use_records(config.data.path)
+    return config
 
 
 def quick_experiment() -> ExperimentConfig:

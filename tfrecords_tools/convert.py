@@ -1,4 +1,5 @@
-"""Raw Taskonomy / Omnidata folders -> sharded TFRecords and a manifest.
+"""Raw Taskonomy / Omnidata folders, or a dataset card, -> sharded TFRecords
+and a manifest.
 
     python -m tfrecords_tools.convert --src DIR --out DIR [--domains ...]
         [--split-csv FILE --split train|val|test] [--resize N]
@@ -12,6 +13,9 @@ hold whole points, so that the views of a point stay together; beside each,
 (``taskonomy_tf.data.view_index``). Re-running
 with the same arguments after an interruption writes only the shards that
 are missing; different arguments into the same ``--out`` are refused.
+
+A folder with ``dataset.json`` is a dataset card (``tfrecords_tools.card``):
+its CSV gives every split, and the records' manifest keeps the card.
 
 Across machines: ``--shard I/N`` writes only the shards whose index is I
 modulo N (the same files, byte for byte, as one machine writes) and no
@@ -77,6 +81,15 @@ def convert(src: str, out: str, domains: list[str] | None = None,
         ConvertError: bad arguments, nothing to convert, a conflicting
             earlier conversion in ``out``, or (with ``strict``) a bad file.
     """
+    from taskonomy_tf.data.card import is_card
+
+    if is_card(src):  # a dataset card: every split from its CSV
+        if domains or split_csv or split or resize or part or strict:
+            raise ConvertError("--src is a dataset card: --domains, --split-csv, --split, "
+                               "--resize, --shard and --strict do not apply")
+        from tfrecords_tools.card import convert_card
+
+        return convert_card(src, out, shard_size, workers, progress)
     if domains:
         unknown = sorted(set(domains) - set(schema.DOMAINS))
         if unknown:
@@ -183,13 +196,13 @@ def _progress(total: int, initial: int, enabled: bool):
                 disable=not enabled, leave=False)
 
 
-def _run(jobs: list[dict], workers: int):
+def _run(jobs: list[dict], workers: int, fn=write_shard):
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
-            yield write_shard(job)
+            yield fn(job)
         return
     with process_pool(workers, initializer=quiet_tensorflow) as pool:
-        futures = [pool.submit(write_shard, job) for job in jobs]
+        futures = [pool.submit(fn, job) for job in jobs]
         try:
             for fut in cf.as_completed(futures):
                 yield fut.result()
@@ -271,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.shard and not a.merge:
         print(f"part {a.shard}: {len(m['shards'])} shard(s) -> {a.out}; run the other parts, "
               "then once without --shard (shared --out) or --merge")
+        return 0
+    if "card" in m:
+        print(f"dataset card {m['card']['name']!r}: " + ", ".join(
+            f"{p['records']} {s} sample(s) in {len(p['shards'])} shard(s)"
+            for s, p in m["splits"].items()) + f" -> {a.out}")
         return 0
     part = m["splits"][a.split or "all"] if not a.merge else next(iter(m["splits"].values()))
     print(f"{part['records']} views in {len(part['shards'])} shard(s) -> {a.out} "

@@ -19,6 +19,12 @@ segment_semantic       int32 (H, W, 1) raw labels     label > 0 (0 = uncertain)
 mask_valid             bool (H, W, 1)                 the mask itself
 class_object           float32 (1000,) softmax(logit) True
 class_scene            float32 (365,) probabilities   True
+card dense_classes     int32 (H, W, 1) class ids      value != the card's ignore
+card dense_regression  float32 (H, W, C) in the       all True, or value != 0
+                       card's range (PNG: its full    with the card's
+                       integer range mapped linearly) ``mask: nonzero``
+card classes           int32 (1,) class id            present (stored -1 if not)
+card vector            float32 (L,) as given          every entry finite
 =====================  =============================  ==========================
 
 Constants: depth is stored in 1/512 m with 65535 for "no geometry"; pixels
@@ -59,8 +65,8 @@ def _all_true(x: tf.Tensor) -> tf.Tensor:
 
 def decode_png_tensor(data: tf.Tensor, spec: schema.DomainSpec) -> tf.Tensor:
     """PNG bytes -> uint8 or uint16 tensor (H, W, C) at the domain's bit depth."""
-    dtype = tf.uint16 if spec.bit_depth == 16 else tf.uint8
-    channels = 3 if spec.drop_alpha else 0
+    dtype = tf.uint16 if spec.bit_depth == 16 else tf.uint8  # 8-bit files scale by 257
+    channels = 3 if spec.drop_alpha else spec.channels[0] if spec.card else 0
     img = tf.io.decode_png(data, channels=channels, dtype=dtype)
     return tf.ensure_shape(img, [None, None, None])
 
@@ -94,7 +100,24 @@ def physical_from_pixels(domain: str, img: tf.Tensor) -> tuple[tf.Tensor, tf.Ten
     if rule == "binary":
         mask = img[..., :1] > 0
         return mask, mask[..., 0]
+    spec = resolve_domain(domain)
+    if rule == "card_classes":
+        labels = tf.cast(img[..., :1], tf.int32)
+        valid = labels[..., 0] != spec.ignore if spec.ignore is not None else _all_true(img)
+        return labels, valid
+    if rule == "card_scaled":
+        return card_scaled(tf.cast(img, tf.float32) / 65535.0, spec, img)
     raise AssertionError(rule)
+
+
+def card_scaled(unit: tf.Tensor, spec: schema.DomainSpec, raw: tf.Tensor):
+    """A card's regression map: ``unit`` in [0, 1] (PNG) onto its range, or
+    ``raw`` float values (``.npy``: ``spec.scale`` None here); valid where
+    ``raw`` is nonzero with ``mask: nonzero``."""
+    values = unit if spec.scale is None else spec.scale[0] + (spec.scale[1] - spec.scale[0]) * unit
+    valid = (tf.reduce_any(tf.not_equal(raw, tf.zeros_like(raw)), axis=-1)
+             if spec.mask_nonzero else _all_true(raw))
+    return values, valid
 
 
 def physical_from_vector(domain: str, values: tf.Tensor) -> tf.Tensor:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from taskonomy_tf.data import records, targets, views
+from taskonomy_tf.data import card, records, targets, views
 from taskonomy_tf.data.masks import DEPTH_MASK_DOMAIN, apply_mask
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.tasks import TaskSpec, get_task
@@ -158,6 +158,7 @@ def make_dataset(
             domains present), or tasks that cannot share one input.
         FileNotFoundError: no shards for the split.
     """
+    card.use_records(path)  # a dataset card's tasks, known from the records' manifest
     specs = _specs(tasks)
     shuffle = (split == "train") if shuffle is None else shuffle
     augment = (split == "train") if augment is None else augment
@@ -220,6 +221,7 @@ def make_inputs(path, task: str | TaskSpec, split: str | None = "train", batch_s
         (B, T, S, S, 3) for tiled inputs; ids (B,) string
         ``building/point/view``.
     """
+    card.use_records(path)
     spec = _specs(task)[0]
     files = records.find_shards(path, split)
     ds = tf.data.TFRecordDataset(files).map(_decode_record(["rgb"], image_size),

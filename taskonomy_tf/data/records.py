@@ -6,6 +6,7 @@ decoded physical values at the requested image size.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from taskonomy_tf.data import schema
-from taskonomy_tf.data.decode import decode_png_tensor, physical_from_pixels, physical_from_vector
+from taskonomy_tf.data.decode import (
+    card_scaled,
+    decode_png_tensor,
+    physical_from_pixels,
+    physical_from_vector,
+)
 
 
 def find_shards(path: str | Path, split: str | None) -> list[str]:
@@ -66,22 +72,30 @@ def feature_spec(domains: list[str]) -> dict[str, tf.io.FixedLenFeature]:
         schema.META_POINT: tf.io.FixedLenFeature([], tf.int64),
         schema.META_VIEW: tf.io.FixedLenFeature([], tf.int64),
     }
+    spec[schema.META_ID] = tf.io.FixedLenFeature([], tf.string, default_value="")
     for d in domains:
         ds = schema.DOMAINS[d]
-        if ds.storage == "npy":
+        if ds.storage in ("npy", "floats"):
+            missing = 0.0 if ds.storage == "npy" else float("nan")
             spec[ds.values_key] = tf.io.FixedLenFeature([ds.length], tf.float32,
-                                                        default_value=[0.0] * ds.length)
+                                                        default_value=[missing] * ds.length)
+        elif ds.storage == "int":
+            spec[ds.values_key] = tf.io.FixedLenFeature([1], tf.int64, default_value=[-1])
         else:
             spec[ds.encoded_key] = tf.io.FixedLenFeature([], tf.string, default_value="")
     return spec
 
 
 def example_id(parsed: dict) -> tf.Tensor:
-    """A parsed record's id, ``building/point/view`` (scalar string): unique
-    within a dataset, the key every per-image result is joined on."""
-    return tf.strings.join([parsed[schema.META_BUILDING],
+    """A parsed record's id (scalar string): ``building/point/view``, or a
+    dataset card's ``group/id``; unique within a dataset, the key every
+    per-image result is joined on, its first part the group the bootstrap
+    resamples."""
+    view = tf.strings.join([parsed[schema.META_BUILDING],
                             tf.strings.as_string(parsed[schema.META_POINT]),
                             tf.strings.as_string(parsed[schema.META_VIEW])], "/")
+    card = tf.strings.join([parsed[schema.META_BUILDING], parsed[schema.META_ID]], "/")
+    return tf.where(tf.strings.length(parsed[schema.META_ID]) > 0, card, view)
 
 
 def id_strings(ids) -> np.ndarray:
@@ -120,13 +134,26 @@ def decode_domain(parsed: dict, domain: str, size: int) -> tuple[tf.Tensor, tf.T
         values = parsed[spec.values_key]
         present = tf.reduce_any(tf.not_equal(values, 0.0))
         return physical_from_vector(domain, values), present
+    if spec.storage == "floats":  # a card's vector: NaN entries when absent
+        values = parsed[spec.values_key]
+        present = tf.reduce_all(tf.math.is_finite(values))
+        return tf.where(present, values, tf.zeros_like(values)), present
+    if spec.storage == "int":  # a card's class id: -1 when absent
+        values = tf.cast(parsed[spec.values_key], tf.int32)
+        return tf.maximum(values, 0), values[0] >= 0
     data = parsed[spec.encoded_key]
     channels = spec.decoded_channels
     nearest = spec.labels
     out_dtype = tf.int32 if spec.labels else tf.float32
 
     def decoded():
-        values, valid = physical_from_pixels(domain, decode_png_tensor(data, spec))
+        if spec.storage == "tensor":  # a card's .npy map: float32 in its own units
+            raw = tf.io.parse_tensor(data, tf.float32)
+            raw = tf.ensure_shape(tf.reshape(raw, [tf.shape(raw)[0], tf.shape(raw)[1], -1]),
+                                  [None, None, channels])
+            values, valid = card_scaled(raw, dataclasses.replace(spec, scale=None), raw)
+        else:
+            values, valid = physical_from_pixels(domain, decode_png_tensor(data, spec))
         values = _resize(tf.cast(values, out_dtype), size, nearest, antialias=spec.antialias)
         if not spec.invalid_code:
             valid = tf.ones([size, size], tf.bool)

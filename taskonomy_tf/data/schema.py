@@ -29,8 +29,11 @@ class DomainSpec:
 
     Args:
         name: the domain folder name (``depth_zbuffer``).
-        storage: ``png`` (kept as bytes), ``npy`` (stored as a float list)
-            or ``json`` (kept as bytes).
+        storage: ``png`` (kept as bytes), ``npy`` (stored as a float list),
+            ``json`` (kept as bytes); for dataset-card labels also
+            ``tensor`` (a float32 (H, W, C) array as ``tf.io.serialize_tensor``
+            bytes), ``int`` (one int64, -1 when absent) and ``floats`` (a
+            float list of ``length``, NaN when absent).
         bit_depth: PNG bit depth that is expected (8 or 16); 0 otherwise.
         channels: accepted PNG channel counts.
         length: vector length for ``npy`` domains.
@@ -47,6 +50,11 @@ class DomainSpec:
         invalid_code: some stored value means "no label" (so a validity
             mask must be decoded and resized along with the values).
         antialias: anti-alias when resizing for the pipeline (the input).
+        scale: (low, high): a card's dense regression PNG, whose full
+            integer range maps linearly onto [low, high].
+        ignore: a card's class-map value that means "no label".
+        mask_nonzero: a card's dense regression map is valid where nonzero.
+        card: the domain is a dataset card's label (``data.card``).
     """
 
     name: str
@@ -63,6 +71,10 @@ class DomainSpec:
     drop_alpha: bool = False
     invalid_code: bool = False
     antialias: bool = False
+    scale: tuple[float, float] | None = None
+    ignore: int | None = None
+    mask_nonzero: bool = False
+    card: bool = False
 
     @property
     def extension(self) -> str:
@@ -130,6 +142,24 @@ DOMAINS: dict[str, DomainSpec] = {
 TOKEN_TO_DOMAIN = {t: d.name for d in DOMAINS.values() for t in d.all_tokens()}
 FOLDER_TO_DOMAIN = {f: d.name for d in DOMAINS.values() for f in d.all_folders()}
 
+
+def register_domain(spec: DomainSpec) -> DomainSpec:
+    """Adds a dataset card's label domain (``data.card``). A label of the same
+    name from a card read earlier is replaced: a process works with one
+    card's labels at a time (the records it opens last).
+
+    Raises:
+        ValueError: the name is a dataset domain of the catalog.
+    """
+    old = DOMAINS.get(spec.name)
+    if old is not None and not old.card or old is None and (
+            spec.name in FOLDER_TO_DOMAIN or spec.name in TOKEN_TO_DOMAIN):
+        raise ValueError(f"label {spec.name!r}: the name is a Taskonomy domain; rename the label")
+    DOMAINS[spec.name] = spec
+    TOKEN_TO_DOMAIN[spec.name] = FOLDER_TO_DOMAIN[spec.name] = spec.name
+    return spec
+
+
 # ---------------------------------------------------------------- records
 META_BUILDING = "meta/building"  # bytes
 META_POINT = "meta/point"  # int64
@@ -137,6 +167,7 @@ META_VIEW = "meta/view"  # int64
 META_HEIGHT = "meta/height"  # int64, of the stored rgb
 META_WIDTH = "meta/width"  # int64
 META_DOMAINS = "meta/domains"  # bytes list: the domains this record holds
+META_ID = "meta/id"  # bytes: a dataset card's sample id (absent in Taskonomy records)
 POINT_INFO_KEY = "point_info/encoded"  # JSON bytes
 
 

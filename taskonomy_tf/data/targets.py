@@ -117,6 +117,30 @@ def _ab_bins(spec, values, valid):
         tf.cast(valid, tf.float32)[..., None], [side, side])[..., 0]
 
 
+# ------------------------------------------------- dataset-card labels (data.card)
+@TARGETS.register("card_class_map")
+def _card_class_map(spec, values, valid):
+    return values, tf.cast(valid, tf.float32)
+
+
+@TARGETS.register("card_range")
+def _card_range(spec, values, valid):
+    """The card's ``range`` onto [-1, 1], unclipped (as the Taskonomy encodings)."""
+    lo, hi = spec.value_range
+    w = tf.cast(valid, tf.float32)
+    return _unit_to_signed((values - lo) / (hi - lo)) * w[..., None], w
+
+
+@TARGETS.register("card_one_hot")
+def _card_one_hot(spec, values, valid):
+    return tf.one_hot(values[0], spec.channels), tf.cast(valid, tf.float32)
+
+
+@TARGETS.register("card_vector")
+def _card_vector(spec, values, valid):
+    return values, tf.cast(valid, tf.float32)
+
+
 @TARGETS.register("jigsaw_permutation")
 def _jigsaw(spec, values, valid):
     raise RuntimeError("the jigsaw label is made by the 'jigsaw_tiles' input rule, "

@@ -60,8 +60,13 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = F
             in one line); other exceptions propagate with their traceback.
         InputError: ``out`` holds a run with other settings (without ``force``).
     """
+    from taskonomy_tf.config import DEFAULT_TASKS
+    from taskonomy_tf.data.card import use_records
     from taskonomy_tf.tasks import get_task
 
+    card_tasks = use_records(config.data)  # a dataset card's tasks, by name
+    if card_tasks and tuple(config.tasks) == DEFAULT_TASKS:  # no --tasks: the card's labels
+        config = dataclasses.replace(config, tasks=tuple(card_tasks))
     config = dataclasses.replace(config, tasks=tuple(t if t == ALL else get_task(t).name
                                                      for t in config.tasks))
     if len(config.tasks) < 2 and ALL not in config.tasks:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from taskonomy_tf.data.available import ALL  # light: the catalog only
+from taskonomy_tf.data.card import is_card
 from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.pipeline.config import PipelineConfig
 
@@ -59,6 +60,11 @@ def stage_data(ctx: Context) -> dict:
         source = "the embedded synthetic dataset"
     elif any(Path(cfg.data).glob("*.tfrecord")):
         records, source = Path(cfg.data), f"TFRecords in {cfg.data}"
+    elif is_card(cfg.data):
+        from tfrecords_tools.card import card_records
+
+        records = card_records(cfg.data, progress=ctx.progress)
+        source = f"dataset card {cfg.data}, converted into {records}"
     else:
         from tfrecords_tools.convert import convert
 

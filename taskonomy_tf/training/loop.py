@@ -135,6 +135,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             run without ``resume`` (one-line messages).
         ValueError / KeyError: bad settings, unknown task, missing domain.
     """
+    from taskonomy_tf.data.card import use_records
+
+    use_records(config.data)  # a dataset card's tasks
     spec = get_task(config.task)
     workdir = Path(workdir)
     backup = workdir / "backup"

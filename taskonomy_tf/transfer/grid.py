@@ -229,9 +229,11 @@ def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), b
     ``random`` to :func:`random_encoder`'s); ``options`` go to
     :func:`~taskonomy_tf.transfer.runner.run_candidates`.
     """
+    from taskonomy_tf.data.card import use_records
     from taskonomy_tf.transfer.cache import FeatureCache
     from taskonomy_tf.transfer.runner import run_candidates
 
+    use_records(data)  # a worker process learns a dataset card's tasks here
     job_path(out, job).parent.mkdir(parents=True, exist_ok=True)
     _log(out, f"started {job.name}")
     start = time.perf_counter()
