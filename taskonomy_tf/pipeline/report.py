@@ -70,8 +70,9 @@ def _structure_blocks(tasks, tax, boot, display_name) -> list[tuple]:
         if paper:
             row.append(f"{PAPER_CONTRASTS[k]:g}" if k in PAPER_CONTRASTS else "–")
         rows.append(row)
-    text = ("Do tasks of one family (3D: depth, normals, reshading...; 2D: edges, keypoints, "
-            "autoencoding...) transfer better among themselves than from the other family? "
+    text = ("Do tasks of one family (the catalog's clusters, 3D: depth, normals, reshading...; "
+            "2D: edges, keypoints, autoencoding...; or a dataset card's `cluster`) transfer "
+            "better among themselves than from another family? "
             "Each contrast is a ratio of mean first-order affinities (A->A over B->A), with a "
             f"percentile interval over {boot['resamples']} resamples of {_resampled(boot)} and "
             f"of the {boot.get('replicates', 1)} readout replicates. A ratio above 1 whose "
@@ -175,6 +176,8 @@ def _blocks(ctx) -> list[tuple]:
     win = [k for k in figs if k.startswith("winrates_")]
     if win:
         b.append(("img", figs[win[0]], "win rates of one target"))
+    if "planted" in tax:
+        b += _planted_blocks(tax["planted"], display_name)
     if "agreement" in tax:
         b += _agreement_blocks(json.loads((out / tax["agreement"]).read_text()), display_name)
     b += [("h2", "What ran"),
@@ -185,6 +188,26 @@ def _blocks(ctx) -> list[tuple]:
                 "of job time). What differs from the paper, and how a bigger run changes the "
                 "numbers: docs/results.md.")]
     return b
+
+
+def _planted_blocks(p: dict, display_name) -> list[tuple]:
+    """How well the run recovered a planted taxonomy (``synth.planted``)."""
+    iv = p.get("family_contrast_interval") or {}
+    d = p["dictionary"]
+    text = (f"The data is a planted taxonomy: its true families and within-family orders are "
+            f"known (planted.json). Family contrast (mean affinity within a family over "
+            f"between families): {_fmt(p['family_contrast'], 3)}"
+            + (f" ({_fmt(iv.get('low'), 3)} - {_fmt(iv.get('high'), 3)})" if iv else "")
+            + f". Within-family source orders against the planted ones: mean Spearman "
+              f"{_fmt(p['mean_within_spearman'], 2)} over {len(p['within_spearman'])} targets "
+              "whose planted order is strict. At a budget of one task per family "
+              f"({d['budget']}), the dictionary supervises "
+              f"{', '.join(display_name(r) for r in d['roots']) or 'nothing'}: "
+              + ("one task of each family." if d["one_per_family"] else
+                 "not one task of each family."))
+    return [("h2", "Recovery of the planted taxonomy"), ("p", text),
+            ("table", ["target", "Spearman with the planted order"],
+             [[display_name(t), f"{v:.2f}"] for t, v in p["within_spearman"].items()])]
 
 
 def _agreement_blocks(cmp: dict, display_name) -> list[tuple]:

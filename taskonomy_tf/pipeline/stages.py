@@ -213,6 +213,11 @@ def stage_taxonomy(ctx: Context) -> dict:
            "cluster_means": {f"{a}->{b}": v for (a, b), v in cluster_means(aff).items()},
            "contrasts": boot.contrasts,
            "mean_loss_ratio": _loss_ratios(matrices)}
+    if cfg.data and is_card(cfg.data):
+        from taskonomy_tf.synth.planted import PLANTED_FILE, planted_recovery
+
+        if (Path(cfg.data) / PLANTED_FILE).is_file():  # a planted taxonomy: its recovery
+            out["planted"] = planted_recovery(aff, cfg.data, boot.contrasts, rows)
     if cfg.published:
         from taskonomy_tf.published import published_path
         from taskonomy_tf.taxonomy import load_table

@@ -313,3 +313,26 @@ def recovery(affinities: dict[str, dict[str, float]], truth: dict) -> dict:
 
 def load_truth(folder: str | os.PathLike) -> dict:
     return json.loads((Path(folder) / PLANTED_FILE).read_text())
+
+
+def planted_recovery(affinities, folder: str | os.PathLike, contrasts: dict,
+                     sweep: list[dict]) -> dict:
+    """A pipeline run's recovery of the planted card in ``folder``:
+    ``recovery`` on its first-order affinities (a ``TransferTable``), the
+    bootstrap interval of the family contrast (``contrasts``: the
+    bootstrap's, keyed as ``compare.cluster_contrasts``), and whether the
+    dictionary at a budget of one task per family (from the ``sweep`` rows)
+    supervises one task of each family."""
+    from taskonomy_tf.taxonomy.compare import SAME_OVER_OTHER, first_order
+
+    truth = load_truth(folder)
+    out = recovery(first_order(affinities), truth)
+    out["family_contrast_interval"] = contrasts.get(SAME_OVER_OTHER)
+    families = truth["families"]
+    family = {lab: f for f, labels in families.items() for lab in labels}
+    row = next((r for r in sweep if r.get("budget") == len(families) and "roots" in r), None)
+    roots = row["roots"] if row else []
+    out["dictionary"] = {"budget": len(families), "roots": roots,
+                         "one_per_family": sorted(family.get(r) for r in roots) ==
+                         sorted(families)}
+    return out

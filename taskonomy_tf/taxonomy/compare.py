@@ -62,7 +62,9 @@ def cluster_contrasts(table: TransferTable) -> dict[str, float]:
     affinity B -> A (key ``"A->A / B->A"``), for every pair present (A
     with at least two tasks). The paper's 16k affinities on z-depth,
     normals, reshading (3D) and edges, 2D keypoints, autoencoding (2D) give
-    3D->3D / 2D->3D = 4.6 and 2D->2D / 3D->2D = 38."""
+    3D->3D / 2D->3D = 4.6 and 2D->2D / 3D->2D = 38. Also ``SAME_OVER_OTHER``:
+    the mean over every transfer within a cluster over the mean over every
+    transfer between two clusters (tasks without a cluster left out)."""
     means = cluster_means(table)
     out = {}
     for (a, b), value in sorted(means.items()):
@@ -70,7 +72,19 @@ def cluster_contrasts(table: TransferTable) -> dict[str, float]:
             for (c, d), other in sorted(means.items()):
                 if d == a and c != a and c != "other" and other > 0:
                     out[f"{a}->{a} / {c}->{a}"] = value / other
+    same, between = [], []
+    for target, by_source in first_order(table).items():
+        ct = cluster_of(target)
+        for source, value in by_source.items():
+            cs = cluster_of(source)
+            if cs not in (None, "other") and ct not in (None, "other"):
+                (same if cs == ct else between).append(value)
+    if same and between and np.mean(between) > 0:
+        out[SAME_OVER_OTHER] = float(np.mean(same) / np.mean(between))
     return out
+
+
+SAME_OVER_OTHER = "same cluster / other cluster"
 
 
 def restrict(table: TransferTable, tasks) -> TransferTable:
