@@ -309,6 +309,12 @@ def resolve(path: str | None, items: list[str] | None,
     return config
 
 
+def cache_root() -> Path:
+    """Where built data is cached: ``$TASKONOMY_TF_CACHE``, else
+    ``~/.cache/taskonomy_tf`` (the embedded dataset, converted dataset cards)."""
+    return Path(os.environ.get("TASKONOMY_TF_CACHE", Path.home() / ".cache" / "taskonomy_tf"))
+
+
 def quick_experiment() -> ExperimentConfig:
     """A one-minute smoke run on the embedded data: 4 tasks at 32 px, short
     training (its numbers are not a result; ``experiments/embedded_quick.py``)."""

@@ -395,7 +395,7 @@ def card_records(src: str | os.PathLike, shard_size: int = 256, workers: int | N
     folder's path, its card and samples file, and the name, size and
     modification time of every file under it): reused while nothing
     changes, resumed after an interruption."""
-    from taskonomy_tf.synth.embedded import cache_root
+    from taskonomy_tf.config import cache_root
 
     folder = Path(src).resolve()
     card = load_card(folder)

@@ -22,15 +22,12 @@ import os
 import shutil
 from pathlib import Path
 
+from taskonomy_tf.config import cache_root
 from taskonomy_tf.fileio import sha256_file, write_json_atomic, write_text_atomic
 from taskonomy_tf.synth.generate import GENERATOR_VERSION, SynthConfig, generate
 
 READY = "READY.json"
 DEFAULT = SynthConfig(buildings=100, points=10, views=3, size=96, seed=0)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("TASKONOMY_TF_CACHE", Path.home() / ".cache" / "taskonomy_tf"))
 
 
 def is_ready(folder: Path) -> bool:
