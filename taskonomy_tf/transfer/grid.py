@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -154,26 +155,76 @@ def job_path(out, job: Job) -> Path:
     return Path(out) / "jobs" / f"{job.name}.json"
 
 
-def job_done(out, job: Job, key: str | None = None) -> bool:
-    """Whether ``job`` has a result (of content key ``key``, when given)."""
+def job_done(out, job: Job, key: str | None = None, beam=None, score=None) -> bool:
+    """Whether ``job`` has a result (of the grid's content ``key`` with this
+    ``beam`` and ``score``, ``job_key``, when given)."""
     path = job_path(out, job)
     if not path.exists():
         return False
-    return key is None or json.loads(path.read_text()).get("key") == key
+    return key is None or json.loads(path.read_text()).get("key") == job_key(key, job, beam,
+                                                                              score)
+
+
+# The subpackages whose code computes a job's per-image losses: records and
+# targets, models and losses, the task specs, evaluation, the readouts.
+CODE_PACKAGES = ("data", "models", "tasks", "training", "transfer")
+
+
+def _strip_docstrings(tree):
+    import ast
+
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.cache
+def code_fingerprint(root: str | None = None, packages: tuple[str, ...] = CODE_PACKAGES) -> str:
+    """SHA-256 (24 hex digits) of the code that computes a job: every module
+    of ``packages`` under ``root`` (this package by default), parsed, with
+    docstrings dropped (comments are not in the tree): a change to what runs
+    changes it, a change to the prose does not."""
+    import ast
+    import hashlib
+
+    base = Path(root) if root else Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted((base / package).rglob("*.py")):
+            tree = _strip_docstrings(ast.parse(path.read_text(), str(path)))
+            digest.update(path.relative_to(base).as_posix().encode())
+            digest.update(ast.dump(tree).encode())
+    return digest.hexdigest()[:24]
+
+
+def job_key(key: str | None, job: Job, beam=None, score=None) -> str | None:
+    """The content key of one job: the grid's, and for a job above order 1
+    the beam width of its order and the ranking of its sources, which decide
+    its candidates (widening the beam must train the new ones)."""
+    if key is None or job.order == 1:
+        return key
+    import hashlib
+
+    width = (BEAM if beam is None else beam).get(job.order)  # as beam_candidates reads it
+    name = getattr(score, "__qualname__", None) if score is not None else None
+    return hashlib.sha256(f"{key}|{job.order}|{width}|{name}".encode()).hexdigest()[:24]
 
 
 def grid_key(workdirs: dict, data, splits: tuple[str, ...], settings: dict) -> str:
     """SHA-256 (24 hex digits) of what a grid's results depend on: the
     data's splits (shard checksums), every network's ``encoder.keras`` and
     ``model.keras`` (the ``random`` encoder's too), the settings and the
-    code version (``taskonomy_tf.__version__`` and the job schema)."""
+    code (``code_fingerprint`` and the job schema)."""
     import hashlib
 
     from taskonomy_tf.fileio import sha256_file
     from taskonomy_tf.transfer.cache import data_fingerprint
-    from taskonomy_tf.version import __version__
 
-    parts = {"code": [__version__, JOB_SCHEMA], "settings": settings,
+    parts = {"code": [code_fingerprint(), JOB_SCHEMA], "settings": settings,
              "data": {s: data_fingerprint(data, s) for s in splits},
              "networks": {task: {f: sha256_file(Path(w) / f)
                                  for f in ("encoder.keras", "model.keras")
@@ -241,7 +292,8 @@ def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), b
     results = run_candidates(job.target, candidates, workdirs, data,
                              FeatureCache(Path(out) / "cache"), seeds=list(seeds),
                              references=job.order == 1, **options)
-    record = {"schema_version": JOB_SCHEMA, "key": key, "target": job.target,
+    record = {"schema_version": JOB_SCHEMA, "key": job_key(key, job, beam, score),
+              "target": job.target,
               "order": job.order, "seeds": [int(s) for s in seeds],
               "images": results.images,
               "seconds": round(time.perf_counter() - start, 3), "candidates": [
@@ -253,16 +305,17 @@ def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), b
     return job.name
 
 
-def write_losses_table(jobs: list[Job], out: str | os.PathLike, key: str | None = None) -> Path:
+def write_losses_table(jobs: list[Job], out: str | os.PathLike, key: str | None = None,
+                       beam=None, score=None) -> Path:
     """``losses.csv`` from the finished jobs (unfinished or stale ones, of
-    another content ``key``, are named).
+    another content key, ``job_key``, are named).
 
     One row per candidate, test image and replicate seed; ``self`` and
     ``constant`` are not retrained, and have one row per image with an
     empty seed.
     """
     out = Path(out)
-    missing = [j.name for j in jobs if not job_done(out, j, key)]
+    missing = [j.name for j in jobs if not job_done(out, j, key, beam, score)]
     if missing:
         raise FileNotFoundError(f"{len(missing)} job(s) not finished (or of other inputs), "
                                 f"e.g. {missing[0]}")

@@ -103,7 +103,8 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
     """
     from tqdm import tqdm
 
-    todo = [j for j in jobs if not job_done(out, j, options.get("key"))]
+    todo = [j for j in jobs if not job_done(out, j, options.get("key"), options.get("beam"),
+                                            options.get("score"))]
     if not todo:
         return []
     options = {"tasks": list(tasks), **options}
@@ -256,6 +257,6 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     ready = [j for j in part(higher) if job_done(out, Job(j.target, 1), key)]
     ran += run_jobs(ready, tasks, workdirs, data, out, **run)
     jobs = first + higher
-    pending = sum(not job_done(out, j, key) for j in jobs)
-    table = write_losses_table(jobs, out, key) if pending == 0 else None
+    pending = sum(not job_done(out, j, key, beam, score) for j in jobs)
+    table = write_losses_table(jobs, out, key, beam, score) if pending == 0 else None
     return GridResult(ran, pending, table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -120,11 +122,60 @@ def test_grid_with_second_order_feeds_the_taxonomy(grid_run, models, split_recor
     seeds = {(r["candidate"], r["seed"]) for r in rows if r["target"] == "normals"}
     assert {s for c, s in seeds if c == "transfer"} == {"0", "1"}  # two replicates
     assert {s for c, s in seeds if c in ("self", "constant")} == {""}  # scored once
-    opts = dict(n_images=8, steps=2, seeds=[0, 1], progress=False)
+    from taskonomy_tf.taxonomy.ahp import ahp_scores
+
+    opts = dict(n_images=8, steps=2, seeds=[0, 1], progress=False, score=ahp_scores)
     again = run_grid(tasks, models, split_records, out, max_order=2, **opts)
     assert again.ran == [] and again.table == result.table
     with pytest.raises(ValueError, match="other settings"):
         run_grid(tasks, models, split_records, out, max_order=2, **{**opts, "steps": 3})
+
+
+def test_a_wider_beam_or_another_ranking_redoes_the_higher_orders(grid_run, models,
+                                                                  split_records, tmp_path):
+    """The beam and the ranking decide an order-k job's candidates: a finished
+    grid asked for another beam width redoes its order-2 jobs (they were
+    reused), and only those."""
+    import shutil
+
+    from taskonomy_tf.transfer import run_grid
+    from taskonomy_tf.transfer.grid import BEAM, Job, job_key
+
+    assert job_key("k", Job("a", 1), {2: 2}) == job_key("k", Job("a", 1), {2: 5}) == "k"
+    assert job_key("k", Job("a", 2), {2: 2}) != job_key("k", Job("a", 2), {2: 3})
+    assert job_key("k", Job("a", 2), None) == job_key("k", Job("a", 2), dict(BEAM))
+    out = tmp_path / "grid"
+    shutil.copytree(grid_run[0], out)
+    tasks = ["normals", "edges", "depth_zbuffer"]
+    from taskonomy_tf.taxonomy.ahp import ahp_scores
+
+    opts = dict(n_images=8, steps=2, seeds=[0, 1], progress=False, score=ahp_scores)
+    wider = {2: BEAM[2] + 1}
+    again = run_grid(tasks, models, split_records, out, max_order=2, beam=wider, **opts)
+    assert sorted(j.name for j in again.ran) == sorted(f"{t}__order2" for t in tasks)
+    assert again.table is not None
+    assert run_grid(tasks, models, split_records, out, max_order=2, beam=wider,
+                    **opts).ran == []
+
+
+def test_the_grid_key_sees_the_code_not_its_prose(tmp_path):
+    """code_fingerprint changes when what runs changes, not for a docstring
+    or a comment."""
+    import shutil
+
+    from taskonomy_tf.transfer.grid import code_fingerprint
+
+    root = tmp_path / "pkg"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "taskonomy_tf" / "transfer",
+                    root / "transfer")
+    before = code_fingerprint(str(root), ("transfer",))
+    runner = root / "transfer" / "runner.py"
+    text = runner.read_text()
+    runner.write_text(text.replace('"""', '"""Reworded. ', 1) + "\n# a comment\n")
+    assert code_fingerprint.__wrapped__(str(root), ("transfer",)) == before
+    runner.write_text(text + "\nEXTRA = 1\n")
+    assert code_fingerprint.__wrapped__(str(root), ("transfer",)) != before
+    assert len(code_fingerprint()) == 24
 
 
 def test_prefilter_keeps_the_estimators_top_sources(tmp_path):
