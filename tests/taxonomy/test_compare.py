@@ -116,3 +116,16 @@ def test_the_mean_over_targets_has_a_narrower_null():
     one = null_spearman(16, confidence=0.9)
     # the mean of 25 independent rhos: about 1/5 of one target's spread
     assert high == pytest.approx(one[1] / 5, abs=0.03) and low == pytest.approx(-high, abs=0.03)
+
+
+def test_the_shipped_tables_are_the_released_ones(results_dir):
+    """Byte for byte the files of ../shared/data/taskonomy_results (where present)."""
+    from pathlib import Path
+
+    released = Path(__file__).resolve().parents[2].parent / "shared/data/taskonomy_results"
+    if not released.is_dir():
+        pytest.skip("../shared/data/taskonomy_results is absent")
+    files = sorted(results_dir.glob("*.json"))
+    assert len(files) == 4
+    for f in files:
+        assert f.read_bytes() == (released / f.name).read_bytes(), f.name
