@@ -162,13 +162,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     strategy = resolve_strategy(config.strategy, config.devices)
     train_split, val_split = _splits(data)
     n_train = _split_size(data, train_split)
-    per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
-    if config.steps:
-        per_epoch = min(per_epoch, config.steps)
-    # Keras runs whole executions: an epoch is a multiple of steps_per_execution
-    execution = min(config.steps_per_execution, per_epoch)
-    per_epoch = math.ceil(per_epoch / execution) * execution
-    epochs = math.ceil(config.steps / per_epoch) if config.steps else (config.epochs or 4)
+    per_epoch, epochs, execution, total = step_plan(config, n_train)
     # standardised labels (poses, layout): the training split's statistics
     stats = views.training_stats(data, spec)
     kw = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
@@ -199,7 +193,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
         with strategy.scope():
             model = build_task_model(spec, config.encoder, config.image_size, config.decoder,
                                      prior=prior)
-            compile_task_model(model, spec, learning_rate(config, epochs * per_epoch),
+            compile_task_model(model, spec, learning_rate(config, total),
                                config.clipnorm, steps_per_execution=execution,
                                jit_compile=_jit(config.jit_compile))
         metrics_cb = MetricsJson(out / "metrics.json", {"task": spec.name})
@@ -221,6 +215,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                 save_weights_only=True),
             *([keras.callbacks.TensorBoard(str(out / "logs"))] if config.tensorboard else []),
             metrics_cb,
+            StopAtStep(total),  # the last epoch may end early: exactly `total` steps
         ]
         (out / "checkpoints").mkdir(exist_ok=True)
         with multi_worker_fit(model, strategy, train), warnings.catch_warnings():
@@ -296,6 +291,40 @@ def _jit(value: str):
     if str(value).lower() not in choices:
         raise InputError(f"jit_compile {value!r}: expected auto, true or false")
     return choices[str(value).lower()]
+
+
+def step_plan(config: TrainConfig, n_train: int) -> tuple[int, int, int, int]:
+    """(steps per epoch, epochs, steps per execution, total steps): the one
+    rule every command trains by. ``steps`` trains exactly that many steps
+    (rounded up to whole executions of ``steps_per_execution``), whatever the
+    epoch length, which only sets the resume points and the per-epoch
+    validation: so an experiment gives the same network from the train
+    command and from the pipeline. Epochs default to one pass over the
+    ``n_train`` training examples, and ``epochs`` (no ``steps``) to 4 of them."""
+    per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
+    if config.steps:
+        per_epoch = min(per_epoch, config.steps)
+    # Keras runs whole executions: an epoch is a multiple of steps_per_execution
+    execution = min(config.steps_per_execution, per_epoch)
+    per_epoch = math.ceil(per_epoch / execution) * execution
+    if config.steps:
+        total = math.ceil(config.steps / execution) * execution
+        return per_epoch, math.ceil(total / per_epoch), execution, total
+    epochs = config.epochs or 4
+    return per_epoch, epochs, execution, epochs * per_epoch
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training once the optimizer has taken ``total`` steps (checked
+    after each execution; the epoch's end callbacks still run)."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.total:
+            self.model.stop_training = True
 
 
 def learning_rate(config: TrainConfig, total_steps: int):

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from taskonomy_tf.cli_errors import report_error
-from taskonomy_tf.config import ExperimentConfig, TransfersConfig, parse_shard, resolve, shorthands
 from taskonomy_tf.config import add_arguments as config_arguments
+from taskonomy_tf.config import parse_shard, resolve, shorthands
 from taskonomy_tf.console import quiet_tensorflow, set_verbose
 from taskonomy_tf.data.available import ALL  # light: the catalog only
 from taskonomy_tf.errors import InputError, UserError
@@ -199,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             "transfers.max_order": getattr(a, "max_order", None),
             "transfers.split": getattr(a, "transfer_split", None),
             "transfers.workers": getattr(a, "workers", None)})
-        a.experiment = resolve(a.config, flags + a.set, ExperimentConfig(
-            transfers=TransfersConfig(split="train")))  # the command's own default split
+        a.experiment = resolve(a.config, flags + a.set)  # the experiment's defaults: val
         if a.dry_run:
             print(a.experiment.to_json())
             return 0

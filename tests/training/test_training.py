@@ -340,3 +340,38 @@ def test_cache_auto_streams_what_does_not_fit():
         resolve_cache("maybe", 1, 64, spec, memory)
     assert apply_overrides(TrainConfig(), ["cache=false"]).cache is False
     assert apply_overrides(TrainConfig(), ["cache=auto"]).cache == "auto"
+
+
+def test_the_same_steps_give_the_same_network_whatever_the_epochs(split_records, tmp_path):
+    """The train command (one pass per epoch, validated per epoch) and the
+    pipeline (two epochs, validated at the end) train an experiment's
+    networks.steps exactly, into the same weights; steps round up to whole
+    executions only."""
+    from taskonomy_tf.training.loop import step_plan
+
+    base = dict(task="edges", data=str(split_records), image_size=32, batch_size=2, steps=7,
+                steps_per_execution=2, verbose=0, cache=False)
+    command = TrainConfig(**base)
+    pipeline = TrainConfig(**base, steps_per_epoch=4, validation_freq=0, tensorboard=False)
+    assert step_plan(command, 9) == (6, 2, 2, 8) and step_plan(pipeline, 9) == (4, 2, 2, 8)
+    weights = []
+    for name, cfg in (("a", command), ("b", pipeline)):
+        train_and_evaluate(cfg, tmp_path / name)
+        model = keras.saving.load_model(tmp_path / name / "model.keras", safe_mode=True,
+                                        compile=False)
+        weights.append(model.get_weights())
+        assert json.loads((tmp_path / name / "done.json").read_text())["steps"] == 8
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_transfer_command_reads_the_experiments_split():
+    import contextlib
+    import io
+
+    from taskonomy_tf.transfer.__main__ import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["grid", "--models", "m", "--out", "g", "--dry-run"]) == 0
+    assert json.loads(buf.getvalue())["transfers"]["split"] == "val"
