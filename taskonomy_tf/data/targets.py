@@ -120,7 +120,8 @@ def _ab_bins(spec, values, valid):
 # ------------------------------------------------- dataset-card labels (data.card)
 @TARGETS.register("card_class_map")
 def _card_class_map(spec, values, valid):
-    return values, tf.cast(valid, tf.float32)
+    """Class ids; an ignored pixel (weight 0) becomes class 0, a valid index."""
+    return tf.where(valid[..., None], values, tf.zeros_like(values)), tf.cast(valid, tf.float32)
 
 
 @TARGETS.register("card_range")

@@ -168,7 +168,13 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
             raise InputError(f"{spec.name}: the own network was scored on other test images "
                              "than the readouts")
         out[(SELF,)] = own
-    return CandidateLosses(out, test_ids)
+    # a test image without any valid label scores 0 for every candidate: a tie
+    # that says nothing and pulls the win rates toward 1/2; it is left out
+    labelled = np.asarray(wt).reshape(len(wt), -1).sum(1) > 0
+    if not labelled.any():
+        raise InputError(f"{spec.name}: no {test_split!r} image has a valid label")
+    return CandidateLosses({c: v[..., labelled] for c, v in out.items()},
+                           np.asarray(test_ids)[labelled])
 
 
 def constant_losses(spec, prior: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -105,7 +105,7 @@ def test_every_label_kind_round_trips(card_records):
             for yk, wk, ident in zip(y, w, ids):
                 want = written[ident]
                 if task == "seg":
-                    np.testing.assert_array_equal(yk[..., 0], np.where(want["seg"] == 255, 255,
+                    np.testing.assert_array_equal(yk[..., 0], np.where(want["seg"] == 255, 0,
                                                                        want["seg"]))
                     np.testing.assert_array_equal(wk, want["seg"] != 255)
                 elif task == "height":
@@ -245,3 +245,31 @@ def test_a_card_is_checked_before_anything_is_read(tmp_path):
                                            '"length": 3}}}')
     with pytest.raises(InputError, match="named like the catalog task 'normals'"):
         use_records(tmp_path)
+
+
+@pytest.mark.slow
+def test_card_tasks_train_transfer_and_drop_unlabelled_test_images(card_records, tmp_path):
+    """A card's tasks train and transfer (by name, from the records alone); a
+    test image without any label of the target is left out of its per-image
+    losses (it tied every candidate at 0)."""
+    from taskonomy_tf.training import TrainConfig, train_and_evaluate
+    from taskonomy_tf.transfer import FeatureCache, run_candidates
+    from taskonomy_tf.transfer.grid import random_encoder
+
+    root, written = card_records
+    rec = root / "rec"
+    workdirs = {}
+    for task in ("height", "seg"):
+        workdirs[task] = tmp_path / task
+        train_and_evaluate(TrainConfig(task=task, data=str(rec), image_size=16, batch_size=2,
+                                       steps=2, verbose=0, cache=False), workdirs[task])
+    workdirs["random"] = random_encoder(tmp_path, 16)
+    result = run_candidates("height", [("seg",), ("random",)], workdirs, rec,
+                            FeatureCache(tmp_path / "cache"), image_size=16, n_images=None,
+                            train_split="val", test_split="val", steps=2, batch_size=2,
+                            seeds=[0])
+    val = sorted(k for k, v in written.items() if v["split"] == "val")
+    unlabelled = [k for k in val if written[k]["height_missing"]]
+    assert unlabelled and sorted(result.images) == sorted(set(val) - set(unlabelled))
+    for losses in result.values():
+        assert np.shape(losses)[-1] == len(result.images)
