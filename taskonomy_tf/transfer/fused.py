@@ -237,10 +237,9 @@ def _dense_decoder(x, spec: TaskSpec, seeds, factor: int, name: str):
 
 def _fc_decoder(x, spec: TaskSpec, seeds, name: str):
     """The target's ``small`` FC head per head -> (B, H, C): flatten, then
-    ``fc_layers - 1`` blocks of Dense + BN + ReLU + dropout, then a
-    zero-initialised linear Dense. (The dropout masks of fused heads are
-    drawn together: the same distribution as a lone head's, not the same
-    numbers.)"""
+    ``fc_layers - 1`` blocks of Dense + BN + ReLU + dropout (each head's mask
+    from its own seed: the same numbers alone or fused), then a
+    zero-initialised linear Dense."""
     heads = len(seeds)
     s = x.shape[1]
     x = layers.Lambda(lambda t: ops.reshape(ops.transpose(_per_head(t, heads), (0, 3, 1, 2, 4)),
@@ -252,12 +251,37 @@ def _fc_decoder(x, spec: TaskSpec, seeds, name: str):
         x = layers.Reshape((heads * width,), name=f"{name}_fc{i}_flat")(x)
         x = layers.ReLU(name=f"{name}_fc{i}_relu")(
             layers.BatchNormalization(**BN, name=f"{name}_fc{i}_bn")(x))
-        x = layers.Dropout(DROPOUT, seed=head_seeds(seeds, f"drop{i}")[0],
-                           name=f"{name}_fc{i}_drop")(x)
         x = layers.Reshape((heads, width), name=f"{name}_fc{i}_heads")(x)
+        x = HeadsDropout(DROPOUT, seeds=head_seeds(seeds, f"drop{i}"),
+                         name=f"{name}_fc{i}_drop")(x)
     return GroupedDense(spec.channels, seeds=head_seeds(seeds, "out"),
                         initializer=output_initializer(spec.loss), dtype="float32",
                         name=f"{name}_out")(x)
+
+
+@saving.register_keras_serializable(package="taskonomy_tf")
+class HeadsDropout(layers.Layer):
+    """Dropout of (B, H, C) with head h's mask drawn from its own seed
+    ``seeds[h]``, as a lone head's ``Dropout(rate, seed=seeds[h])`` would draw
+    it: a head's masks do not depend on the heads beside it."""
+
+    def __init__(self, rate: float, seeds, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seeds = [int(s) for s in seeds]
+        self.generators = [keras.random.SeedGenerator(s) for s in self.seeds]
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        return ops.stack([keras.random.dropout(x[:, h], self.rate, seed=g)
+                          for h, g in enumerate(self.generators)], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seeds": self.seeds}
 
 
 @saving.register_keras_serializable(package="taskonomy_tf")

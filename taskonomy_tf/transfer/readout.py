@@ -162,24 +162,28 @@ class HeadsLoss(keras.losses.Loss):
     Each head's term is the registered loss (``TaskSpec.loss``) reduced by
     its masked mean, exactly as a lone readout computes it, so the gradient
     of every head is its own. All heads' values come from one call of the
-    loss on the (H B) examples: a sampling loss (the segmentation metric)
-    draws new pixels for every example at every step from ``seed``.
+    loss on the (H B) examples, except for a sampling loss (the segmentation
+    metric, ``PAIRWISE_LOSSES``), which draws new pixels at every step from
+    each head's own generator (seeded by ``seeds[h]``): a head draws the same
+    pixels whichever heads share its program.
 
     Args:
         kind: a key of ``models.losses.LOSSES``.
         replicates: the replicate index of each head.
-        seed: the seed of the sampling losses' generator.
+        seeds: each head's seed (``Head.seed``), for a sampling loss's draws.
     """
 
-    def __init__(self, kind: str, replicates, name: str | None = None, seed: int = 0,
+    def __init__(self, kind: str, replicates, name: str | None = None, seeds=None,
                  **kwargs):
         kwargs.pop("reduction", None)
         super().__init__(name=name or f"heads_{kind}", reduction="sum", **kwargs)
         self.kind = kind
         self.replicates = [int(r) for r in replicates]
-        self.seed = int(seed)
+        self.seeds = ([int(s) for s in seeds] if seeds is not None
+                      else list(range(len(self.replicates))))
         self.fn = LOSSES.get(kind)
-        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.generators = ([keras.random.SeedGenerator(s) for s in self.seeds]
+                           if kind in PAIRWISE_LOSSES else None)
 
     def call(self, y_true, y_pred):
         heads = len(self.replicates)
@@ -188,16 +192,21 @@ class HeadsLoss(keras.losses.Loss):
                           ops.convert_to_tensor(self.replicates, "int32"), axis=-2)
         packed = ops.moveaxis(packed, -2, 0)
         pred = ops.moveaxis(ops.cast(y_pred, "float32"), -2, 0)
-        packed = ops.reshape(packed, (-1, *packed.shape[2:]))  # (H B, ..., C + 1)
-        pred = ops.reshape(pred, (-1, *pred.shape[2:]))
-        values = ops.cast(self.fn(packed[..., :-1], pred, self.seed_generator), "float32")
-        weight = packed[..., -1]  # the shape of the loss's values: (H B, ...)
+        weight = packed[..., -1]  # the shape of the loss's values: (H, B, ...)
+        if self.generators:  # each head samples from its own generator
+            values = ops.stack([ops.cast(self.fn(packed[h, ..., :-1], pred[h],
+                                                 self.generators[h]), "float32")
+                                for h in range(heads)])
+        else:
+            values = ops.cast(self.fn(ops.reshape(packed, (-1, *packed.shape[2:]))[..., :-1],
+                                      ops.reshape(pred, (-1, *pred.shape[2:])), None),
+                              "float32")
         return ops.sum(masked_row_means(ops.reshape(values, (heads, -1)),
                                         ops.reshape(weight, (heads, -1))))
 
     def get_config(self):
         return {"kind": self.kind, "replicates": self.replicates, "name": self.name,
-                "seed": self.seed}
+                "seeds": self.seeds}
 
 
 def pack_targets(y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -317,7 +326,7 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     decay to 1% (Adam). With ``max_heads``, the heads run in programs of at
     most that many, one after another (to bound memory: a head's losses do
     not depend on the heads it shares a program with, except for the pixels
-    a sampling loss draws).
+    a sampling loss draws: each head draws them from its own seed).
 
     Returns:
         (H, N_test) float64: the target's loss (``TaskSpec.loss``, masked as
@@ -339,14 +348,16 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     spec = get_task(target)
     replicates = len(data_seeds)
     batch_size = min(batch_size, len(train.y))
-    keras.utils.set_random_seed(data_seeds[0])  # dropout; weights come from the heads' seeds
+    # weights, dropout masks and sampled pixels come from each head's own seed:
+    # a head trains the same alone or beside others, in any program
     model = build_readouts(spec, heads, sources, image_size, prior)
     warmup = max(1, steps // 20)
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate / 10, max(1, steps - warmup), alpha=0.01,
         warmup_target=learning_rate, warmup_steps=warmup)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=HeadsLoss(spec.loss, [h.replicate for h in heads], seed=data_seeds[0]),
+                  loss=HeadsLoss(spec.loss, [h.replicate for h in heads],
+                                 seeds=[h.seed for h in heads]),
                   steps_per_execution=min(steps_per_execution, steps))
     order = np.stack([batch_order(len(train.y), steps, batch_size, s) for s in data_seeds], 1)
     packed = pack_targets(train.y, train.w)

@@ -94,6 +94,6 @@ def test_a_network_of_a_distance_loss_does_not_start_stuck_at_its_constant():
     codes = np.maximum(rng.normal(size=(4, 1, 1, 8, 8, 8)), 0).astype("float32")
     packed = pack_targets(ids, np.ones((4, 32, 32)))[..., None, :]
     with tf.GradientTape() as tape:
-        loss = HeadsLoss("segment_metric", [0], seed=0)(packed, readout({"codes": codes}))
+        loss = HeadsLoss("segment_metric", [0], seeds=[0])(packed, readout({"codes": codes}))
     kernel = readout.get_layer("order1_out").kernel
     assert float(tf.norm(tape.gradient(loss, kernel))) > 0
