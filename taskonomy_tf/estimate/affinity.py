@@ -17,15 +17,22 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.estimate.hscore import hscore
 from taskonomy_tf.estimate.labels import discretise
 from taskonomy_tf.estimate.logme import logme
+from taskonomy_tf.estimate.probe import knn_probe, ridge_probe
 from taskonomy_tf.estimate.rsa import rsa
 from taskonomy_tf.taxonomy.table import Transfer, TransferTable
 
-METHODS = ("logme", "hscore", "rsa")
+METHODS = ("ridge", "knn", "rsa", "logme", "hscore")
 
 
-def score(method: str, source_codes, target_labels, regression: bool, target_codes=None):
+def score(method: str, source_codes, target_labels, regression: bool, target_codes=None,
+          groups=None):
     """One estimate: ``source_codes`` (n, ...) against the target's labels
-    (LogME, H-score) or the target network's own codes (RSA)."""
+    (ridge and k-NN probes on held-out ``groups``, LogME, H-score) or the
+    target network's own codes (RSA)."""
+    if method == "ridge":
+        return ridge_probe(source_codes, target_labels, regression, _groups(groups, source_codes))
+    if method == "knn":
+        return knn_probe(source_codes, target_labels, regression, _groups(groups, source_codes))
     if method == "logme":
         return logme(source_codes, target_labels, regression)
     if method == "hscore":
@@ -35,13 +42,19 @@ def score(method: str, source_codes, target_labels, regression: bool, target_cod
     raise InputError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
 
 
+def _groups(groups, codes):
+    """Each row its own group when none are given."""
+    return np.arange(len(codes)) if groups is None else np.asarray(groups)
+
+
 def estimate_table(method: str, codes: dict[str, np.ndarray],
-                   labels: dict[str, tuple]) -> TransferTable:
+                   labels: dict[str, tuple], groups=None) -> TransferTable:
     """Scores every ordered pair of tasks.
 
     Args:
         codes: task -> (n, ...) frozen codes of its encoder on the same n images.
         labels: task -> (labels, regression) from ``estimator_labels``.
+        groups: (n,) the group of each image (the probes hold groups out).
     """
     raw: dict[str, dict[str, float]] = {}
     seconds = 0.0
@@ -51,7 +64,8 @@ def estimate_table(method: str, codes: dict[str, np.ndarray],
                 continue
             start = time.perf_counter()
             raw.setdefault(target, {})[source] = float(score(
-                method, codes[source], *labels[target], target_codes=codes.get(target)))
+                method, codes[source], *labels[target], target_codes=codes.get(target),
+                groups=groups))
             seconds += time.perf_counter() - start
     records = []
     for target, by_source in raw.items():

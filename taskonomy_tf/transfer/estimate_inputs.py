@@ -54,10 +54,11 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
     the split's first ``n_images`` records (all when ``None``).
 
     Returns:
-        ``(codes, labels, skipped)``: task -> (N, h, w, 8) float32 codes, the
-        same N records for every task; target -> ``(labels, regression)``
-        (``estimate.estimator_labels``) row k for the record of code k;
-        target -> the one-line reason it is not scored (it stays a source).
+        ``(codes, labels, skipped, ids)``: task -> (N, h, w, 8) float32
+        codes, the same N records for every task; target -> ``(labels,
+        regression)`` (``estimate.estimator_labels``) row k for the record
+        of code k; target -> the one-line reason it is not scored (it stays
+        a source); the (N,) record ids (their groups: ``group_of_id``).
     """
     from taskonomy_tf.data import make_dataset
     from taskonomy_tf.estimate import estimator_labels
@@ -87,4 +88,4 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
             labels[task] = estimator_labels(spec, *labels_by_id(ds, task, ids))
         except InputError as exc:
             skipped[task] = str(exc)
-    return codes, labels, skipped
+    return codes, labels, skipped, ids

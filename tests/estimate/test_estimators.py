@@ -132,7 +132,7 @@ def test_codes_and_labels_are_joined_by_record_id(fake_raw, models, tmp_path):
     convert(str(fake_raw), str(rec), shard_size=2, progress=False)
     assert len(list(rec.glob("all-*.tfrecord"))) >= 3
     tasks = ["normals", "edges"]
-    codes, labels, skipped = gather(tasks, models, rec, "all", None, 32, tmp_path / "cache")
+    codes, labels, skipped, _ = gather(tasks, models, rec, "all", None, 32, tmp_path / "cache")
     assert not skipped and set(labels) == set(tasks)
     # the reference: images, targets and ids straight from the records, in
     # make_dataset's (interleaved) order
@@ -151,3 +151,41 @@ def test_codes_and_labels_are_joined_by_record_id(fake_raw, models, tmp_path):
     np.testing.assert_allclose(codes[tasks[0]][order], expected, atol=2e-2, rtol=2e-2)
     want, _ = estimator_labels(get_task(tasks[1]), y, w)
     np.testing.assert_allclose(labels[tasks[1]][0][order], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("probe", ["ridge", "knn"])
+def test_probes_score_held_out_groups(probe):
+    """A code that determines the label scores near 1; noise scores near 0 or
+    below; a code that only names each group (whose label is constant within
+    it) predicts nothing about a held-out group, however well it would
+    memorise images of a group it has seen."""
+    from taskonomy_tf.estimate.probe import knn_probe, ridge_probe
+
+    fn = {"ridge": ridge_probe, "knn": knn_probe}[probe]
+    rng = np.random.default_rng(3)
+    n, groups = 240, np.repeat(np.arange(24), 10)
+    x = rng.normal(size=(n, 3))
+    y = x @ np.array([[1.0], [-0.5], [0.2]])
+    signal = np.concatenate([x, 0.01 * rng.normal(size=(n, 5))], 1)
+    assert fn(signal, y, True, groups) > 0.8
+    assert fn(rng.normal(size=(n, 8)), y, True, groups) < 0.1
+    name = np.eye(24)[groups] + 0.01 * rng.normal(size=(n, 24))
+    per_group = rng.normal(size=24)[groups][:, None]
+    assert fn(name, per_group, True, groups) < 0.1  # held-out groups: nothing to recall
+    assert fn(name, per_group, True, np.arange(n)) > 0.8  # images held out alone: recalled
+    classes = (x[:, 0] > 0).astype(int)
+    assert fn(signal, classes, False, groups) > 0.3  # one-hot columns of class ids
+
+
+def test_the_ridge_ranking_follows_what_the_codes_carry():
+    rng = np.random.default_rng(4)
+    n = 200
+    z = rng.normal(size=(n, 4))
+    codes = {"a": np.concatenate([z, rng.normal(size=(n, 4))], 1),          # all of it
+             "b": np.concatenate([z[:, :2], rng.normal(size=(n, 6))], 1),   # half of it
+             "c": rng.normal(size=(n, 8)),                                  # none
+             "t": z}
+    labels = {"t": (z @ np.ones((4, 2)) + 0.1 * rng.normal(size=(n, 2)), True)}
+    table = estimate_table("ridge", codes, labels, np.repeat(np.arange(20), 10))
+    ranked = sorted((r for r in table.records if r.target == "t"), key=lambda r: -r.value)
+    assert [r.sources[0] for r in ranked] == ["a", "b", "c"]

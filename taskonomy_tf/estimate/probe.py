@@ -1,0 +1,122 @@
+"""Probes that predict a trained transfer: how well a frozen code predicts a
+target's labels on held-out groups, with a closed-form ridge regression or
+the k nearest neighbours in code space.
+
+A trained readout is itself a probe of the frozen code (a small network
+fitted on the transfer split, scored on other images), so a cheap probe
+fitted and scored the same way should order sources as the readouts do,
+where LogME and H-score measure a property of the features that a readout
+need not share. Both probes score on held-out *groups* (buildings; a
+dataset card's groups): images of one building share their room, and a
+probe scored on a building it was fitted on would reward memorising it.
+
+Scores are the coefficient of determination R^2 of the held-out
+predictions over every label column (one-hot columns for class labels),
+pooled over the folds: 1 predicts perfectly, 0 is no better than the
+training folds' mean, below 0 is worse. numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FOLDS = 5
+# Ridge penalties tried, relative to the mean squared singular value of the
+# training fold's (centred) features: the choice is made by an inner
+# split of the training folds, never on the scored fold.
+RIDGE_GRID = tuple(10.0 ** np.arange(-4, 3))
+KNN_K = 10
+
+
+def _columns(labels: np.ndarray, regression: bool) -> np.ndarray:
+    """(n, k) float64 label columns: as given, or one-hot for class ids."""
+    if regression:
+        return np.asarray(labels, np.float64).reshape(len(labels), -1)
+    y = np.asarray(labels).astype(np.int64).ravel()
+    classes = np.unique(y)
+    return (y[:, None] == classes[None, :]).astype(np.float64)
+
+
+def group_folds(groups, folds: int = FOLDS, seed: int = 0) -> list[np.ndarray]:
+    """Row indices of ``folds`` held-out parts, whole groups each (fewer
+    parts when there are fewer groups), groups dealt at random."""
+    groups = np.asarray(groups)
+    names = np.unique(groups)
+    order = np.random.default_rng(seed).permutation(len(names))
+    k = max(2, min(folds, len(names)))
+    fold_of = {names[g]: i % k for i, g in enumerate(order)}
+    assign = np.array([fold_of[g] for g in groups])
+    return [np.flatnonzero(assign == i) for i in range(k)]
+
+
+def _centre(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both centred on the training part's mean. Not scaled per dimension: a
+    code's near-constant dimensions would weigh as much as its informative
+    ones (the readouts see the codes as they are)."""
+    mean = train.mean(0)
+    return train - mean, test - mean
+
+
+def _ridge_predictions(f_train, y_train, f_test, penalties) -> list[np.ndarray]:
+    """Ridge predictions of ``f_test`` for each penalty (relative to the
+    mean squared singular value), through one thin SVD of ``f_train``."""
+    u, s, vt = np.linalg.svd(f_train, full_matrices=False)
+    scale = np.mean(s ** 2) if len(s) else 1.0
+    uty = u.T @ (y_train - y_train.mean(0))
+    proj = f_test @ vt.T  # (m, r)
+    out = []
+    for lam in penalties:
+        shrink = s / (s ** 2 + lam * scale)
+        out.append(proj @ (shrink[:, None] * uty) + y_train.mean(0))
+    return out
+
+
+def _r2(y: np.ndarray, pred: np.ndarray, reference: np.ndarray) -> float:
+    """1 - SSE / SS around the training folds' means (``reference``), pooled over columns."""
+    total = np.sum((y - reference) ** 2)
+    return float(1 - np.sum((y - pred) ** 2) / total) if total > 0 else 0.0
+
+
+def ridge_probe(features: np.ndarray, labels: np.ndarray, regression: bool, groups,
+                folds: int = FOLDS, penalties=RIDGE_GRID, seed: int = 0) -> float:
+    """Held-out R^2 of a ridge regression from the flattened codes to the
+    label columns; the penalty of each fold chosen by an inner group split of
+    its training part.
+
+    Args:
+        features: (n, ...) codes; labels: (n, k) columns or (n,) class ids;
+        groups: (n,) the group of each row (held out together).
+    """
+    f = np.asarray(features, np.float64).reshape(len(features), -1)
+    y = _columns(labels, regression)
+    pred, ref = np.zeros_like(y), np.zeros_like(y)
+    for held in group_folds(groups, folds, seed):
+        train = np.setdiff1d(np.arange(len(f)), held)
+        inner = group_folds(np.asarray(groups)[train], 2, seed + 1)
+        fit, check = train[inner[1]], train[inner[0]]
+        a, b = _centre(f[fit], f[check])
+        scores = [_r2(y[check], p, y[fit].mean(0)) for p in
+                  _ridge_predictions(a, y[fit], b, penalties)]
+        best = penalties[int(np.argmax(scores))]
+        a, b = _centre(f[train], f[held])
+        pred[held] = _ridge_predictions(a, y[train], b, [best])[0]
+        ref[held] = y[train].mean(0)
+    return _r2(y, pred, ref)
+
+
+def knn_probe(features: np.ndarray, labels: np.ndarray, regression: bool, groups,
+              k: int = KNN_K, folds: int = FOLDS, seed: int = 0) -> float:
+    """Held-out R^2 of predicting each image's label columns by the mean of
+    its ``k`` nearest neighbours (Euclidean distance between codes) in the
+    other folds' groups."""
+    f = np.asarray(features, np.float64).reshape(len(features), -1)
+    y = _columns(labels, regression)
+    pred, ref = np.zeros_like(y), np.zeros_like(y)
+    for held in group_folds(groups, folds, seed):
+        train = np.setdiff1d(np.arange(len(f)), held)
+        a, b = _centre(f[train], f[held])
+        d = (b ** 2).sum(1)[:, None] - 2 * b @ a.T + (a ** 2).sum(1)[None, :]
+        near = np.argsort(d, axis=1, kind="stable")[:, :min(k, len(train))]
+        pred[held] = y[train][near].mean(1)
+        ref[held] = y[train].mean(0)
+    return _r2(y, pred, ref)
