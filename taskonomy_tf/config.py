@@ -90,6 +90,10 @@ class TransfersConfig:
         seeds: readout replicates per candidate.
         max_order: highest transfer order (the beam above 1).
         workers: local processes running jobs side by side.
+        prefilter: train only each target's ``prefilter`` best sources by
+            ``estimator`` (the baselines always); 0 trains every source.
+        estimator: the cheap estimate that ranks sources for the prefilter
+            (``taskonomy_tf.estimate.METHODS``: ridge, knn, rsa, logme, hscore).
     """
 
     images: int | None = None
@@ -100,6 +104,8 @@ class TransfersConfig:
     seeds: int = 3
     max_order: int = 1
     workers: int = 1
+    prefilter: int = 0
+    estimator: str = "ridge"
 
 
 @dataclasses.dataclass

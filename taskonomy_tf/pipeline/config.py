@@ -69,6 +69,8 @@ class PipelineConfig:
     strategy: str = "auto"
     steps_per_execution: int = 10
     transfer_split: str = "val"
+    transfer_prefilter: int = 0
+    transfer_estimator: str = "ridge"
 
     @classmethod
     def from_experiment(cls, exp: ExperimentConfig) -> PipelineConfig:
@@ -86,7 +88,8 @@ class PipelineConfig:
                    reference=exp.report.reference, encoder=n.encoder,
                    decoder=n.decoder, train_lr=n.learning_rate, precision=n.precision,
                    schedule=n.schedule, warmup=n.warmup, strategy=n.strategy,
-                   steps_per_execution=n.steps_per_execution, transfer_split=t.split)
+                   steps_per_execution=n.steps_per_execution, transfer_split=t.split,
+                   transfer_prefilter=t.prefilter, transfer_estimator=t.estimator)
 
     @classmethod
     def quick(cls, **overrides) -> PipelineConfig:

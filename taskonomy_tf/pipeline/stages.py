@@ -150,17 +150,43 @@ def stage_transfers(ctx: Context) -> dict:
     # transfers train on images the task networks never saw, as the paper's
     # did (its "val" split, reference section 4), when the data has them
     train_split = transfer_split(ctx.data, cfg.transfer_split)
+    prefilter = estimate_prefilter(ctx, train_split) if cfg.transfer_prefilter else None
     result = run_grid(list(ctx.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
                       max_order=cfg.max_order, n_images=cfg.transfer_images,
                       steps=cfg.transfer_steps, batch_size=cfg.transfer_batch,
                       learning_rate=cfg.transfer_lr,
                       seeds=replicate_seeds(cfg.seed, cfg.transfer_seeds),
                       image_size=cfg.image_size, workers=cfg.workers, train_split=train_split,
-                      progress=ctx.progress, score=ahp_scores)
+                      progress=ctx.progress, score=ahp_scores, prefilter=prefilter)
     jobs = sorted((ctx.out / "transfers" / "jobs").glob("*.json"))
     seconds = sum(json.loads(p.read_text())["seconds"] for p in jobs)
     return {"losses": str(result.table.relative_to(ctx.out)), "jobs": len(jobs),
-            "job_seconds": round(seconds, 1), "transfer_split": train_split}
+            "job_seconds": round(seconds, 1), "transfer_split": train_split,
+            **({"prefilter": {"estimator": cfg.transfer_estimator, "k": cfg.transfer_prefilter,
+                              "kept": prefilter}} if prefilter else {})}
+
+
+def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
+    """target -> its ``transfer_prefilter`` best sources by the cheap
+    estimator, on the transfer split's codes (the grid's feature cache);
+    the estimates are kept in ``transfers/estimate.json``. A target the
+    estimator cannot score keeps every source."""
+    from taskonomy_tf.estimate import estimate_table
+    from taskonomy_tf.taxonomy.bootstrap import group_of_id
+    from taskonomy_tf.transfer.estimate_inputs import gather
+
+    cfg = ctx.config
+    codes, labels, _, ids = gather(list(ctx.tasks), ctx.out / "models", ctx.data, split,
+                                   cfg.transfer_images, cfg.image_size,
+                                   ctx.out / "transfers" / "cache")
+    table = estimate_table(cfg.transfer_estimator, codes, labels,
+                           [group_of_id(i) for i in ids])
+    table.save(ctx.out / "transfers" / "estimate.json")
+    keep = {}
+    for target in table.targets:
+        ranked = sorted(table.for_target(target), key=lambda r: (-r.value, r.sources))
+        keep[target] = [r.sources[0] for r in ranked][:cfg.transfer_prefilter]
+    return keep
 
 
 def random_checks(aff) -> dict[str, list[str]]:

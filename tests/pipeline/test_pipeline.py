@@ -97,3 +97,31 @@ def test_transfer_grid_all_takes_the_trained_networks(models, split_records, cap
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 22 and all(line.startswith("skipped ") for line in lines)
     assert any(line.startswith("skipped reshading: no finished network") for line in lines)
+
+
+@pytest.mark.slow
+def test_a_prefiltered_pipeline_trains_only_the_estimators_top_sources(split_records, tmp_path):
+    """transfers.prefilter=1 with three tasks: each target's one best source by
+    the ridge probe and the baselines are trained, its other source is not."""
+    import csv
+    import dataclasses
+
+    cfg = PipelineConfig.quick(data=str(split_records), tasks=("normals", "edges",
+                                                               "depth_zbuffer"),
+                               image_size=32, train_steps=2, transfer_images=8,
+                               transfer_steps=2, batch_size=4, workers=1)
+    cfg = dataclasses.replace(cfg, transfer_prefilter=1, allow_weak_networks=True)
+    ctx = run_pipeline(cfg, tmp_path, progress=False)
+    kept = ctx.results["transfers"]["prefilter"]["kept"]
+    estimates = json.loads((tmp_path / "transfers" / "estimate.json").read_text())
+    assert estimates["measure"] == "estimate_ridge"
+    assert set(kept) == {"normals", "edges", "depth_zbuffer"}
+    with open(tmp_path / "transfers" / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    for target, sources in kept.items():
+        assert len(sources) == 1
+        trained = {r["sources"] for r in rows if r["target"] == target and
+                   r["candidate"] == "transfer"}
+        assert trained == set(sources)
+        assert {r["candidate"] for r in rows if r["target"] == target} >= {
+            "self", "random", "pixels", "constant"}

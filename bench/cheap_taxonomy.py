@@ -1,0 +1,112 @@
+"""Cheap answers against a trained grid: every estimator on a finished pipeline run.
+
+    python bench/cheap_taxonomy.py --run runs/taxonomy [--split val] [--images N]
+
+For each method (ridge and k-NN probes, RSA, LogME, H-score): its per-target
+ranking of the first-order sources against the trained affinities of the run
+(``mean_spearman`` over targets and ``top1``: the trained best source ranked
+first), its time (encoding from the run's feature cache, then scoring) and the
+``speedup`` against the run's transfer stage, and whether the taxonomy solved on
+its estimates (the estimates standing in for affinities) supervises the same
+tasks as the trained one at budgets 1-3 (``same_dictionary``). Prints one JSON
+object. The estimates are computed on the transfer split (the images the
+readouts were trained on), joined by record id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("ridge", "knn", "rsa", "logme", "hscore")
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True, help="a finished pipeline run's --out")
+    p.add_argument("--split", default="val")
+    p.add_argument("--images", type=int, default=None, help="default: the whole split")
+    p.add_argument("--budgets", default="1,2,3")
+    a = p.parse_args(argv)
+
+    from taskonomy_tf.console import quiet_tensorflow
+
+    quiet_tensorflow()
+    from taskonomy_tf.estimate import estimate_table, ranking_agreement
+    from taskonomy_tf.taxonomy import load_table, solve_taxonomy
+    from taskonomy_tf.taxonomy.bip import TaxonomyError
+    from taskonomy_tf.taxonomy.bootstrap import group_of_id
+    from taskonomy_tf.transfer.estimate_inputs import gather
+
+    run = Path(a.run)
+    stages = {s: json.loads((run / "stages" / f"{s}.json").read_text())
+              for s in ("data", "transfers")}
+    cfg = json.loads((run / "pipeline.json").read_text())
+    tasks = stages["data"]["tasks"]
+    trained = load_table(run / "taxonomy" / "affinities.json")
+    budgets = [float(b) for b in a.budgets.split(",")]
+
+    def roots(table, budget):
+        try:
+            return sorted(solve_taxonomy(table, budget, 1).roots)
+        except TaxonomyError as exc:
+            return f"none ({exc})"
+
+    trained_roots = {b: roots(trained, b) for b in budgets}
+    start = time.perf_counter()
+    codes, labels, skipped, ids = gather(tasks, run / "models", stages["data"]["records"],
+                                         a.split, a.images, cfg["image_size"],
+                                         run / "transfers" / "cache")
+    encode_s = time.perf_counter() - start
+    groups = [group_of_id(i) for i in ids]
+    out = {"run": str(run), "images": len(ids), "groups": len(set(groups)),
+           "targets": sorted(labels), "skipped": skipped,
+           "transfer_stage_seconds": stages["transfers"]["seconds"],
+           "encode_seconds": round(encode_s, 2), "trained_dictionary": trained_roots,
+           "methods": {}, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                      "processor": platform.processor()}}
+    for method in METHODS:
+        t0 = time.perf_counter()
+        table = estimate_table(method, codes, labels, groups)
+        seconds = encode_s + time.perf_counter() - t0
+        agree = ranking_agreement(table, trained)
+        est = {b: roots(_as_affinities(table, trained), b) for b in budgets}
+        out["methods"][method] = {
+            "mean_spearman": round(float(np.mean([v["spearman"] for v in agree.values()])), 3),
+            "top1": [sum(v["top1"] for v in agree.values()), len(agree)],
+            "seconds": round(seconds, 2),
+            "speedup": round(stages["transfers"]["seconds"] / seconds, 1),
+            "same_dictionary": {f"{b:g}": est[b] == trained_roots[b] for b in budgets},
+            "per_target": {t: round(v["spearman"], 2) for t, v in agree.items()}}
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def _as_affinities(estimate, trained):
+    """The estimate's first-order values in the trained table's place: every
+    trained candidate kept (self and the baselines too, so that the program
+    sees the same choices), each first-order source transfer's value replaced
+    by the estimate's share of the trained first-order mass of its target."""
+    from taskonomy_tf.taxonomy.table import Transfer, TransferTable
+
+    est = {(r.sources, r.target): r.value for r in estimate.records}
+    records = []
+    for t in trained.targets:
+        rows = trained.for_target(t)
+        first = [r for r in rows if r.order == 1 and (r.sources, t) in est]
+        mass = sum(r.value for r in first)
+        total = sum(est[(r.sources, t)] for r in first) or 1.0
+        for r in rows:
+            value = est[(r.sources, t)] / total * mass if r in first else r.value
+            records.append(Transfer(r.sources, t, value))
+    return TransferTable(records, trained.targets, "affinities", {})
+
+
+if __name__ == "__main__":
+    main()
