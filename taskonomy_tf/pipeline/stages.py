@@ -238,7 +238,8 @@ def stage_taxonomy(ctx: Context) -> dict:
            "taxonomy": "taxonomy/taxonomy.json", "bootstrap": "taxonomy/bootstrap.json",
            "cluster_means": {f"{a}->{b}": v for (a, b), v in cluster_means(aff).items()},
            "contrasts": boot.contrasts,
-           "mean_loss_ratio": _loss_ratios(matrices)}
+           "mean_loss_ratio": _loss_ratios(matrices),
+           "network_win_rates": network_win_rates(matrices)}
     if cfg.data and is_card(cfg.data):
         from taskonomy_tf.synth.planted import PLANTED_FILE, planted_recovery
 
@@ -256,6 +257,24 @@ def stage_taxonomy(ctx: Context) -> dict:
         if agreement["targets"]:  # no shared tasks (your own data): nothing to compare
             _write(folder / "agreement.json", agreement)
             out["agreement"] = "taxonomy/agreement.json"
+    return out
+
+
+def network_win_rates(matrices) -> dict:
+    """target -> the share of test images on which its own network (``self``)
+    has a lower loss than the constant prediction and than the untrained
+    encoder's readout (``random``, averaged over its replicates), ties half:
+    the paper's Table 1 measure of whether a network learnt its task."""
+    import numpy as np
+
+    out = {}
+    for t, (candidates, _, _, m) in matrices.items():
+        losses = {"+".join(c): m[i].mean(0) for i, c in enumerate(candidates)}
+        if "self" not in losses:
+            continue
+        own = losses["self"]
+        out[t] = {ref: float(np.mean((own < losses[ref]) + 0.5 * (own == losses[ref])))
+                  for ref in ("constant", "random") if ref in losses}
     return out
 
 

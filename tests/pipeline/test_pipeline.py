@@ -125,3 +125,16 @@ def test_a_prefiltered_pipeline_trains_only_the_estimators_top_sources(split_rec
         assert trained == set(sources)
         assert {r["candidate"] for r in rows if r["target"] == target} >= {
             "self", "random", "pixels", "constant"}
+
+
+def test_network_win_rates_count_images_and_ties():
+    import numpy as np
+
+    from taskonomy_tf.pipeline.stages import network_win_rates
+
+    candidates = [("constant",), ("random",), ("self",)]
+    m = np.array([[[1.0, 1.0, 1.0, 1.0]] * 2,            # constant (repeated replicate)
+                  [[0.5, 2.0, 2.0, 0.1], [0.5, 2.0, 0.0, 0.1]],  # random: mean 0.5 2 1 0.1
+                  [[0.9, 1.0, 0.5, 0.2]] * 2])           # self
+    wins = network_win_rates({"t": (candidates, ["a", "b", "c", "d"], ["0", "1"], m)})
+    assert wins == {"t": {"constant": (1 + 0.5 + 1 + 1) / 4, "random": (0 + 1 + 1 + 0) / 4}}
