@@ -94,6 +94,8 @@ class TransfersConfig:
             ``estimator`` (the baselines always); 0 trains every source.
         estimator: the cheap estimate that ranks sources for the prefilter
             (``taskonomy_tf.estimate.METHODS``: ridge, knn, rsa, logme, hscore).
+        sources: your own encoders as sources, ``NAME=FILE.keras`` each
+            (``transfer.sources``: images in [-1, 1] to a feature map).
     """
 
     images: int | None = None
@@ -106,6 +108,7 @@ class TransfersConfig:
     workers: int = 1
     prefilter: int = 0
     estimator: str = "ridge"
+    sources: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allow-weak-networks", action="store_true",
                    help="continue (with a warning) when a network does not beat its "
                         "constant baseline")
+    p.add_argument("--source", action="append", metavar="NAME=FILE.keras",
+                   help="your own encoder as a transfer source (repeatable): a Keras model "
+                        "from images in [-1, 1] to a feature map (transfers.sources)")
     p.add_argument("--published", help="the published affinities to compare rankings with: "
                    "16k (default), 1k, a file, or none")
     p.add_argument("--quick", action="store_true",
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         "data.image_size": a.image_size, "networks.steps": a.train_steps,
         "transfers.images": a.transfer_images, "transfers.steps": a.transfer_steps,
         "transfers.seeds": a.transfer_seeds, "seed": a.seed, "transfers.workers": a.workers,
-        "networks.allow_weak": a.allow_weak_networks, "report.published": a.published})
+        "networks.allow_weak": a.allow_weak_networks, "report.published": a.published,
+        "transfers.sources": a.source})
     try:
         base = quick_experiment() if a.quick else ExperimentConfig(name="embedded_default")
         experiment = resolve(a.config, flags + a.set, base)

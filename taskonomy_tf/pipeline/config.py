@@ -71,6 +71,7 @@ class PipelineConfig:
     transfer_split: str = "val"
     transfer_prefilter: int = 0
     transfer_estimator: str = "ridge"
+    transfer_sources: tuple[str, ...] = ()
 
     @classmethod
     def from_experiment(cls, exp: ExperimentConfig) -> PipelineConfig:
@@ -89,7 +90,8 @@ class PipelineConfig:
                    decoder=n.decoder, train_lr=n.learning_rate, precision=n.precision,
                    schedule=n.schedule, warmup=n.warmup, strategy=n.strategy,
                    steps_per_execution=n.steps_per_execution, transfer_split=t.split,
-                   transfer_prefilter=t.prefilter, transfer_estimator=t.estimator)
+                   transfer_prefilter=t.prefilter, transfer_estimator=t.estimator,
+                   transfer_sources=tuple(t.sources))
 
     @classmethod
     def quick(cls, **overrides) -> PipelineConfig:

@@ -151,13 +151,17 @@ def stage_transfers(ctx: Context) -> dict:
     # did (its "val" split, reference section 4), when the data has them
     train_split = transfer_split(ctx.data, cfg.transfer_split)
     prefilter = estimate_prefilter(ctx, train_split) if cfg.transfer_prefilter else None
+    from taskonomy_tf.transfer.sources import parse_sources
+
+    sources = parse_sources(cfg.transfer_sources)
     result = run_grid(list(ctx.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
                       max_order=cfg.max_order, n_images=cfg.transfer_images,
                       steps=cfg.transfer_steps, batch_size=cfg.transfer_batch,
                       learning_rate=cfg.transfer_lr,
                       seeds=replicate_seeds(cfg.seed, cfg.transfer_seeds),
                       image_size=cfg.image_size, workers=cfg.workers, train_split=train_split,
-                      progress=ctx.progress, score=ahp_scores, prefilter=prefilter)
+                      progress=ctx.progress, score=ahp_scores, prefilter=prefilter,
+                      sources=sources)
     jobs = sorted((ctx.out / "transfers" / "jobs").glob("*.json"))
     seconds = sum(json.loads(p.read_text())["seconds"] for p in jobs)
     return {"losses": str(result.table.relative_to(ctx.out)), "jobs": len(jobs),

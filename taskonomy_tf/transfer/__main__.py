@@ -109,6 +109,7 @@ def cmd_grid(a) -> None:
     from taskonomy_tf.fileio import write_json_atomic
     from taskonomy_tf.taxonomy.ahp import ahp_scores
     from taskonomy_tf.transfer.schedule import run_grid, transfer_split
+    from taskonomy_tf.transfer.sources import parse_sources
 
     prefilter = None
     if a.prefilter:
@@ -136,7 +137,8 @@ def cmd_grid(a) -> None:
                       seeds=replicate_seeds(exp.seed, t.seeds),
                       n_images=t.images, steps=t.steps, image_size=a.image_size,
                       shard_spec=parse_shard(a.shard), backend=a.backend, ray_address=a.ray_address,
-                      workers=t.workers, score=ahp_scores)
+                      workers=t.workers, score=ahp_scores,
+                      sources=parse_sources(t.sources))
     write_json_atomic(Path(a.out) / "experiment.json", exp.to_dict(), sort_keys=False)
     print(f"ran {len(result.ran)} job(s); {result.pending} of the grid not finished")
     if prefilter:
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--shard", help="I/N: run the I-th (0-based) of N disjoint parts")
     g.add_argument("--backend", choices=("local", "ray"), default="local")
     g.add_argument("--workers", type=int, help="local processes running jobs")
+    g.add_argument("--source", action="append", metavar="NAME=FILE.keras",
+                   help="your own encoder as a source of every target (repeatable; "
+                        "transfers.sources)")
     g.add_argument("--prefilter", type=int, metavar="K",
                    help="train only the K best sources per target by --estimate")
     g.add_argument("--estimate", help="an estimator's file (python -m taskonomy_tf.estimate)")
@@ -198,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             "transfers.seeds": a.seeds, "tasks": getattr(a, "tasks", None),
             "transfers.max_order": getattr(a, "max_order", None),
             "transfers.split": getattr(a, "transfer_split", None),
-            "transfers.workers": getattr(a, "workers", None)})
+            "transfers.workers": getattr(a, "workers", None),
+            "transfers.sources": getattr(a, "source", None)})
         a.experiment = resolve(a.config, flags + a.set)  # the experiment's defaults: val
         if a.dry_run:
             print(a.experiment.to_json())

@@ -261,18 +261,22 @@ def _log(out, line: str) -> None:
 
 
 def job_candidates(job: Job, tasks: list[str], out, beam=None, score=None,
-                   prefilter: dict[str, list[str]] | None = None) -> list[tuple[str, ...]]:
+                   prefilter: dict[str, list[str]] | None = None,
+                   sources: list[str] = ()) -> list[tuple[str, ...]]:
     """The trained candidates of a job (``prefilter``: target -> the sources
-    worth training; the baselines always run)."""
+    worth training; the baselines always run; ``sources``: your own
+    encoders, ``transfer.sources``, sources of every target, never filtered)."""
     keep = (prefilter or {}).get(job.target)
     if job.order == 1:
-        return [c for c in first_order_candidates(job.target, tasks)
-                if keep is None or c[0] in BASELINES or c[0] in keep]
+        every = first_order_candidates(job.target, tasks)
+        every = every[:-2] + [(s,) for s in sources] + every[-2:]  # baselines last
+        return [c for c in every if keep is None or c[0] in BASELINES or c[0] in keep
+                or c[0] in sources]
     return beam_candidates(ranked_sources(out, job.target, score, keep), job.order, beam)
 
 
 def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), beam=None,
-            score=None, prefilter=None, key: str | None = None, **options) -> str:
+            score=None, prefilter=None, key: str | None = None, sources=(), **options) -> str:
     """Runs one job and writes its result atomically (with the grid's
     content ``key``); returns its name.
 
@@ -288,7 +292,7 @@ def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), b
     job_path(out, job).parent.mkdir(parents=True, exist_ok=True)
     _log(out, f"started {job.name}")
     start = time.perf_counter()
-    candidates = job_candidates(job, tasks, out, beam, score, prefilter)
+    candidates = job_candidates(job, tasks, out, beam, score, prefilter, list(sources))
     results = run_candidates(job.target, candidates, workdirs, data,
                              FeatureCache(Path(out) / "cache"), seeds=list(seeds),
                              references=job.order == 1, **options)

@@ -200,7 +200,7 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
              beam: dict[int, int] | None = None, score=None,
              prefilter: dict[str, list[str]] | None = None,
              train_split: str = "train", test_split: str = "test", progress: bool = True,
-             ) -> GridResult:
+             sources: dict[str, str] | None = None) -> GridResult:
     """First-order jobs over ``tasks`` (trained under ``models/<task>``), then
     each target's higher-order beam up to ``max_order``; ``losses.csv`` once
     all is done.
@@ -212,6 +212,8 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
         prefilter: target -> the sources worth training (e.g. an estimator's
             top K); other first-order transfers into that target are skipped
             (the baselines always run) and listed in ``prefilter.json``.
+        sources: your own encoders, {name: FILE.keras} (``transfer.sources``):
+            first-order sources of every target beside the task networks.
     """
     from tqdm import tqdm
 
@@ -228,11 +230,16 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
                    train_split=train_split, test_split=test_split)
     settings = {"tasks": tasks, "max_order": max_order, "beam": beam, "seeds": seeds,
                 "architecture": architecture, **options,
-                **({"prefilter": prefilter} if prefilter else {})}
+                **({"prefilter": prefilter} if prefilter else {}),
+                **({"sources": sorted(sources)} if sources else {})}
     _settings(out, settings)
     if prefilter:
         _prefilter_report(tasks, prefilter, out)
     workdirs[RANDOM] = random_encoder(out, image_size, seeds[0], architecture)
+    if sources:
+        from taskonomy_tf.transfer.sources import user_sources
+
+        workdirs.update(user_sources(sources, data, train_split, image_size, out / "sources"))
     # finished jobs of other data, networks, settings or code are stale: redone
     key = grid_key(workdirs, data, (train_split, test_split),
                    {k: v for k, v in settings.items() if k not in EXTENSIBLE})
@@ -244,13 +251,14 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     mine = part(first)
     cache = FeatureCache(out / "cache")
     if any(not job_done(out, j, key) for j in mine):
-        for source in tqdm([*tasks, RANDOM], desc="encode", unit="encoder",
+        for source in tqdm([*tasks, *(sources or {}), RANDOM], desc="encode", unit="encoder",
                            disable=not progress):
             enc = workdirs[source] / "encoder.keras"
             cache.features(enc, data, train_split, image_size, n_images)
             cache.features(enc, data, test_split, image_size)
     run = dict(backend=backend, progress=progress, ray_address=ray_address, workers=workers,
-               seeds=seeds, beam=beam, score=score, prefilter=prefilter, key=key, **options)
+               seeds=seeds, beam=beam, score=score, prefilter=prefilter, key=key,
+               sources=sorted(sources or {}), **options)
     ran = run_jobs(mine, tasks, workdirs, data, out, **run)
     higher = [Job(t, k) for k in range(2, min(max_order, len(tasks) - 1) + 1)
               for t in targets_of(tasks)]
