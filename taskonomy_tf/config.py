@@ -96,6 +96,9 @@ class TransfersConfig:
             (``taskonomy_tf.estimate.METHODS``: ridge, knn, rsa, logme, hscore).
         sources: your own encoders as sources, ``NAME=FILE.keras`` each
             (``transfer.sources``: images in [-1, 1] to a feature map).
+        oracle: also read each target out of every other task's true labels
+            (``oracle:<task>`` candidates, outside the affinities): what the
+            data builds in, beside what the networks learn.
     """
 
     images: int | None = None
@@ -109,6 +112,7 @@ class TransfersConfig:
     prefilter: int = 0
     estimator: str = "ridge"
     sources: tuple[str, ...] = ()
+    oracle: bool = False
 
 
 @dataclasses.dataclass

@@ -72,6 +72,7 @@ class PipelineConfig:
     transfer_prefilter: int = 0
     transfer_estimator: str = "ridge"
     transfer_sources: tuple[str, ...] = ()
+    transfer_oracle: bool = False
 
     @classmethod
     def from_experiment(cls, exp: ExperimentConfig) -> PipelineConfig:
@@ -91,7 +92,7 @@ class PipelineConfig:
                    schedule=n.schedule, warmup=n.warmup, strategy=n.strategy,
                    steps_per_execution=n.steps_per_execution, transfer_split=t.split,
                    transfer_prefilter=t.prefilter, transfer_estimator=t.estimator,
-                   transfer_sources=tuple(t.sources))
+                   transfer_sources=tuple(t.sources), transfer_oracle=t.oracle)
 
     @classmethod
     def quick(cls, **overrides) -> PipelineConfig:

@@ -186,6 +186,8 @@ def _blocks(ctx) -> list[tuple]:
     win = [k for k in figs if k.startswith("winrates_")]
     if win:
         b.append(("img", figs[win[0]], "win rates of one target"))
+    if tax.get("oracle"):
+        b += _oracle_blocks(tax["oracle"], display_name)
     if "planted" in tax:
         b += _planted_blocks(tax["planted"], display_name)
     if "agreement" in tax:
@@ -198,6 +200,23 @@ def _blocks(ctx) -> list[tuple]:
                 "of job time). What differs from the paper, and how a bigger run changes the "
                 "numbers: docs/results.md.")]
     return b
+
+
+def _oracle_blocks(oracle: dict, display_name) -> list[tuple]:
+    """Label oracles beside the networks (``transfers.oracle``)."""
+    sources = sorted({s for v in oracle.values() for s in v["network_over_labels"]})
+    text = ("What the data builds in, beside what the networks learn: each target was also "
+            "read out of every other task's true labels (an oracle:<task> candidate, the "
+            "labels on the code grid in the same 8 channels), never part of the affinities. "
+            "Spearman: how the sources rank by their networks against by their labels (near "
+            "1: the ranking is already in the labels). The cells: a source's test loss through "
+            "its network over through its labels (near 1: the network carries what its label "
+            "carries into this target; above 1: less; below 1: more).")
+    rows = [[display_name(t), f"{v['spearman']:.2f}"]
+            + [_fmt(v["network_over_labels"].get(s), 3) for s in sources]
+            for t, v in oracle.items()]
+    return [("h2", "Label oracles: what the data builds in"), ("p", text),
+            ("table", ["target", "Spearman"] + [display_name(s) for s in sources], rows)]
 
 
 def _planted_blocks(p: dict, display_name) -> list[tuple]:

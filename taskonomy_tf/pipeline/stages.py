@@ -161,7 +161,7 @@ def stage_transfers(ctx: Context) -> dict:
                       seeds=replicate_seeds(cfg.seed, cfg.transfer_seeds),
                       image_size=cfg.image_size, workers=cfg.workers, train_split=train_split,
                       progress=ctx.progress, score=ahp_scores, prefilter=prefilter,
-                      sources=sources)
+                      sources=sources, oracle=cfg.transfer_oracle)
     jobs = sorted((ctx.out / "transfers" / "jobs").glob("*.json"))
     seconds = sum(json.loads(p.read_text())["seconds"] for p in jobs)
     return {"losses": str(result.table.relative_to(ctx.out)), "jobs": len(jobs),
@@ -243,7 +243,8 @@ def stage_taxonomy(ctx: Context) -> dict:
            "cluster_means": {f"{a}->{b}": v for (a, b), v in cluster_means(aff).items()},
            "contrasts": boot.contrasts,
            "mean_loss_ratio": _loss_ratios(matrices),
-           "network_win_rates": network_win_rates(matrices)}
+           "network_win_rates": network_win_rates(matrices),
+           **({"oracle": oracle_agreement(matrices)} if cfg.transfer_oracle else {})}
     if cfg.data and is_card(cfg.data):
         from taskonomy_tf.synth.planted import PLANTED_FILE, planted_recovery
 
@@ -261,6 +262,31 @@ def stage_taxonomy(ctx: Context) -> dict:
         if agreement["targets"]:  # no shared tasks (your own data): nothing to compare
             _write(folder / "agreement.json", agreement)
             out["agreement"] = "taxonomy/agreement.json"
+    return out
+
+
+def oracle_agreement(matrices) -> dict:
+    """target -> how the sources rank by their networks' codes against by
+    their true labels (``oracle:<task>`` readouts): the Spearman of the two
+    orders of mean test loss, and each source's loss through its network
+    over its loss through its labels (near 1: the network carries what the
+    label carries into this target; above 1: it carries less)."""
+    import numpy as np
+
+    from taskonomy_tf.taxonomy.table import ORACLE
+    from taskonomy_tf.taxonomy.yardsticks import spearman
+
+    out = {}
+    for t, (candidates, _, _, m) in matrices.items():
+        mean = {"+".join(c): float(m[i].mean()) for i, c in enumerate(candidates)}
+        pairs = [s for s in mean if ORACLE + s in mean]
+        if len(pairs) < 2:
+            continue
+        net = np.array([mean[s] for s in pairs])
+        lab = np.array([mean[ORACLE + s] for s in pairs])
+        out[t] = {"spearman": spearman(net, lab),
+                  "network_over_labels": {s: mean[s] / max(mean[ORACLE + s], 1e-12)
+                                          for s in pairs}}
     return out
 
 

@@ -32,7 +32,15 @@ from collections import defaultdict
 import numpy as np
 
 from taskonomy_tf.taxonomy.ahp import ahp, win_rates
-from taskonomy_tf.taxonomy.table import CONSTANT, PIXELS, SELF, TableError, Transfer, TransferTable
+from taskonomy_tf.taxonomy.table import (
+    CONSTANT,
+    PIXELS,
+    SELF,
+    TableError,
+    Transfer,
+    TransferTable,
+    is_oracle,
+)
 
 COLUMNS = ("candidate", "sources", "target", "image", "loss")
 SEED = "seed"
@@ -125,7 +133,8 @@ def target_records(candidates, m: np.ndarray, target: str):
     aff, quality, gain = [], [], []
     m = np.asarray(m)
     w = win_rates(m.mean(1) if m.ndim == 3 else m)
-    keep = [i for i, c in enumerate(candidates) if c not in REFERENCES]
+    # references and label oracles are scored, but never in the AHP normalisation
+    keep = [i for i, c in enumerate(candidates) if c not in REFERENCES and not is_oracle(c)]
     weights = ahp(w[np.ix_(keep, keep)])
     for k, i in enumerate(keep):
         aff.append(Transfer(candidates[i], target, float(weights[k])))

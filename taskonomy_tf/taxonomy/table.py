@@ -25,6 +25,13 @@ from taskonomy_tf.fileio import write_json_atomic
 
 SCHEMA_VERSION = 1
 SELF, PIXELS, CONSTANT = "self", "pixels", "constant"
+# a label-oracle candidate, "oracle:<task>": a readout from a task's true
+# labels instead of its network's code (transfer.oracle)
+ORACLE = "oracle:"
+
+
+def is_oracle(sources) -> bool:
+    return any(str(s).startswith(ORACLE) for s in sources)
 RANDOM = "random"  # the untrained encoder of the sources' architecture (a baseline)
 
 

@@ -89,6 +89,78 @@ class FeatureCache:
         return (codes, ids) if with_ids else codes
 
 
+    def oracle(self, task: str, data, split: str, image_size: int, basis_split: str,
+               limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(codes (N, c, c, 8) float32, ids (N,)) of a label oracle: ``task``'s
+        true labels in place of its network's code (``label_codes``), cached
+        like the encoders' codes."""
+        parts = ["oracle", get_task(task).name, data_fingerprint(data, split),
+                 data_fingerprint(data, basis_split), split, basis_split, str(image_size),
+                 str(limit), str(FORMAT_VERSION)]
+        key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+        path = self.root / f"oracle-{key}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                return z["codes"].astype(np.float32), z["ids"].astype(str)
+        codes, ids = label_codes(task, data, split, image_size, basis_split, limit)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, codes=codes.astype(np.float32), ids=ids)
+        self.computed += 1
+        return codes, ids
+
+
+ORACLE_BASIS_IMAGES = 512  # images the oracle's projection is fitted on, at most
+
+
+def _label_maps(task: str, data, split: str, image_size: int, limit: int | None):
+    """(maps (N, c, c, C) float64, ids): a task's encoded targets as maps on
+    the code grid: dense maps area-averaged over their valid pixels (class
+    maps as class frequencies), per-image vectors and classes the same at
+    every cell; 0 where nothing is valid."""
+    from taskonomy_tf.data.pipeline import make_dataset
+    from taskonomy_tf.models.encoders import code_stride
+    from taskonomy_tf.training.evaluate import split_arrays
+
+    spec = get_task(task)
+    ds = make_dataset(data, spec, split=split, batch_size=64, image_size=image_size,
+                      shuffle=False, augment=False, with_ids=True)
+    y, w, ids = split_arrays(ds, spec.name, limit)
+    side = image_size // code_stride(image_size)
+    y = np.asarray(y, np.float64)
+    w = np.asarray(w, np.float64)
+    if spec.is_dense:
+        if spec.loss == "pixel_sparse_ce":  # class ids -> one-hot frequencies
+            y = (y[..., 0, None] == np.arange(spec.channels)).astype(np.float64)
+        n, h = len(y), y.shape[1]
+        f = h // side
+        yw = (y * w[..., None]).reshape(n, side, f, side, f, -1).sum((2, 4))
+        ww = w.reshape(n, side, f, side, f).sum((2, 4))[..., None]
+        maps = np.where(ww > 0, yw / np.maximum(ww, 1e-12), 0.0)
+    else:
+        flat = y.reshape(len(y), -1) * w.reshape(len(w), -1)[:, :1]
+        maps = np.broadcast_to(flat[:, None, None, :], (len(y), side, side, flat.shape[1]))
+    return maps, ids
+
+
+def label_codes(task: str, data, split: str, image_size: int, basis_split: str,
+                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A label oracle's codes: ``_label_maps`` projected onto their 8
+    principal components (fitted on ``basis_split``, the transfer's training
+    images, and centred there; fewer channels are zero-padded): the same
+    c x c x 8 budget as a network's code, holding what the labels know."""
+    from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS
+
+    maps, ids = _label_maps(task, data, split, image_size, limit)
+    basis, _ = _label_maps(task, data, basis_split, image_size, ORACLE_BASIS_IMAGES)
+    pixels = basis.reshape(-1, basis.shape[-1])
+    mean = pixels.mean(0)
+    _, _, vt = np.linalg.svd(pixels - mean, full_matrices=False)
+    k = min(REPRESENTATION_CHANNELS, vt.shape[0])
+    codes = np.zeros(maps.shape[:3] + (REPRESENTATION_CHANNELS,), np.float32)
+    codes[..., :k] = (maps - mean) @ vt[:k].T
+    return codes, np.asarray(ids).astype(str)
+
+
 def source_spec(encoder_file: str | os.PathLike) -> TaskSpec:
     """The task whose input feeds an encoder: its workdir's task, or
     ``autoencoding`` (plain RGB) for an encoder trained on no task."""

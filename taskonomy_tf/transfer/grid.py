@@ -59,9 +59,30 @@ class Job:
         return f"{self.target}__order{self.order}"
 
 
+ORACLE = "oracle:"  # taxonomy.table.ORACLE: a readout from a task's true labels
+
+
 def kind_of(sources: tuple[str, ...]) -> str:
-    """``transfer`` or the baseline's name (the losses table's candidate column)."""
-    return sources[0] if sources[0] in BASELINES else "transfer"
+    """``transfer``, ``oracle`` or the baseline's name (the losses table's
+    candidate column)."""
+    if sources[0] in BASELINES:
+        return sources[0]
+    return "oracle" if sources[0].startswith(ORACLE) else "transfer"
+
+
+def oracle_sources(target: str, tasks: list[str]) -> list[tuple[str, ...]]:
+    """``(oracle:<task>,)`` for every other task whose labels give a per-image
+    code (one view, a label per image or pixel; not the segmentation metric's
+    segment ids, which mean nothing across images)."""
+    from taskonomy_tf.models.losses import PAIRWISE_LOSSES
+
+    out = []
+    for t in tasks:
+        spec = get_task(t)
+        if (spec.name != get_task(target).name and spec.domain is not None and spec.views == 1
+                and spec.loss not in PAIRWISE_LOSSES and spec.input == "rgb"):
+            out.append((ORACLE + spec.name,))
+    return out
 
 
 def targets_of(tasks: list[str]) -> list[str]:
@@ -262,7 +283,7 @@ def _log(out, line: str) -> None:
 
 def job_candidates(job: Job, tasks: list[str], out, beam=None, score=None,
                    prefilter: dict[str, list[str]] | None = None,
-                   sources: list[str] = ()) -> list[tuple[str, ...]]:
+                   sources: list[str] = (), oracle: bool = False) -> list[tuple[str, ...]]:
     """The trained candidates of a job (``prefilter``: target -> the sources
     worth training; the baselines always run; ``sources``: your own
     encoders, ``transfer.sources``, sources of every target, never filtered)."""
@@ -271,12 +292,13 @@ def job_candidates(job: Job, tasks: list[str], out, beam=None, score=None,
         every = first_order_candidates(job.target, tasks)
         every = every[:-2] + [(s,) for s in sources] + every[-2:]  # baselines last
         return [c for c in every if keep is None or c[0] in BASELINES or c[0] in keep
-                or c[0] in sources]
+                or c[0] in sources] + (oracle_sources(job.target, tasks) if oracle else [])
     return beam_candidates(ranked_sources(out, job.target, score, keep), job.order, beam)
 
 
 def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), beam=None,
-            score=None, prefilter=None, key: str | None = None, sources=(), **options) -> str:
+            score=None, prefilter=None, key: str | None = None, sources=(), oracle=False,
+            **options) -> str:
     """Runs one job and writes its result atomically (with the grid's
     content ``key``); returns its name.
 
@@ -292,7 +314,7 @@ def run_job(job: Job, tasks: list[str], workdirs: dict, data, out, seeds=(0,), b
     job_path(out, job).parent.mkdir(parents=True, exist_ok=True)
     _log(out, f"started {job.name}")
     start = time.perf_counter()
-    candidates = job_candidates(job, tasks, out, beam, score, prefilter, list(sources))
+    candidates = job_candidates(job, tasks, out, beam, score, prefilter, list(sources), oracle)
     results = run_candidates(job.target, candidates, workdirs, data,
                              FeatureCache(Path(out) / "cache"), seeds=list(seeds),
                              references=job.order == 1, **options)

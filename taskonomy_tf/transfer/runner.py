@@ -30,6 +30,7 @@ from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.evaluate import per_image_losses, split_arrays
 from taskonomy_tf.training.loop import saved_label_stats
 from taskonomy_tf.transfer.cache import FeatureCache
+from taskonomy_tf.transfer.grid import ORACLE
 from taskonomy_tf.transfer.readout import (
     PIXELS,
     ReadoutArrays,
@@ -76,7 +77,8 @@ def _arrays(data, target: str, split: str, image_size: int, limit: int | None, i
 
 
 def _codes(cache: FeatureCache, workdirs: dict, sources: list[str], data, split: str,
-           image_size: int, limit: int | None, ids: np.ndarray) -> np.ndarray | None:
+           image_size: int, limit: int | None, ids: np.ndarray,
+           basis_split: str | None = None) -> np.ndarray | None:
     """(N, K V, c, c, 8): the K sources' cached codes of the samples ``ids``
     (the labels' ids, joined by id; a view tuple's id joins its V views'
     with ``+``), source-major; ``None`` without sources.
@@ -91,12 +93,16 @@ def _codes(cache: FeatureCache, workdirs: dict, sources: list[str], data, split:
     views = {i for t in tuples for i in t}
     out = []
     for s in sources:
-        enc = Path(workdirs[s]) / "encoder.keras"
         # a target without labels for some records (or a tuple reaching
         # further into the split): its first ``limit`` samples need images
         # beyond the split's first ``limit``
         for lim in dict.fromkeys((limit, None)):
-            codes, code_ids = cache.features(enc, data, split, image_size, lim, with_ids=True)
+            if s.startswith(ORACLE):  # a task's true labels in place of its code
+                codes, code_ids = cache.oracle(s[len(ORACLE):], data, split, image_size,
+                                               basis_split or split, lim)
+            else:
+                codes, code_ids = cache.features(Path(workdirs[s]) / "encoder.keras", data,
+                                                 split, image_size, lim, with_ids=True)
             row = {i: n for n, i in enumerate(code_ids)}
             missing = sorted(views - row.keys())
             if not missing:
@@ -147,9 +153,11 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
     out: dict[tuple[str, ...], np.ndarray] = {}
     if candidates:
         train = ReadoutArrays(_codes(cache, workdirs, sources, data, train_split, image_size,
-                                     n_images, ids), y, w, x[0] if pixels else None)
+                                     n_images, ids, train_split), y, w,
+                              x[0] if pixels else None)
         test = ReadoutArrays(_codes(cache, workdirs, sources, data, test_split, image_size,
-                                    None, test_ids), yt, wt, xt[0] if pixels else None)
+                                    None, test_ids, train_split), yt, wt,
+                             xt[0] if pixels else None)
         heads = plan_heads([tuple(c) for c in candidates], seeds)
         budget = budget_bytes or memory_budget()
         per_head = head_step_bytes(spec, image_size, min(batch_size, len(y)))

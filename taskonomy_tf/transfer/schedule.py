@@ -200,7 +200,7 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
              beam: dict[int, int] | None = None, score=None,
              prefilter: dict[str, list[str]] | None = None,
              train_split: str = "train", test_split: str = "test", progress: bool = True,
-             sources: dict[str, str] | None = None) -> GridResult:
+             sources: dict[str, str] | None = None, oracle: bool = False) -> GridResult:
     """First-order jobs over ``tasks`` (trained under ``models/<task>``), then
     each target's higher-order beam up to ``max_order``; ``losses.csv`` once
     all is done.
@@ -214,6 +214,9 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
             (the baselines always run) and listed in ``prefilter.json``.
         sources: your own encoders, {name: FILE.keras} (``transfer.sources``):
             first-order sources of every target beside the task networks.
+        oracle: also train label-oracle readouts (``oracle:<task>``: a task's
+            true labels in place of its network's code; ``grid.oracle_sources``),
+            scored beside the others but never in the affinities.
     """
     from tqdm import tqdm
 
@@ -231,7 +234,8 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     settings = {"tasks": tasks, "max_order": max_order, "beam": beam, "seeds": seeds,
                 "architecture": architecture, **options,
                 **({"prefilter": prefilter} if prefilter else {}),
-                **({"sources": sorted(sources)} if sources else {})}
+                **({"sources": sorted(sources)} if sources else {}),
+                **({"oracle": True} if oracle else {})}
     _settings(out, settings)
     if prefilter:
         _prefilter_report(tasks, prefilter, out)
@@ -258,7 +262,7 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
             cache.features(enc, data, test_split, image_size)
     run = dict(backend=backend, progress=progress, ray_address=ray_address, workers=workers,
                seeds=seeds, beam=beam, score=score, prefilter=prefilter, key=key,
-               sources=sorted(sources or {}), **options)
+               sources=sorted(sources or {}), oracle=oracle, **options)
     ran = run_jobs(mine, tasks, workdirs, data, out, **run)
     higher = [Job(t, k) for k in range(2, min(max_order, len(tasks) - 1) + 1)
               for t in targets_of(tasks)]

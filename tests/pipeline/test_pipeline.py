@@ -138,3 +138,16 @@ def test_network_win_rates_count_images_and_ties():
                   [[0.9, 1.0, 0.5, 0.2]] * 2])           # self
     wins = network_win_rates({"t": (candidates, ["a", "b", "c", "d"], ["0", "1"], m)})
     assert wins == {"t": {"constant": (1 + 0.5 + 1 + 1) / 4, "random": (0 + 1 + 1 + 0) / 4}}
+
+
+def test_oracle_agreement_by_hand():
+    import numpy as np
+
+    from taskonomy_tf.pipeline.stages import oracle_agreement
+
+    candidates = [("a",), ("b",), ("c",), ("oracle:a",), ("oracle:b",), ("oracle:c",)]
+    means = [1.0, 2.0, 3.0, 0.5, 1.0, 6.0]  # networks a < b < c, labels a < b < c
+    m = np.array(means)[:, None, None] * np.ones((6, 1, 4))
+    out = oracle_agreement({"t": (candidates, list("wxyz"), [""], m)})
+    assert out["t"]["spearman"] == pytest.approx(1.0)
+    assert out["t"]["network_over_labels"] == {"a": 2.0, "b": 2.0, "c": 0.5}
