@@ -270,7 +270,9 @@ def from_dict(d: dict, where: str = "config") -> ExperimentConfig:
             bad = sorted(set(value) - {f.name for f in dataclasses.fields(cls)})
             if bad:
                 raise InputError(f"{where}: unknown key {key}.{bad[0]}; known: {_known(cls)}")
-            kw[key] = cls(**value)
+            # JSON has lists where the configuration holds tuples
+            kw[key] = cls(**{k: tuple(v) if isinstance(v, list) else v
+                             for k, v in value.items()})
         elif key == "tasks":
             kw[key] = tuple(value)
         else:

@@ -145,3 +145,21 @@ def free_ports():
         return ports
 
     return take
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _card_tasks_stay_in_their_module():
+    """A dataset card's tasks and domains are registered by whatever opens its
+    records (by design); a test module's cards leave the registries as they
+    found them, so ``--tasks all`` elsewhere means the catalog."""
+    from taskonomy_tf import tasks
+    from taskonomy_tf.data import schema
+
+    saved = (dict(tasks._TASKS), dict(schema.DOMAINS), dict(schema.TOKEN_TO_DOMAIN),
+             dict(schema.FOLDER_TO_DOMAIN))
+    yield
+    for live, old in zip((tasks._TASKS, schema.DOMAINS, schema.TOKEN_TO_DOMAIN,
+                          schema.FOLDER_TO_DOMAIN), saved):
+        live.clear()
+        live.update(old)
+    tasks._rebuild_names()

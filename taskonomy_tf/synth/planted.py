@@ -3,20 +3,28 @@
 Each image shows several independent *families* of hidden factors (a disk,
 a grating, a lighting gradient), drawn over a random texture and noise.
 Every label column is a function of the factors of one family, and inside a
-family the labels are graded: a ``full`` label depends on all three of the
-family's factors, a ``two`` label on the first two (the ``full`` label
-determines it), a ``one`` label on the first only. So, for a target, the
-sources of its own family are ordered by how much of the target's factors
-their labels carry (``planted_scores``: |factors(source) & factors(target)|
-/ |factors(target)|), and the sources of other families carry none.
+family the labels are graded:
+
+* ``full``: a dense map that depends on every factor of the family;
+* ``two``: a pixelwise function of the ``full`` map (a coarsening: the disk's
+  mask, the grating's sign, the light field's level bands), so ``full``
+  determines it exactly, and it keeps most of what ``full`` holds;
+* ``one``: one factor only, per image (the disk's position, the grating's
+  orientation class, the light's direction).
+
+``planted_scores`` turns that into a known order of sources for each target:
+into ``two``, ``full`` (determines it) before ``one`` (a part of it); into
+``full``, ``two`` (most of it) before ``one``; into ``one``, ``full`` and
+``two`` both determine it (a tie, left out of the order checks); sources of
+other families carry nothing. Exact functions are pixelwise, so that a
+readout can compute them from a code that holds the source's label.
 
 What a taxonomy method should recover, and ``recovery`` measures on a
 run's affinities:
 
 * the families: same-family affinities well above other-family ones;
 * the order inside each family, for each target whose planted order is
-  strict (the ``one`` label's two sources both carry its factor: a tie,
-  left out);
+  strict;
 * a dictionary that, at a budget of one task per family, supervises one
   task of each family.
 
@@ -40,7 +48,12 @@ import numpy as np
 from taskonomy_tf.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 PLANTED_FILE = "planted.json"
-GRADES = ("one", "two", "full")  # factors 1, 1-2, 1-3 of the family
+GRADES = ("one", "two", "full")
+# target grade -> source grade -> the share of the target's label the source's
+# label determines (module doc): exact functions 1, most of it 2/3, one factor 1/3
+GRADE_SCORES = {"one": {"two": 1.0, "full": 1.0},
+                "two": {"full": 1.0, "one": 1 / 3},
+                "full": {"two": 2 / 3, "one": 1 / 3}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +103,10 @@ def _disk_draw(f, x, y):
 
 
 def _disk_labels(f, x, y):
-    inside = _disk_inside(f, x, y)
-    return {"one": np.array([f["cx"], f["cy"]]) / 0.55,           # position
-            "two": inside.astype(np.uint8),                         # position + radius
-            "full": inside * f["c"] / 0.35}                         # + contrast, in [0, 1]
+    full = _disk_inside(f, x, y) * f["c"] / 0.35  # position, radius, contrast, in [0, 1]
+    return {"one": np.array([f["cx"], f["cy"]]) / 0.55,   # the position
+            "two": (full > 0).astype(np.uint8),              # the disk's mask: full > 0
+            "full": full}
 
 
 def _wave_factors(rng):
@@ -110,15 +123,14 @@ def _wave_draw(f, x, y):
     return (f["amp"] * _wave(f, x, y))[..., None] * np.ones(3), None
 
 
-WAVE_ANGLE_BINS, WAVE_FREQ_BINS = 3, 2
+WAVE_ANGLE_BINS = 4
 
 
 def _wave_labels(f, x, y):
-    a = int(f["theta"] / np.pi * WAVE_ANGLE_BINS) % WAVE_ANGLE_BINS
-    b = int((f["freq"] - 2.0) / 4.0 * WAVE_FREQ_BINS) % WAVE_FREQ_BINS
-    return {"one": np.array([np.cos(2 * f["theta"]), np.sin(2 * f["theta"])]),  # orientation
-            "two": a * WAVE_FREQ_BINS + b,                                       # + frequency
-            "full": _wave(f, x, y)}                                              # + phase
+    full = _wave(f, x, y)  # orientation, frequency, phase
+    return {"one": int(f["theta"] / np.pi * WAVE_ANGLE_BINS) % WAVE_ANGLE_BINS,  # orientation
+            "two": (full > 0).astype(np.uint8),                                # its sign
+            "full": full}
 
 
 def _light_factors(rng):
@@ -126,19 +138,22 @@ def _light_factors(rng):
             "a": rng.uniform(0.8, 1.1)}
 
 
-def _light_field(f, x, y, with_level: bool):
-    ramp = f["s"] * (x * np.cos(f["alpha"]) + y * np.sin(f["alpha"]))
-    return ramp + (f["a"] if with_level else 0.0)
+def _light_field(f, x, y):
+    return f["a"] + f["s"] * (x * np.cos(f["alpha"]) + y * np.sin(f["alpha"]))
+
+
+LIGHT_BANDS = (0.85, 1.0, 1.15)  # level bands of the light field (4 classes)
 
 
 def _light_draw(f, x, y):
-    return None, _light_field(f, x, y, True)
+    return None, _light_field(f, x, y)
 
 
 def _light_labels(f, x, y):
-    return {"one": np.array([np.cos(f["alpha"]), np.sin(f["alpha"])]),   # direction
-            "two": _light_field(f, x, y, False) / 0.35,                   # + strength
-            "full": _light_field(f, x, y, True)}                          # + level
+    full = _light_field(f, x, y)  # direction, strength, level
+    return {"one": np.array([np.cos(f["alpha"]), np.sin(f["alpha"])]),   # the direction
+            "two": np.digitize(full, LIGHT_BANDS).astype(np.uint8),       # its level bands
+            "full": full}
 
 
 # label kinds per family and grade, as dataset-card entries
@@ -148,12 +163,12 @@ FAMILIES = {
         "two": {"kind": "dense_classes", "classes": 2},
         "full": {"kind": "dense_regression", "range": [0, 1]}}),
     "wave": (_wave_factors, _wave_draw, _wave_labels, {
-        "one": {"kind": "vector", "length": 2},
-        "two": {"kind": "classes", "classes": WAVE_ANGLE_BINS * WAVE_FREQ_BINS},
+        "one": {"kind": "classes", "classes": WAVE_ANGLE_BINS},
+        "two": {"kind": "dense_classes", "classes": 2},
         "full": {"kind": "dense_regression", "range": [-1, 1]}}),
     "light": (_light_factors, _light_draw, _light_labels, {
         "one": {"kind": "vector", "length": 2},
-        "two": {"kind": "dense_regression", "range": [-1.5, 1.5]},
+        "two": {"kind": "dense_classes", "classes": len(LIGHT_BANDS) + 1},
         "full": {"kind": "dense_regression", "range": [0.2, 1.7]}}),
 }
 
@@ -163,18 +178,14 @@ def label_name(family: str, grade: str) -> str:
 
 
 def planted_scores(families) -> dict[str, dict[str, float]]:
-    """target -> source -> the share of the target's factors that the
-    source's label carries (0 across families)."""
-    factors = {g: set(range(i + 1)) for i, g in enumerate(GRADES)}
+    """target -> source -> the share of the target's label that the source's
+    label determines (``GRADE_SCORES``; 0 across families)."""
     out: dict[str, dict[str, float]] = {}
     for ft in families:
         for gt in GRADES:
-            row = out.setdefault(label_name(ft, gt), {})
-            for fs in families:
-                for gs in GRADES:
-                    if (fs, gs) != (ft, gt):
-                        shared = factors[gs] & factors[gt] if fs == ft else set()
-                        row[label_name(fs, gs)] = len(shared) / len(factors[gt])
+            out[label_name(ft, gt)] = {
+                label_name(fs, gs): GRADE_SCORES[gt][gs] if fs == ft else 0.0
+                for fs in families for gs in GRADES if (fs, gs) != (ft, gt)}
     return out
 
 

@@ -79,7 +79,7 @@ def oracle_sources(target: str, tasks: list[str]) -> list[tuple[str, ...]]:
     out = []
     for t in tasks:
         spec = get_task(t)
-        if (spec.name != get_task(target).name and spec.domain is not None and spec.views == 1
+        if (spec is not get_task(target) and spec.domain is not None and spec.views == 1
                 and spec.loss not in PAIRWISE_LOSSES and spec.input == "rgb"):
             out.append((ORACLE + spec.name,))
     return out

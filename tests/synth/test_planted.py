@@ -24,7 +24,7 @@ def test_planted_scores_by_hand():
     s = planted_scores(["disk", "wave"])
     assert s["disk_full"] == {"disk_one": 1 / 3, "disk_two": 2 / 3, "wave_one": 0.0,
                               "wave_two": 0.0, "wave_full": 0.0}
-    assert s["disk_two"]["disk_full"] == 1.0 and s["disk_two"]["disk_one"] == 0.5
+    assert s["disk_two"]["disk_full"] == 1.0 and s["disk_two"]["disk_one"] == 1 / 3
     assert s["disk_one"]["disk_two"] == s["disk_one"]["disk_full"] == 1.0  # a tie
 
 
@@ -60,6 +60,11 @@ def test_labels_are_graded_functions_of_their_family(planted):
         mask = np.asarray(Image.open(folder / r["disk_two"]))
         full = np.asarray(Image.open(folder / r["disk_full"]))
         np.testing.assert_array_equal(mask.astype(bool), full > 0)
+        # the grating's sign is the sign of its map (stored on [-1, 1] in 16 bits)
+        wave = np.asarray(Image.open(folder / r["wave_full"])).astype(float) / 65535 * 2 - 1
+        sign = np.asarray(Image.open(folder / r["wave_two"]))
+        clear = np.abs(wave) > 1e-3
+        np.testing.assert_array_equal(sign[clear].astype(bool), wave[clear] > 0)
         if mask.sum() > 20:
             ys, xs = np.nonzero(mask)
             cx, cy = (float(v) * 0.55 for v in r["disk_one"].split())
