@@ -315,5 +315,7 @@ def test_a_heads_losses_do_not_depend_on_its_program(target, make):
     for max_heads in (1, len(candidates)):
         split = train_readouts(target, heads, sources, train, test, 32, prior, seeds,
                                max_heads=max_heads, **opts)
-        np.testing.assert_allclose(split, fused, rtol=2e-4, atol=1e-5, err_msg=str(max_heads))
-    assert not np.allclose(fused[0], fused[1])  # the heads are not all one
+        # float32 sums in another order (other program shapes): 1e-3; the
+        # shared draws this replaced moved the losses by several percent
+        np.testing.assert_allclose(split, fused, rtol=1e-3, atol=1e-4, err_msg=str(max_heads))
+    assert not np.allclose(fused[0], fused[1], rtol=1e-2)  # the heads are not all one
