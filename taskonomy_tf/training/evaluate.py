@@ -38,20 +38,27 @@ def per_image_losses(spec: TaskSpec, y, pred, w, chunk: int = 256) -> np.ndarray
     """
     y, w = np.asarray(y), np.asarray(w)
     pred = np.asarray(pred, "float32")
-    fn = _per_image_fn(spec.loss, y.ndim, w.ndim)
+    fn = _per_image_fn(spec.loss, _spec(y), _spec(pred), _spec(w))
     out = [np.asarray(fn(y[i:i + chunk], pred[i:i + chunk], w[i:i + chunk]))
            for i in range(0, len(y), chunk)]
     return np.concatenate(out).astype("float64") if out else np.zeros(0)
 
 
-@functools.cache
-def _per_image_fn(kind: str, y_rank: int, w_rank: int):
-    """One traced function per loss and ranks: a loss shared by dense and
-    vector tasks (soft cross-entropy: colorization, classes) would otherwise
-    have its shapes relaxed to an unknown rank by ``reduce_retracing``."""
-    fn = LOSSES.get(kind)
+def _spec(array: np.ndarray) -> tf.TensorSpec:
+    """A batch of any size of ``array``'s examples."""
+    return tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))
 
-    @tf.function(reduce_retracing=True)
+
+@functools.cache
+def _per_image_fn(kind: str, y_spec: tf.TensorSpec, p_spec: tf.TensorSpec,
+                  w_spec: tf.TensorSpec):
+    """One traced function per loss and example shapes, the batch left open
+    (the last chunk is short): losses that sample pixels need the image's
+    height and width as numbers, which a relaxed trace would hide."""
+    fn = LOSSES.get(kind)
+    w_rank = len(w_spec.shape)
+
+    @tf.function(input_signature=(y_spec, p_spec, w_spec))
     def each(y, p, w):
         values = tf.cast(fn(y, p, None), tf.float32)
         w = tf.cast(w, tf.float32)
