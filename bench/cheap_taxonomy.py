@@ -2,7 +2,7 @@
 
     python bench/cheap_taxonomy.py --run runs/taxonomy [--split val] [--images N]
 
-For each method (ridge and k-NN probes, RSA, LogME, H-score): its per-target
+For each method (local, ridge and k-NN probes, RSA, LogME, H-score): its per-target
 ranking of the first-order sources against the trained affinities of the run
 (``mean_spearman`` over targets and ``top1``: the trained best source ranked
 first), its time (encoding from the run's feature cache, then scoring) and the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-METHODS = ("ridge", "knn", "rsa", "logme", "hscore")
+METHODS = ("local", "ridge", "knn", "rsa", "logme", "hscore")
 
 
 def main(argv=None) -> dict:
@@ -60,20 +60,19 @@ def main(argv=None) -> dict:
 
     trained_roots = {b: roots(trained, b) for b in budgets}
     start = time.perf_counter()
-    codes, labels, skipped, ids = gather(tasks, run / "models", stages["data"]["records"],
-                                         a.split, a.images, cfg["image_size"],
-                                         run / "transfers" / "cache")
+    got = gather(tasks, run / "models", stages["data"]["records"], a.split, a.images,
+                 cfg["image_size"], run / "transfers" / "cache")
     encode_s = time.perf_counter() - start
-    groups = [group_of_id(i) for i in ids]
-    out = {"run": str(run), "images": len(ids), "groups": len(set(groups)),
-           "targets": sorted(labels), "skipped": skipped,
+    groups = [group_of_id(i) for i in got.ids]
+    out = {"run": str(run), "images": len(got.ids), "groups": len(set(groups)),
+           "targets": sorted(got.labels), "skipped": got.skipped,
            "transfer_stage_seconds": stages["transfers"]["seconds"],
            "encode_seconds": round(encode_s, 2), "trained_dictionary": trained_roots,
            "methods": {}, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                       "processor": platform.processor()}}
     for method in METHODS:
         t0 = time.perf_counter()
-        table = estimate_table(method, codes, labels, groups)
+        table = estimate_table(method, got.codes, got.labels, groups, got.dense)
         seconds = encode_s + time.perf_counter() - t0
         agree = ranking_agreement(table, trained)
         est = {b: roots(_as_affinities(table, trained), b) for b in budgets}

@@ -1,6 +1,7 @@
 """``python -m taskonomy_tf.estimate``: rank sources without training transfers.
 
-    python -m taskonomy_tf.estimate --method ridge|knn|rsa|logme|hscore --tasks A,B,... --models DIR
+    python -m taskonomy_tf.estimate --method local|ridge|knn|rsa|logme|hscore --tasks A,B,...
+        --models DIR
         [--data DIR] [--split val] [--images N] [--cache DIR] [--out FILE]
         [--check LOSSES.csv]
 
@@ -29,7 +30,9 @@ from taskonomy_tf.fileio import write_json_atomic
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m taskonomy_tf.estimate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", required=True, choices=("ridge", "knn", "rsa", "logme", "hscore"))
+    from taskonomy_tf.estimate.affinity import METHODS
+
+    p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--tasks", help="comma-separated (default: the experiment's)")
     p.add_argument("--models", required=True, help="folder of training workdirs, one per task")
     p.add_argument("--data", help="TFRecord folder (default: the embedded dataset)")
@@ -73,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         from taskonomy_tf.taxonomy.bootstrap import group_of_id
         from taskonomy_tf.transfer.estimate_inputs import gather
 
-        codes, labels, skipped, ids = gather(tasks, a.models, data, a.split, a.images, size,
-                                             a.cache)
-        for task, why in skipped.items():
+        got = gather(tasks, a.models, data, a.split, a.images, size, a.cache)
+        for task, why in got.skipped.items():
             print(f"  {task}: not scored as a target ({why})")
-        if not labels:
+        if not got.labels:
             raise InputError("--tasks: no task has per-image labels the estimators can score")
-        table = estimate_table(a.method, codes, labels, [group_of_id(i) for i in ids])
+        table = estimate_table(a.method, got.codes, got.labels,
+                               [group_of_id(i) for i in got.ids], got.dense)
         table.meta["total_seconds"] = round(time.perf_counter() - start, 2)
         table.save(a.out)
         print(f"{a.method}: {len(table.records)} pairs scored in {table.meta['seconds']:.2f} s "

@@ -17,19 +17,24 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.estimate.hscore import hscore
 from taskonomy_tf.estimate.labels import discretise
 from taskonomy_tf.estimate.logme import logme
-from taskonomy_tf.estimate.probe import knn_probe, ridge_probe
+from taskonomy_tf.estimate.probe import knn_probe, local_probe, ridge_probe
 from taskonomy_tf.estimate.rsa import rsa
 from taskonomy_tf.taxonomy.table import Transfer, TransferTable
 
-METHODS = ("ridge", "knn", "rsa", "logme", "hscore")
+METHODS = ("local", "ridge", "knn", "rsa", "logme", "hscore")
 
 
 def score(method: str, source_codes, target_labels, regression: bool, target_codes=None,
-          groups=None):
+          groups=None, dense=None):
     """One estimate: ``source_codes`` (n, ...) against the target's labels
-    (ridge and k-NN probes on held-out ``groups``, LogME, H-score) or the
-    target network's own codes (RSA)."""
-    if method == "ridge":
+    (local, ridge and k-NN probes on held-out ``groups``, LogME, H-score) or
+    the target network's own codes (RSA). ``local`` probes a dense target's
+    pixels (``dense``: its (targets, weights, classes)) and falls back to
+    ``ridge`` for the others."""
+    if method == "local" and dense is not None:
+        return local_probe(source_codes, dense[0], dense[1], _groups(groups, source_codes),
+                           classes=dense[2])
+    if method in ("local", "ridge"):
         return ridge_probe(source_codes, target_labels, regression, _groups(groups, source_codes))
     if method == "knn":
         return knn_probe(source_codes, target_labels, regression, _groups(groups, source_codes))
@@ -48,13 +53,14 @@ def _groups(groups, codes):
 
 
 def estimate_table(method: str, codes: dict[str, np.ndarray],
-                   labels: dict[str, tuple], groups=None) -> TransferTable:
+                   labels: dict[str, tuple], groups=None, dense=None) -> TransferTable:
     """Scores every ordered pair of tasks.
 
     Args:
         codes: task -> (n, ...) frozen codes of its encoder on the same n images.
         labels: task -> (labels, regression) from ``estimator_labels``.
         groups: (n,) the group of each image (the probes hold groups out).
+        dense: dense target -> (targets, weights, classes), for ``local``.
     """
     raw: dict[str, dict[str, float]] = {}
     seconds = 0.0
@@ -65,7 +71,7 @@ def estimate_table(method: str, codes: dict[str, np.ndarray],
             start = time.perf_counter()
             raw.setdefault(target, {})[source] = float(score(
                 method, codes[source], *labels[target], target_codes=codes.get(target),
-                groups=groups))
+                groups=groups, dense=(dense or {}).get(target)))
             seconds += time.perf_counter() - start
     records = []
     for target, by_source in raw.items():

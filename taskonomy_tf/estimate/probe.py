@@ -120,3 +120,101 @@ def knn_probe(features: np.ndarray, labels: np.ndarray, regression: bool, groups
         pred[held] = y[train][near].mean(1)
         ref[held] = y[train].mean(0)
     return _r2(y, pred, ref)
+
+
+def _neighbourhoods(codes: np.ndarray) -> np.ndarray:
+    """(N, c, c, k) codes -> (N, c, c, 9 k + 1): each cell's 3 x 3
+    neighbourhood (zeros beyond the border) and a constant, the inputs a
+    readout's first 3 x 3 convolution sees at that cell."""
+    n, c, _, k = codes.shape
+    padded = np.pad(codes, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    parts = [padded[:, dy:dy + c, dx:dx + c] for dy in range(3) for dx in range(3)]
+    return np.concatenate(parts + [np.ones((n, c, c, 1))], -1)
+
+
+def _cells(y: np.ndarray, w: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W, C) targets and (N, H, W) weights -> per code cell and
+    sub-pixel (f = H / c): targets (N, c, c, f f, C) and weights (N, c, c, f f)."""
+    n, h, _, ch = y.shape
+    f = h // c
+    cells = y[:, :c * f, :c * f].reshape(n, c, f, c, f, ch).transpose(0, 1, 3, 2, 4, 5)
+    weights = w[:, :c * f, :c * f].reshape(n, c, f, c, f).transpose(0, 1, 3, 2, 4)
+    return cells.reshape(n, c, c, f * f, ch), weights.reshape(n, c, c, f * f)
+
+
+def _local_fit(x, y, wt, penalties):
+    """Weighted ridge, one per sub-pixel: x (M, p) cell inputs, y (M, s, C)
+    targets and wt (M, s) weights -> per penalty (relative to the mean
+    diagonal of the Gram matrix; the constant column unpenalised) a (s, p, C)
+    array of solutions. Exact weighted least squares: each sub-pixel has its
+    own Gram matrix of its valid rows."""
+    eye = np.eye(x.shape[1])
+    eye[-1, -1] = 0.0
+    grams = np.einsum("ms,mp,mr->spr", wt, x, x)
+    rhs = np.einsum("ms,mp,msc->spc", wt, x, y)
+    scale = np.maximum(np.einsum("spp->s", grams) / x.shape[1], 1e-12)[:, None, None]
+    return [np.linalg.solve(grams + lam * scale * eye, rhs) for lam in penalties]
+
+
+def _predict(x, b):
+    """(M, p) inputs and (s, p, C) solutions -> (M, s, C)."""
+    return np.einsum("mp,spc->msc", x, b)
+
+
+def _weighted_r2(y, pred, wt, reference) -> float:
+    """1 - weighted SSE / weighted SS around ``reference``; y, pred (M, s, C),
+    wt (M, s)."""
+    total = np.sum(wt[..., None] * (y - reference) ** 2)
+    return float(1 - np.sum(wt[..., None] * (y - pred) ** 2) / total) if total > 0 else 0.0
+
+
+def _weighted_mean(y, wt):
+    """Per sub-pixel and channel, (s, C)."""
+    return np.einsum("ms,msc->sc", wt, y) / np.maximum(wt.sum(0), 1e-12)[:, None]
+
+
+def local_probe(codes: np.ndarray, y: np.ndarray, w: np.ndarray, groups, classes: int = 0,
+                folds: int = FOLDS, penalties=RIDGE_GRID, seed: int = 0) -> float:
+    """Held-out R^2 of a linear map from each code cell's 3 x 3 neighbourhood
+    to the target pixels of that cell, shared by every cell: a dense
+    readout's first convolution and pixel shuffle with no hidden layer, so it
+    scores a dense target's fine structure, which labels pooled to a coarse
+    grid lose (the ridge probe's). Pixels without a label carry no weight.
+
+    Args:
+        codes: (N, c, c, k) frozen codes; y: (N, H, W, C) targets (class ids
+            (N, H, W, 1) with ``classes``: one-hot); w: (N, H, W) weights.
+        groups: (N,) the group of each image (held out together).
+    """
+    codes = np.asarray(codes, np.float64)
+    y = np.asarray(y)
+    if classes:
+        y = (y[..., 0, None].astype(np.int64) == np.arange(classes)).astype(np.float64)
+    y = np.asarray(y, np.float64)
+    c = codes.shape[1]
+    x = _neighbourhoods(codes)
+    cy, cw = _cells(y, np.asarray(w, np.float64), c)
+    p, s, ch = x.shape[-1], cy.shape[-2], cy.shape[-1]
+
+    def rows(idx):
+        return x[idx].reshape(-1, p), cy[idx].reshape(-1, s, ch), cw[idx].reshape(-1, s)
+
+    pred = np.zeros((len(codes) * c * c, s, ch))
+    ref = np.zeros_like(pred)
+    flat_index = np.arange(len(codes) * c * c).reshape(len(codes), c * c)
+    for held in group_folds(groups, folds, seed):
+        train = np.setdiff1d(np.arange(len(codes)), held)
+        inner = group_folds(np.asarray(groups)[train], 2, seed + 1)
+        fx, fy, fw = rows(train[inner[1]])
+        cx, cyy, cww = rows(train[inner[0]])
+        scores = [_weighted_r2(cyy, _predict(cx, b), cww, _weighted_mean(fy, fw))
+                  for b in _local_fit(fx, fy, fw, penalties)]
+        best = penalties[int(np.argmax(scores))]
+        tx, ty, tw = rows(train)
+        (b,) = _local_fit(tx, ty, tw, [best])
+        hx, _, _ = rows(held)
+        at = flat_index[held].ravel()
+        pred[at] = _predict(hx, b)
+        ref[at] = _weighted_mean(ty, tw)
+    _, ally, allw = rows(np.arange(len(codes)))
+    return _weighted_r2(ally, pred, allw, ref)

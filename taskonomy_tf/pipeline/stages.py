@@ -180,11 +180,10 @@ def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
     from taskonomy_tf.transfer.estimate_inputs import gather
 
     cfg = ctx.config
-    codes, labels, _, ids = gather(list(ctx.tasks), ctx.out / "models", ctx.data, split,
-                                   cfg.transfer_images, cfg.image_size,
-                                   ctx.out / "transfers" / "cache")
-    table = estimate_table(cfg.transfer_estimator, codes, labels,
-                           [group_of_id(i) for i in ids])
+    got = gather(list(ctx.tasks), ctx.out / "models", ctx.data, split, cfg.transfer_images,
+                 cfg.image_size, ctx.out / "transfers" / "cache")
+    table = estimate_table(cfg.transfer_estimator, got.codes, got.labels,
+                           [group_of_id(i) for i in got.ids], got.dense)
     table.save(ctx.out / "transfers" / "estimate.json")
     keep = {}
     for target in table.targets:

@@ -10,6 +10,7 @@ runner joins its per-image losses.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -48,18 +49,36 @@ def labels_by_id(dataset, task: str, ids: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.stack(ys), np.stack(ws)
 
 
-def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | None,
-           image_size: int, cache_dir: str | os.PathLike):
-    """Codes of every task's encoder and every target's estimator labels on
-    the split's first ``n_images`` records (all when ``None``).
+@dataclasses.dataclass
+class Estimable:
+    """What ``gather`` returns.
 
-    Returns:
-        ``(codes, labels, skipped, ids)``: task -> (N, h, w, 8) float32
-        codes, the same N records for every task; target -> ``(labels,
-        regression)`` (``estimate.estimator_labels``) row k for the record
-        of code k; target -> the one-line reason it is not scored (it stays
-        a source); the (N,) record ids (their groups: ``group_of_id``).
+    Attributes:
+        codes: task -> (N, h, w, 8) float32 codes, the same N records for
+            every task (record order).
+        labels: target -> ``(labels, regression)`` (``estimate.estimator_labels``),
+            row k for the record of code k.
+        skipped: target -> the one-line reason it is not scored (it stays a source).
+        ids: (N,) the record ids (their groups: ``taxonomy.bootstrap.group_of_id``).
+        dense: dense target -> ``(targets (N, H, W, C), weights (N, H, W),
+            classes)`` as trained (``classes``: the class count of per-pixel
+            class ids, else 0), for the local probe.
     """
+
+    codes: dict
+    labels: dict
+    skipped: dict
+    ids: np.ndarray
+    dense: dict
+
+
+DENSE_PROBED = ("masked_l1", "masked_l2", "pixel_sparse_ce")
+
+
+def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | None,
+           image_size: int, cache_dir: str | os.PathLike) -> Estimable:
+    """Codes of every task's encoder and every target's estimator labels on
+    the split's first ``n_images`` records (all when ``None``), joined by id."""
     from taskonomy_tf.data import make_dataset
     from taskonomy_tf.estimate import estimator_labels
     from taskonomy_tf.tasks import get_task
@@ -75,7 +94,7 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
         if ids is not None and not np.array_equal(ids, task_ids):  # record order, every task
             raise AssertionError(f"{task}: encoded other records than {next(iter(codes))}")
         ids = task_ids
-    labels, skipped = {}, {}
+    labels, skipped, dense = {}, {}, {}
     for task in workdirs:
         spec = get_task(task)
         if spec.views > 1:
@@ -85,7 +104,11 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
         try:
             ds = make_dataset(data, task, split=split, batch_size=64, image_size=image_size,
                               shuffle=False, augment=False, with_ids=True)
-            labels[task] = estimator_labels(spec, *labels_by_id(ds, task, ids))
+            y, w = labels_by_id(ds, task, ids)
+            labels[task] = estimator_labels(spec, y, w)
         except InputError as exc:
             skipped[task] = str(exc)
-    return codes, labels, skipped, ids
+            continue
+        if spec.is_dense and spec.loss in DENSE_PROBED:
+            dense[task] = (y, w, spec.channels if spec.loss == "pixel_sparse_ce" else 0)
+    return Estimable(codes, labels, skipped, ids, dense)

@@ -132,7 +132,8 @@ def test_codes_and_labels_are_joined_by_record_id(fake_raw, models, tmp_path):
     convert(str(fake_raw), str(rec), shard_size=2, progress=False)
     assert len(list(rec.glob("all-*.tfrecord"))) >= 3
     tasks = ["normals", "edges"]
-    codes, labels, skipped, _ = gather(tasks, models, rec, "all", None, 32, tmp_path / "cache")
+    got = gather(tasks, models, rec, "all", None, 32, tmp_path / "cache")
+    codes, labels, skipped = got.codes, got.labels, got.skipped
     assert not skipped and set(labels) == set(tasks)
     # the reference: images, targets and ids straight from the records, in
     # make_dataset's (interleaved) order
@@ -189,3 +190,27 @@ def test_the_ridge_ranking_follows_what_the_codes_carry():
     table = estimate_table("ridge", codes, labels, np.repeat(np.arange(20), 10))
     ranked = sorted((r for r in table.records if r.target == "t"), key=lambda r: -r.value)
     assert [r.sources[0] for r in ranked] == ["a", "b", "c"]
+
+
+def test_the_local_probe_sees_fine_structure_a_pooled_label_loses():
+    """A target that is a fixed 4 x 4 pattern inside every cell, scaled by one
+    code channel: pooled to a coarse grid the pattern averages away, per
+    cell it is a linear function of the code. Noise codes score near 0."""
+    from taskonomy_tf.estimate.probe import local_probe
+
+    rng = np.random.default_rng(7)
+    n, c = 60, 8
+    codes = rng.normal(size=(n, c, c, 8))
+    pattern = rng.normal(size=(4, 4)) - 0.0
+    pattern -= pattern.mean()  # zero mean in a cell: invisible at the cell's scale
+    y = (codes[..., 0][:, :, None, :, None] * pattern[None, None, :, None, :]).reshape(
+        n, 4 * c, 4 * c, 1)
+    y = y + 0.05 * rng.normal(size=y.shape)
+    w = np.ones(y.shape[:3])
+    groups = np.repeat(np.arange(12), 5)
+    assert local_probe(codes, y, w, groups) > 0.9
+    assert local_probe(rng.normal(size=codes.shape), y, w, groups) < 0.05
+    w[:, :8] = 0  # unlabelled pixels do not count
+    assert local_probe(codes, y, w, groups) > 0.9
+    classes = (y > 0).astype(np.int64)
+    assert local_probe(codes, classes, np.ones(y.shape[:3]), groups, classes=2) > 0.3
