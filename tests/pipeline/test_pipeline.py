@@ -151,3 +151,26 @@ def test_oracle_agreement_by_hand():
     out = oracle_agreement({"t": (candidates, list("wxyz"), [""], m)})
     assert out["t"]["spearman"] == pytest.approx(1.0)
     assert out["t"]["network_over_labels"] == {"a": 2.0, "b": 2.0, "c": 0.5}
+
+
+@pytest.mark.slow
+def test_a_card_runs_end_to_end_with_a_self_supervised_source(tmp_path, monkeypatch):
+    """A dataset card the package never saw goes through every stage by its
+    label names, autoencoding (which needs only the card's images) joins as a
+    source, and the report grades the planted truth beside the card's tasks."""
+    from taskonomy_tf.synth.planted import PlantedConfig, write_planted
+
+    monkeypatch.setenv("TASKONOMY_TF_CACHE", str(tmp_path / "cache"))
+    card = tmp_path / "card"
+    write_planted(card, PlantedConfig(samples=120, size=32, families=("disk", "light"), seed=3))
+    cfg = PipelineConfig.quick(data=str(card), image_size=32, train_steps=2, transfer_images=8,
+                               transfer_steps=2, batch_size=4, workers=1,
+                               tasks=("disk_two", "disk_full", "light_full", "autoencoding"))
+    run_pipeline(cfg, tmp_path / "run", progress=False)
+    table = json.loads((tmp_path / "run" / "taxonomy" / "affinities.json").read_text())
+    assert set(table["targets"]) == {"disk_two", "disk_full", "light_full", "autoencoding"}
+    into_disk = {r["sources"][0] for r in table["records"] if r["target"] == "disk_full"}
+    assert {"autoencoding", "disk_two", "light_full"} <= into_disk
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Recovery of the planted taxonomy" in report
+    assert "disk full" in report and "dataset card" in report
