@@ -2,7 +2,9 @@
 
     python bench/cheap_taxonomy.py --run runs/taxonomy [--split val] [--images N]
 
-For each method (local, ridge and k-NN probes, RSA, LogME, H-score): its per-target
+For each method (local, ridge and k-NN probes, RSA, LogME, H-score, and ``short``:
+the fused readouts themselves with a fifth of the steps, a third of the images and
+one seed instead of three): its per-target
 ranking of the first-order sources against the trained affinities of the run
 (``mean_spearman`` over targets and ``top1``: the trained best source ranked
 first), its time (encoding from the run's feature cache, then scoring) and the
@@ -33,6 +35,9 @@ def main(argv=None) -> dict:
     p.add_argument("--split", default="val")
     p.add_argument("--images", type=int, default=None, help="default: the whole split")
     p.add_argument("--budgets", default="1,2,3")
+    p.add_argument("--short-steps", type=int, default=30, help="short: readout steps")
+    p.add_argument("--short-images", type=int, default=160, help="short: transfer images")
+    p.add_argument("--methods", default=",".join(METHODS + ("short",)))
     a = p.parse_args(argv)
 
     from taskonomy_tf.console import quiet_tensorflow
@@ -70,10 +75,14 @@ def main(argv=None) -> dict:
            "encode_seconds": round(encode_s, 2), "trained_dictionary": trained_roots,
            "methods": {}, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                       "processor": platform.processor()}}
-    for method in METHODS:
+    for method in a.methods.split(","):
         t0 = time.perf_counter()
-        table = estimate_table(method, got.codes, got.labels, groups, got.dense)
-        seconds = encode_s + time.perf_counter() - t0
+        if method == "short":
+            table = short_transfers(run, cfg, tasks, stages["data"]["records"], a)
+            seconds = time.perf_counter() - t0
+        else:
+            table = estimate_table(method, got.codes, got.labels, groups, got.dense)
+            seconds = encode_s + time.perf_counter() - t0
         agree = ranking_agreement(table, trained)
         est = {b: roots(_as_affinities(table, trained), b) for b in budgets}
         out["methods"][method] = {
@@ -85,6 +94,33 @@ def main(argv=None) -> dict:
             "per_target": {t: round(v["spearman"], 2) for t, v in agree.items()}}
     print(json.dumps(out, indent=1))
     return out
+
+
+def short_transfers(run: Path, cfg: dict, tasks: list[str], records: str, a):
+    """The first-order grid again, short: ``a.short_steps`` steps on
+    ``a.short_images`` transfer images, one seed; its AHP affinities between
+    the tasks (baselines dropped). The run's feature cache is reused."""
+    import tempfile
+
+    from taskonomy_tf.taxonomy.ahp import ahp_scores
+    from taskonomy_tf.taxonomy.losses import loss_matrices, tables_from_matrices
+    from taskonomy_tf.taxonomy.table import TransferTable
+    from taskonomy_tf.transfer import run_grid
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "grid"
+        out.mkdir()
+        (out / "cache").symlink_to((run / "transfers" / "cache").resolve())
+        result = run_grid(tasks, run / "models", records, out, max_order=1,
+                          n_images=a.short_images, steps=a.short_steps,
+                          batch_size=cfg["transfer_batch"], learning_rate=cfg["transfer_lr"],
+                          seeds=(cfg["seed"],), image_size=cfg["image_size"],
+                          train_split=a.split, progress=False, score=ahp_scores)
+        matrices = loss_matrices(result.table)
+    aff = tables_from_matrices({t: (c, m) for t, (c, _, _, m) in matrices.items()}, {})
+    aff = aff["affinities"]
+    keep = [r for r in aff.records if r.order == 1 and r.sources[0] in tasks]
+    return TransferTable(keep, aff.targets, "affinities", {})
 
 
 def _as_affinities(estimate, trained):
