@@ -99,34 +99,6 @@ def test_transfer_grid_all_takes_the_trained_networks(models, split_records, cap
     assert any(line.startswith("skipped reshading: no finished network") for line in lines)
 
 
-@pytest.mark.slow
-def test_a_prefiltered_pipeline_trains_only_the_estimators_top_sources(split_records, tmp_path):
-    """transfers.prefilter=1 with three tasks: each target's one best source by
-    the ridge probe and the baselines are trained, its other source is not."""
-    import csv
-    import dataclasses
-
-    cfg = PipelineConfig.quick(data=str(split_records), tasks=("normals", "edges",
-                                                               "depth_zbuffer"),
-                               image_size=32, train_steps=2, transfer_images=8,
-                               transfer_steps=2, batch_size=4, workers=1)
-    cfg = dataclasses.replace(cfg, transfer_prefilter=1, allow_weak_networks=True)
-    ctx = run_pipeline(cfg, tmp_path, progress=False)
-    kept = ctx.results["transfers"]["prefilter"]["kept"]
-    estimates = json.loads((tmp_path / "transfers" / "estimate.json").read_text())
-    assert estimates["measure"] == "estimate_ridge"
-    assert set(kept) == {"normals", "edges", "depth_zbuffer"}
-    with open(tmp_path / "transfers" / "losses.csv") as f:
-        rows = list(csv.DictReader(f))
-    for target, sources in kept.items():
-        assert len(sources) == 1
-        trained = {r["sources"] for r in rows if r["target"] == target and
-                   r["candidate"] == "transfer"}
-        assert trained == set(sources)
-        assert {r["candidate"] for r in rows if r["target"] == target} >= {
-            "self", "random", "pixels", "constant"}
-
-
 def test_network_win_rates_count_images_and_ties():
     import numpy as np
 
@@ -154,23 +126,46 @@ def test_oracle_agreement_by_hand():
 
 
 @pytest.mark.slow
-def test_a_card_runs_end_to_end_with_a_self_supervised_source(tmp_path, monkeypatch):
+def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_path,
+                                                                          monkeypatch):
     """A dataset card the package never saw goes through every stage by its
     label names, autoencoding (which needs only the card's images) joins as a
-    source, and the report grades the planted truth beside the card's tasks."""
+    source, two transfer worker processes know the card's tasks from the
+    records alone, and the report grades the planted truth. With transfers.prefilter=2
+    each target trains exactly its two best sources by the ridge probe, and the
+    baselines."""
+    import csv
+    import dataclasses
+
     from taskonomy_tf.synth.planted import PlantedConfig, write_planted
 
     monkeypatch.setenv("TASKONOMY_TF_CACHE", str(tmp_path / "cache"))
     card = tmp_path / "card"
     write_planted(card, PlantedConfig(samples=120, size=32, families=("disk", "light"), seed=3))
-    cfg = PipelineConfig.quick(data=str(card), image_size=32, train_steps=2, transfer_images=8,
-                               transfer_steps=2, batch_size=4, workers=1,
-                               tasks=("disk_two", "disk_full", "light_full", "autoencoding"))
-    run_pipeline(cfg, tmp_path / "run", progress=False)
-    table = json.loads((tmp_path / "run" / "taxonomy" / "affinities.json").read_text())
-    assert set(table["targets"]) == {"disk_two", "disk_full", "light_full", "autoencoding"}
-    into_disk = {r["sources"][0] for r in table["records"] if r["target"] == "disk_full"}
-    assert {"autoencoding", "disk_two", "light_full"} <= into_disk
-    report = (tmp_path / "run" / "report.md").read_text()
+    tasks = ("disk_two", "disk_full", "light_full", "autoencoding")
+    cfg = PipelineConfig.quick(data=str(card), image_size=32, train_steps=2, transfer_images=24,
+                               transfer_steps=2, batch_size=4, workers=2, tasks=tasks)
+    cfg = dataclasses.replace(cfg, transfer_prefilter=2, allow_weak_networks=True)
+    out = tmp_path / "run"
+    ctx = run_pipeline(cfg, out, progress=False)
+
+    kept = ctx.results["transfers"]["prefilter"]["kept"]
+    estimates = json.loads((out / "transfers" / "estimate.json").read_text())
+    assert estimates["measure"] == "estimate_ridge"
+    assert {tuple(r["sources"]) for r in estimates["records"]
+            if r["target"] == "disk_full"} == {("disk_two",), ("light_full",), ("autoencoding",)}
+    assert set(kept) == set(tasks)
+    with open(out / "transfers" / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    for target, sources in kept.items():
+        assert len(sources) == 2
+        trained = {r["sources"] for r in rows if r["target"] == target and
+                   r["candidate"] == "transfer"}
+        assert trained == set(sources)
+        assert {r["candidate"] for r in rows if r["target"] == target} >= {
+            "self", "random", "pixels", "constant"}
+    table = json.loads((out / "taxonomy" / "affinities.json").read_text())
+    assert set(table["targets"]) == set(tasks)
+    report = (out / "report.md").read_text()
     assert "## Recovery of the planted taxonomy" in report
     assert "disk full" in report and "dataset card" in report
