@@ -4,13 +4,14 @@
 
 For each method (local, ridge and k-NN probes, RSA, LogME, H-score, and ``short``:
 the fused readouts themselves with a fifth of the steps, a third of the images and
-one seed instead of three): its per-target
-ranking of the first-order sources against the trained affinities of the run
-(``mean_spearman`` over targets, ``top1``: the trained best source ranked
-first, ``top3``: among the first three, what a pre-filter of 3 keeps), its time (encoding from the run's feature cache, then scoring) and the
-``speedup`` against the run's transfer stage, and whether the taxonomy solved on
-its estimates (the estimates standing in for affinities) supervises the same
-tasks as the trained one at budgets 1-3 (``same_dictionary``). Prints one JSON
+one seed instead of three): its per-target ranking of the first-order sources
+against the trained affinities of the run (``mean_spearman`` over targets,
+``top1``: the trained best source ranked first, ``top3``: among the first three,
+what a pre-filter of 3 keeps), its time (encoding from the run's feature cache,
+then scoring) and the ``speedup`` against the run's transfer stage, and whether
+the taxonomy solved on its estimates (the estimates standing in for affinities)
+supervises the same tasks as the trained one at budgets 1-3
+(``same_dictionary``). Prints one JSON
 object. The estimates are computed on the transfer split (the images the
 readouts were trained on), joined by record id.
 """
