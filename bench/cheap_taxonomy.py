@@ -105,7 +105,7 @@ def short_transfers(run: Path, cfg: dict, tasks: list[str], records: str, a):
     import tempfile
 
     from taskonomy_tf.taxonomy.ahp import ahp_scores
-    from taskonomy_tf.taxonomy.losses import loss_matrices, tables_from_matrices
+    from taskonomy_tf.taxonomy.losses import tables_from_losses
     from taskonomy_tf.taxonomy.table import TransferTable
     from taskonomy_tf.transfer import run_grid
 
@@ -118,9 +118,7 @@ def short_transfers(run: Path, cfg: dict, tasks: list[str], records: str, a):
                           batch_size=cfg["transfer_batch"], learning_rate=cfg["transfer_lr"],
                           seeds=(cfg["seed"],), image_size=cfg["image_size"],
                           train_split=a.split, progress=False, score=ahp_scores)
-        matrices = loss_matrices(result.table)
-    aff = tables_from_matrices({t: (c, m) for t, (c, _, _, m) in matrices.items()}, {})
-    aff = aff["affinities"]
+        aff = tables_from_losses(result.table)["affinities"]
     keep = [r for r in aff.records if r.order == 1 and r.sources[0] in tasks]
     return TransferTable(keep, aff.targets, "affinities", {})
 

@@ -12,6 +12,9 @@ Estimators take per-image labels; what that means follows the task's loss
 * per-pixel classes (``pixel_sparse_ce``): the pooled class frequencies, as
   regression columns.
 
+``dense_targets`` keeps the per-pixel targets of the dense losses whole, for
+the local probe.
+
 Other losses (the metric losses of unsupervised segmentation, poses) have
 no per-image label here and raise ``ValueError``.
 """
@@ -89,6 +92,20 @@ def estimator_labels(spec, y: np.ndarray, w: np.ndarray, grid: int = GRID, seed:
         raise InputError(f"task {spec.name!r} (loss {spec.loss}) has no per-image labels for "
                          f"estimators; supported losses: {', '.join(sorted(RULES))}")
     return rule(y, w, grid, seed)
+
+
+# losses whose targets the local probe reads at full resolution: per-pixel
+# regression, and per-pixel class ids (one-hot over the task's channels)
+DENSE_RULES = {"masked_l1": False, "masked_l2": False, "pixel_sparse_ce": True}
+
+
+def dense_targets(spec, y: np.ndarray, w: np.ndarray):
+    """``(targets, weights, classes)`` as trained, for the local probe
+    (``classes``: the class count of per-pixel class ids, else 0), or None
+    for a task whose loss has no per-pixel rule."""
+    if not spec.is_dense or spec.loss not in DENSE_RULES:
+        return None
+    return y, w, spec.channels if DENSE_RULES[spec.loss] else 0
 
 
 def discretise(columns: np.ndarray, bins: int = BINS) -> np.ndarray:

@@ -195,8 +195,8 @@ def local_probe(codes: np.ndarray, y: np.ndarray, w: np.ndarray, groups, classes
     codes = np.asarray(codes, np.float64)
     y = np.asarray(y)
     if classes:
-        y = (y[..., 0, None].astype(np.int64) == np.arange(classes)).astype(np.float64)
-    y = np.asarray(y, np.float64)
+        y = y[..., 0, None].astype(np.int64) == np.arange(classes)
+    y = y.astype(np.float64)
     c = codes.shape[1]
     x = _neighbourhoods(codes)
     cy, cw = _cells(y, np.asarray(w, np.float64), c)

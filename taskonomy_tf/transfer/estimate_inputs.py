@@ -72,15 +72,13 @@ class Estimable:
     dense: dict
 
 
-DENSE_PROBED = ("masked_l1", "masked_l2", "pixel_sparse_ce")
-
-
 def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | None,
            image_size: int, cache_dir: str | os.PathLike) -> Estimable:
     """Codes of every task's encoder and every target's estimator labels on
     the split's first ``n_images`` records (all when ``None``), joined by id."""
     from taskonomy_tf.data import make_dataset
     from taskonomy_tf.estimate import estimator_labels
+    from taskonomy_tf.estimate.labels import dense_targets
     from taskonomy_tf.tasks import get_task
     from taskonomy_tf.transfer.cache import FeatureCache
     from taskonomy_tf.transfer.schedule import model_workdirs
@@ -109,6 +107,6 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
         except InputError as exc:
             skipped[task] = str(exc)
             continue
-        if spec.is_dense and spec.loss in DENSE_PROBED:
-            dense[task] = (y, w, spec.channels if spec.loss == "pixel_sparse_ce" else 0)
+        if (full := dense_targets(spec, y, w)) is not None:
+            dense[task] = full
     return Estimable(codes, labels, skipped, ids, dense)

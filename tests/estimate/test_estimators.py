@@ -201,7 +201,7 @@ def test_the_local_probe_sees_fine_structure_a_pooled_label_loses():
     rng = np.random.default_rng(7)
     n, c = 60, 8
     codes = rng.normal(size=(n, c, c, 8))
-    pattern = rng.normal(size=(4, 4)) - 0.0
+    pattern = rng.normal(size=(4, 4))
     pattern -= pattern.mean()  # zero mean in a cell: invisible at the cell's scale
     y = (codes[..., 0][:, :, None, :, None] * pattern[None, None, :, None, :]).reshape(
         n, 4 * c, 4 * c, 1)
