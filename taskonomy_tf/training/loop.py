@@ -37,7 +37,7 @@ from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.callbacks import MetricsJson, NanGuard, TrainingError
 from taskonomy_tf.training.config import TrainConfig
 from taskonomy_tf.training.evaluate import constant_loss, fit_constant, mean_loss
-from taskonomy_tf.training.multiworker import multi_worker_fit
+from taskonomy_tf.training.multiworker import fit_multi_worker
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -218,15 +218,19 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             StopAtStep(total),  # the last epoch may end early: exactly `total` steps
         ]
         (out / "checkpoints").mkdir(exist_ok=True)
-        with multi_worker_fit(model, strategy, train), warnings.catch_warnings():
-            # the training stream repeats forever; the finite validation stream's
-            # end (of unknown length to Keras) is reported as "ran out of data"
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(train, epochs=epochs, steps_per_epoch=per_epoch,
-                      validation_data=val if config.validation_freq else None,
-                      validation_steps=config.validation_steps,
-                      validation_freq=max(1, config.validation_freq), callbacks=callbacks,
-                      verbose=config.verbose, shuffle=False)
+        fit_args = dict(epochs=epochs, steps_per_epoch=per_epoch,
+                        validation_data=val if config.validation_freq else None,
+                        validation_steps=config.validation_steps,
+                        validation_freq=max(1, config.validation_freq), callbacks=callbacks,
+                        verbose=config.verbose)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            fit_multi_worker(model, strategy, train, **fit_args)  # Keras' fit fails there
+        else:
+            with warnings.catch_warnings():
+                # the training stream repeats forever; the finite validation stream's
+                # end (of unknown length to Keras) is reported as "ran out of data"
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                model.fit(train, shuffle=False, **fit_args)
         if val is not None:
             data_ = json.loads((out / "metrics.json").read_text())
             final = mean_loss(spec, model, val)

@@ -286,19 +286,44 @@ def test_pose_standardisation_never_sees_the_test_split(split_records, tmp_path)
                                rtol=1e-4, atol=1e-4)
 
 
-def test_multi_worker_workarounds_are_scoped_and_version_checked(monkeypatch):
+def test_the_multi_worker_loop_equals_fit(tmp_path):
+    """The public-API loop that multi-worker runs train with takes the same
+    steps as ``model.fit`` (dict outputs, masks, a regulariser, several steps
+    per execution, two epochs, validation, a callback that stops early)."""
     import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    from taskonomy_tf.training import multiworker
+    from taskonomy_tf.models.losses import TaskLoss
+    from taskonomy_tf.training.loop import StopAtStep
+    from taskonomy_tf.training.multiworker import fit_multi_worker
 
-    multiworker._check_version("3.15.1")
-    with pytest.raises(multiworker.UnsupportedKerasError, match="found Keras 3.16.0"):
-        multiworker._check_version("3.16.0")
-    original = tf_trainer.reduce_per_replica
-    with multiworker.multi_worker_fit(None, tf.distribute.get_strategy(), None):
-        assert tf_trainer.reduce_per_replica is original  # no-op off multi-worker
-    assert tf_trainer.reduce_per_replica is original
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 8, 8, 3)).astype("float32")
+    y = rng.normal(size=(24, 8, 8, 1)).astype("float32")
+    w = (rng.uniform(size=(24, 8, 8)) > 0.3).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, {"t": y}, {"t": w})).batch(4)
+
+    def run(fit):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((8, 8, 3))
+        h = keras.layers.Conv2D(4, 3, padding="same", activation="relu",
+                                kernel_regularizer=keras.regularizers.L2(1e-2))(inp)
+        model = keras.Model(inp, {"t": keras.layers.Conv2D(1, 1, name="t")(h)})
+        model.compile(keras.optimizers.Adam(1e-2), loss={"t": TaskLoss("masked_l1")},
+                      steps_per_execution=2)
+        history = fit(model, dict(epochs=3, steps_per_epoch=4, validation_data=data.take(2),
+                                  callbacks=[StopAtStep(6)]))
+        return history, model.get_weights(), int(model.optimizer.iterations.numpy())
+
+    ours = run(lambda m, kw: fit_multi_worker(m, tf.distribute.get_strategy(),
+                                              data.repeat(), **kw))
+    keras_ = run(lambda m, kw: m.fit(data.repeat(), verbose=0, shuffle=False, **kw).history)
+    assert ours[2] == keras_[2] == 6  # stopped in the second epoch, at step 6
+    assert len(ours[0]["loss"]) == 2
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(ours[0][key], keras_[0][key], rtol=1e-5)
+    for a, b in zip(ours[1], keras_[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
 
 
 def test_mixed_float16_trains_with_loss_scaling(split_records, tmp_path):
