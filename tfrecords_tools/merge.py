@@ -9,6 +9,9 @@ of its plan exactly once; otherwise nothing is moved and the error names the
 shard. The shards, their view indexes and reports are moved (renamed, or copied then removed
 across file systems) into ``--out``, each checked against its report's
 SHA-256, and the manifest is written as one machine would have written it.
+A merge that was interrupted is finished by running it again: a shard (or
+index) that an earlier run already moved is found in ``--out`` and checked
+there.
 """
 
 from __future__ import annotations
@@ -64,17 +67,19 @@ def merge_parts(folders: list[str], out: str) -> dict[str, Any]:
     reports: dict[str, dict[str, dict]] = {s: {} for s in plans}
     for (split, name), folder in owner.items():
         report = json.loads((folder / ".convert" / f"{name}.json").read_text())
-        if sha256_file(folder / name) != report["sha256"]:
-            raise ConvertError(f"{folder / name}: checksum differs from its report")
-        index = index_path(folder / name)
-        if "index_sha256" in report and sha256_file(index) != report["index_sha256"]:
-            raise ConvertError(f"{index}: checksum differs from its shard's report")
+        shard = _located(folder / name, outdir / name)
+        if sha256_file(shard) != report["sha256"]:
+            raise ConvertError(f"{shard}: checksum differs from its report")
+        if "index_sha256" in report:
+            index = _located(index_path(folder / name), index_path(outdir / name))
+            if sha256_file(index) != report["index_sha256"]:
+                raise ConvertError(f"{index}: checksum differs from its shard's report")
         reports[split][name] = report
     (outdir / ".convert").mkdir(parents=True, exist_ok=True)
     for (split, name), folder in sorted(owner.items()):
         _move(folder / name, outdir / name)
-        if index_path(folder / name).exists():  # after the shard: an index is never older
-            _move(index_path(folder / name), index_path(outdir / name))
+        # after the shard: an index is never older
+        _move(index_path(folder / name), index_path(outdir / name))
         write_json_atomic(outdir / ".convert" / f"{name}.json", reports[split][name])
     manifest: dict[str, Any] = {}
     for split, plan in sorted(plans.items()):
@@ -83,8 +88,17 @@ def merge_parts(folders: list[str], out: str) -> dict[str, Any]:
     return manifest
 
 
+def _located(src: Path, dst: Path) -> Path:
+    """Where a part's file is now: in its part, or already in ``--out``
+    (moved by an interrupted merge)."""
+    if src.exists() or not dst.exists():
+        return src
+    return dst
+
+
 def _move(src: Path, dst: Path) -> None:
-    if src.resolve() == dst.resolve():
+    """Moves ``src`` to ``dst`` (nothing to do once it is there)."""
+    if not src.exists() or src.resolve() == dst.resolve():
         return
     try:
         src.replace(dst)

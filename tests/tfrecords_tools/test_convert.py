@@ -231,6 +231,34 @@ def test_three_machine_parts_merge_into_the_one_machine_conversion(fake_raw, tmp
     assert _without_time(merged) == _without_time(whole)
 
 
+def test_an_interrupted_merge_finishes_when_run_again(fake_raw, tmp_path, monkeypatch):
+    from tfrecords_tools import merge
+
+    whole = C.convert(str(fake_raw), str(tmp_path / "one"), shard_size=4, progress=False)
+    parts = [str(tmp_path / f"p{i}") for i in range(2)]
+    for i, part in enumerate(parts):
+        C.convert(str(fake_raw), part, shard_size=4, progress=False, part=(i, 2))
+    real, calls = merge._move, []
+
+    def crash(src, dst):  # killed after two shards and one index were moved
+        calls.append(src)
+        if len(calls) == 4:
+            raise KeyboardInterrupt("simulated crash")
+        real(src, dst)
+
+    monkeypatch.setattr(merge, "_move", crash)
+    with pytest.raises(KeyboardInterrupt):
+        merge.merge_parts(parts, str(tmp_path / "m"))
+    monkeypatch.setattr(merge, "_move", real)
+    assert len(list((tmp_path / "m").glob("*.tfrecord"))) == 2
+    assert not (tmp_path / "m" / "manifest.json").exists()
+    assert C.main(["--merge", *parts, "--out", str(tmp_path / "m")]) == 0
+    for shard in (tmp_path / "one").glob("*.tfrecord*"):
+        assert (tmp_path / "m" / shard.name).read_bytes() == shard.read_bytes()
+    merged = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert _without_time(merged) == _without_time(whole)
+
+
 def test_parts_on_a_shared_out_then_one_plain_run_write_the_manifest(fake_raw, tmp_path):
     whole = C.convert(str(fake_raw), str(tmp_path / "one"), shard_size=4, progress=False)
     shared = tmp_path / "shared"
