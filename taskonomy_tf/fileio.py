@@ -46,9 +46,13 @@ def temporary_name(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, durable: bool = True,
+                exclusive: bool = False) -> Iterator[Path]:
     """Yields a temporary path to write ``path``'s content to; on success it
-    becomes ``path``. Creates the parent folder.
+    becomes ``path``. Creates the parent folder. With ``exclusive``, a
+    ``path`` that another process created in the meantime is kept and this
+    content dropped (a hard link publishes it; where the file system has
+    none, it replaces as without ``exclusive``).
 
     Example::
 
@@ -63,12 +67,26 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            _link_once(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if durable:
         _fsync_dir(path.parent)
+
+
+def _link_once(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process was first: its file stays
+    except OSError:  # no hard links here
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:

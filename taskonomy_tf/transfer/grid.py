@@ -262,7 +262,11 @@ def read_job(out, job: Job) -> dict:
 def random_encoder(root: Path, image_size: int, seed: int = 0, architecture: str = "small"
                    ) -> Path:
     """A Gaussian-initialised, never trained encoder of ``architecture``
-    (the sources' own: the paper's baseline), saved once as a workdir."""
+    (the sources' own: the paper's baseline), saved once as a workdir.
+
+    Created exclusively: processes that start together on one folder (grid
+    shards, pipeline workers) all use the first one saved, so the grid key,
+    which hashes the file, is the same in all of them."""
     import keras
 
     from taskonomy_tf.models import build_encoder
@@ -271,7 +275,7 @@ def random_encoder(root: Path, image_size: int, seed: int = 0, architecture: str
     path = workdir / "encoder.keras"
     if not path.exists():
         keras.utils.set_random_seed(seed)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, exclusive=True) as tmp:
             build_encoder(architecture, image_size).save(tmp)
     return workdir
 

@@ -304,3 +304,26 @@ def test_random_baseline_has_the_sources_architecture(trained, tmp_path):
         assert enc.count_params() == build_encoder(arch, 64).count_params()
     assert (build_encoder("resnet50", 64).count_params()
             != build_encoder("small", 64).count_params())
+
+
+def test_random_encoders_created_together_are_one_file(tmp_path, monkeypatch):
+    """Two processes that create the random encoder at once (grid shards on a
+    fresh shared folder) keep the first one saved: its file, hence the grid
+    key that hashes it, stays what the first process saw."""
+    from taskonomy_tf import models
+    from taskonomy_tf.fileio import sha256_file
+    from taskonomy_tf.transfer.grid import random_encoder
+
+    real, first = models.build_encoder, {}
+
+    def build(architecture, image_size):
+        if not first:  # another process saves its encoder while this one builds
+            first["started"] = True
+            path = random_encoder(tmp_path, 16, 0) / "encoder.keras"
+            first["inode"], first["sha"] = path.stat().st_ino, sha256_file(path)
+        return real(architecture, image_size)
+
+    monkeypatch.setattr(models, "build_encoder", build)
+    path = random_encoder(tmp_path, 16, 0) / "encoder.keras"
+    assert (path.stat().st_ino, sha256_file(path)) == (first["inode"], first["sha"])
+    assert [p.name for p in path.parent.iterdir()] == ["encoder.keras"]  # no temporary left
