@@ -13,7 +13,12 @@ worker never needs the caller's main module. ``process_pool`` shows the
 workers it starts a main module with neither a file nor a module spec, which
 ``multiprocessing.spawn`` treats as an interactive session: nothing to
 re-import. Only the pool's own calls run while the placeholder is in place.
-Standard library only.
+
+Stopping the caller stops its workers: an exception in the block (Ctrl-C, a
+job's error) cancels the queued jobs and terminates the running ones instead
+of waiting for them; SIGTERM (a job scheduler's stop) is turned into that
+exception while the pool lives; and a worker whose parent is gone (killed)
+exits by itself within a second. Standard library only.
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
+import os
+import signal
 import sys
+import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,24 +46,71 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
 
     Submit only functions defined in importable modules (this package's):
     a function of the caller's main module cannot be found by the workers.
-    The pool is shut down (waiting for its jobs) when the block ends, and the
-    real main module is back in ``sys.modules`` whatever happens.
+    When the block ends the pool waits for its jobs; when it raises (or
+    SIGTERM arrives, raised as ``Terminated``), queued jobs are cancelled and
+    running workers terminated. The real main module is back in
+    ``sys.modules`` whatever happens.
 
     Args:
         workers: number of worker processes (>= 1).
         initializer, initargs: run once in each worker before its first job.
     """
     main = sys.modules.get("__main__")
+    before = set(multiprocessing.active_children())
     # workers are started lazily, at submit time: keep the placeholder for
     # the pool's whole life, not just its construction
     sys.modules["__main__"] = _NO_MAIN
+    previous = _sigterm_raises()
+    pool = cf.ProcessPoolExecutor(max_workers=workers,
+                                  mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_start_worker,
+                                  initargs=(os.getpid(), initializer, initargs))
     try:
-        with cf.ProcessPoolExecutor(max_workers=workers,
-                                    mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=initializer, initargs=initargs) as pool:
-            yield pool
+        yield pool
+    except BaseException:
+        # stop now: queued jobs cancelled, running ones terminated
+        pool.shutdown(wait=False, cancel_futures=True)
+        children = set(multiprocessing.active_children()) - before
+        for p in children:
+            p.terminate()
+        for p in children:
+            p.join(timeout=10)
+        raise
+    else:
+        pool.shutdown(wait=True)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if main is None:
             sys.modules.pop("__main__", None)
         else:
             sys.modules["__main__"] = main
+
+
+class Terminated(SystemExit):
+    """SIGTERM arrived while a pool was running (exit status 143)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(128 + signal.SIGTERM)
+
+
+def _sigterm_raises():
+    """SIGTERM raises ``Terminated`` from here on (main thread only: elsewhere
+    Python cannot install handlers); returns the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _start_worker(parent: int, initializer, initargs) -> None:
+    """A pool worker's start: exit when ``parent`` is gone, then the pool's
+    own initializer."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    if initializer is not None:
+        initializer(*initargs)

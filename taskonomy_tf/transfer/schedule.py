@@ -149,6 +149,7 @@ def _run_ray(todo, workdirs, data, out, progress, address, options):
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
+    pending = []
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
         pending = [remote.remote(j, workdirs={k: str(v) for k, v in workdirs.items()},
@@ -159,6 +160,10 @@ def _run_ray(todo, workdirs, data, out, progress, address, options):
                 done, pending = ray.wait(pending, num_returns=1)
                 ray.get(done)  # re-raises a job's error here
                 bar.update(len(done))
+    except BaseException:  # stopped, or a job failed: the other jobs stop too
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if started:
             ray.shutdown()

@@ -1,0 +1,72 @@
+"""Stopping a caller stops its worker pool: Ctrl-C, SIGTERM, and a killed parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+# A caller (no main guard) whose two workers each start a 120 s job; it
+# prints their process ids, then waits for the jobs.
+CALLER = """
+import os, time
+from taskonomy_tf.procs import process_pool
+with process_pool(2) as pool:
+    pids = {pool.submit(os.getpid).result() for _ in range(8)}
+    while len(pids) < 2:  # make sure both workers exist
+        pids |= {f.result() for f in [pool.submit(os.getpid) for _ in range(4)]}
+    jobs = [pool.submit(time.sleep, 120) for _ in range(4)]
+    print(*sorted(pids), flush=True)
+    jobs[0].result()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _start():
+    proc = subprocess.Popen([sys.executable, "-c", CALLER], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2 and all(map(_alive, pids)), proc.stderr.read()[-2000:]
+    time.sleep(1)  # the sleeping jobs have started
+    return proc, pids
+
+
+def _gone_within(pids, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(map(_alive, pids)):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="process states from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_stopping_the_caller_stops_its_workers(sig):
+    proc, pids = _start()
+    try:
+        proc.send_signal(sig)  # to the caller only, as a scheduler or kill(1) does
+        proc.wait(timeout=30)  # not the 120 s its jobs would take
+        assert _gone_within(pids, 10), f"workers {pids} still run after {sig.name}"
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 143
+    finally:
+        proc.kill()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
