@@ -78,11 +78,18 @@ def build_task_model(task: str | TaskSpec, encoder: str | keras.Model = "small",
 
 def compile_task_model(model: keras.Model, task: str | TaskSpec, learning_rate=1e-4,
                        clipnorm: float | None = None, **kwargs) -> keras.Model:
-    """Compiles with Adam (``learning_rate``: a float or a Keras schedule),
-    the spec's loss and metric (weighted by the masks)."""
+    """Compiles with Adam (``learning_rate``: a float or a Keras schedule;
+    under a ``mixed_float16`` policy inside a ``LossScaleOptimizer``), the
+    spec's loss and metric (weighted by the masks)."""
     spec = get_task(task)
+    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+    if keras.mixed_precision.dtype_policy().name == "mixed_float16":
+        # explicit, so that the saved compile config names it: a model.keras
+        # loaded under another global policy then gets the loss scale's
+        # variables back instead of skipping the optimizer's state
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
+        optimizer=optimizer,
         loss={spec.name: TaskLoss(spec.loss)},
         weighted_metrics={spec.name: [TaskMetric(spec.metric)]},
         **kwargs,

@@ -335,6 +335,9 @@ def test_mixed_float16_trains_with_loss_scaling(split_records, tmp_path):
             self.optimizer = self.model.optimizer
             self.dtypes = {v.dtype for v in self.model.trainable_variables}
 
+        def on_train_end(self, logs=None):
+            self.state = [np.asarray(v) for v in self.model.optimizer.variables]
+
     seen = Seen()
     cfg = config(split_records, precision="mixed_float16", steps=3, steps_per_epoch=3,
                  tensorboard=False, jit_compile="false", deterministic=False)
@@ -342,7 +345,17 @@ def test_mixed_float16_trains_with_loss_scaling(split_records, tmp_path):
     assert result["steps"] == 3 and np.isfinite(result["final"]["val_loss"])
     assert isinstance(seen.optimizer, keras.optimizers.LossScaleOptimizer)
     assert seen.dtypes == {"float32"}  # float32 master weights, float16 compute
-    keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    import warnings
+
+    with warnings.catch_warnings():  # "Skipping variable loading for optimizer" is an error
+        warnings.filterwarnings("error", message="Skipping variable loading")
+        loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    # the optimizer comes back whole: loss scale, step count, Adam's moments
+    assert isinstance(loaded.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert int(loaded.optimizer.iterations.numpy()) == 3
+    assert len(loaded.optimizer.variables) == len(seen.state)
+    for a, b in zip(loaded.optimizer.variables, seen.state):
+        np.testing.assert_array_equal(np.asarray(a), b)
     assert json.loads((tmp_path / "config.json").read_text())["precision"] == "mixed_float16"
     with pytest.raises(ValueError, match="jit_compile 'maybe'"):
         train_and_evaluate(config(split_records, jit_compile="maybe"), tmp_path / "b")
