@@ -61,7 +61,8 @@ class NetworksConfig:
         precision, strategy: as ``TrainConfig``'s.
         steps_per_execution: steps per call into the compiled graph.
         max_constant_ratio: a network whose validation loss is above this
-            fraction of its best constant prediction's has not learnt its
+            fraction of its floor's (the lower of the best constant
+            prediction's and the untrained network's) has not learnt its
             task: the pipeline stops (``allow_weak``: a warning instead).
     """
 

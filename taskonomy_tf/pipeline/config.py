@@ -20,7 +20,8 @@ class PipelineConfig:
         train_steps: steps per task network (batch ``batch_size``; two epochs,
             each rounded up to whole groups of 10 steps per execution).
         max_constant_ratio: a network whose validation loss is above this
-            fraction of its constant baseline's has not learnt its task;
+            fraction of its floor's (the lower of its constant baseline's and
+            the untrained network's) has not learnt its task;
             the run stops before transfers (``allow_weak_networks`` makes
             it a warning in the report instead).
         transfer_images: images per transfer function, from the transfer

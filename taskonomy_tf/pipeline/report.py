@@ -46,24 +46,27 @@ def _network_blocks(cfg, res, display_name) -> list[tuple]:
         v = wins.get(t, {}).get(ref)
         return "–" if v is None else f"{v:.0%}"
 
-    rows = [[display_name(t), _fmt(v["constant_val_loss"]), _fmt(v["val_loss"]),
-             _fmt(v["ratio_to_constant"], 2), pct(t, "constant"), pct(t, "random"),
-             _fmt(v["steps"])] for t, v in metrics.items()]
+    rows = [[display_name(t), _fmt(v["constant_val_loss"]), _fmt(v.get("untrained_val_loss")),
+             _fmt(v["val_loss"]), _fmt(v.get("ratio_to_floor", v["ratio_to_constant"]), 2),
+             pct(t, "constant"), pct(t, "random"), _fmt(v["steps"])]
+            for t, v in metrics.items()]
     weak = res["train"].get("weak") or {}
     text = ("Each network's validation loss (the task's own loss, per image, on 'val') beside "
-            "the best constant prediction's (the per-pixel median or mean of the training "
-            "split's targets, whichever the loss calls for): the ratio must be well below 1 for "
-            f"the network to carry information about its task; the run stops above "
+            "its floor: the lower of the best constant prediction's (the per-pixel median or "
+            "mean of the training split's targets, whichever the loss calls for) and the same "
+            "network's before training (which is the lower one for losses a constant cannot "
+            "play fairly, such as the segmentation metric). The ratio to the floor must be well "
+            "below 1 for the network to carry information about its task; the run stops above "
             f"{cfg.max_constant_ratio:g}. Beside it, the paper's Table 1 measure: the share "
             "of test images on which the network beats the constant prediction, and the "
             "readout of the untrained (random) encoder.")
     out = [("h2", "Do the task networks learn their tasks?"), ("p", text),
-           ("table", ["task", "constant guess", "network", "ratio", "wins vs constant",
-                      "wins vs random", "steps"], rows)]
+           ("table", ["task", "constant guess", "untrained", "network", "ratio to floor",
+                      "wins vs constant", "wins vs random", "steps"], rows)]
     if weak:
         out.append(("p", "Warning: " + ", ".join(f"{display_name(t)} ({r:.2f})"
                                                  for t, r in weak.items())
-                    + " did not beat the constant clearly; their rows and columns measure "
+                    + " did not beat their floor clearly; their rows and columns measure "
                       "little (the run continued because of --allow-weak-networks)."))
     return out
 

@@ -100,12 +100,14 @@ class WeakNetworkError(UserError, RuntimeError):
 
 def stage_train(ctx: Context) -> dict:
     """One network per task under ``models/<task>``, each compared with its
-    constant baseline (the best input-independent prediction, fitted on the
-    training split, scored on ``val``). Stops the run when one has not
-    learnt its task (see ``PipelineConfig.max_constant_ratio``)."""
+    floor on ``val``: the lower of its constant baseline's loss (the best
+    input-independent prediction, fitted on the training split) and the
+    untrained network's. Stops the run when one has not learnt its task
+    (see ``PipelineConfig.max_constant_ratio``)."""
     from tqdm import tqdm
 
     from taskonomy_tf.training import TrainConfig, train_and_evaluate
+    from taskonomy_tf.training.loop import floor_ratios
 
     cfg = ctx.config
     metrics = {}
@@ -123,17 +125,21 @@ def stage_train(ctx: Context) -> dict:
         train_and_evaluate(tc, ctx.out / "models" / task, resume=True)
         m = json.loads((ctx.out / "models" / task / "metrics.json").read_text())
         final = m.get("final", {})
+        ratios = floor_ratios(m, final["val_loss"]) if "val_loss" in final else {}
         metrics[task] = {"constant_val_loss": m["constant"].get("val_loss"),
+                         "untrained_val_loss": m.get("untrained", {}).get("val_loss"),
                          "val_loss": final.get("val_loss"),
-                         "ratio_to_constant": final.get("ratio_to_constant"),
+                         "ratio_to_constant": ratios.get("ratio_to_constant"),
+                         "floor": ratios.get("floor"),
+                         "ratio_to_floor": ratios.get("ratio_to_floor"),
                          "steps": m["epochs"][-1]["step"] if m.get("epochs") else None}
-    weak = {t: v["ratio_to_constant"] for t, v in metrics.items()
-            if v["ratio_to_constant"] is not None
-            and v["ratio_to_constant"] > cfg.max_constant_ratio}
+    weak = {t: v["ratio_to_floor"] for t, v in metrics.items()
+            if v["ratio_to_floor"] is not None and v["ratio_to_floor"] > cfg.max_constant_ratio}
     if weak and not cfg.allow_weak_networks:
         raise WeakNetworkError(
-            "networks no better than their constant baseline (validation loss / constant "
-            "loss above " + f"{cfg.max_constant_ratio:g}): "
+            "networks no better than their floor (validation loss / the lower of the "
+            "constant's and the untrained network's above "
+            + f"{cfg.max_constant_ratio:g}): "
             + ", ".join(f"{t} {r:.2f}" for t, r in weak.items())
             + "; a taxonomy of them would rank noise. Train longer (--train-steps) or pass "
             "--allow-weak-networks")

@@ -199,9 +199,14 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
         metrics_cb = MetricsJson(out / "metrics.json", {"task": spec.name})
         if not (out / "metrics.json").exists():
             baseline = {"train_examples": n_prior, "split": train_split}
+            record = {"epochs": [], "task": spec.name, "constant": baseline}
             if val is not None:
                 baseline["val_loss"] = constant_loss(spec, prior, val)
-            metrics_cb.write({"epochs": [], "task": spec.name, "constant": baseline})
+                # the network before its first step: a floor the constant is not
+                # for every loss (all-zero embeddings take the segment metric's
+                # clip on every pair of segments; a random network's do not)
+                record["untrained"] = {"val_loss": mean_loss(spec, model, val)}
+            metrics_cb.write(record)
         callbacks = [
             NanGuard(str(out / "checkpoints")),
             *(callbacks or []),
@@ -234,9 +239,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
         if val is not None:
             data_ = json.loads((out / "metrics.json").read_text())
             final = mean_loss(spec, model, val)
-            data_["final"] = {"val_loss": final,
-                              "ratio_to_constant": final / max(data_["constant"]["val_loss"],
-                                                               1e-12)}
+            data_["final"] = {"val_loss": final, **floor_ratios(data_, final)}
             metrics_cb.write(data_)
         steps = int(model.optimizer.iterations.numpy())
         _save_atomic(get_encoder(model), out / "encoder.keras")
@@ -249,6 +252,25 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
         shutil.rmtree(out, ignore_errors=True)
         return {"steps": steps}
     return finished_result(workdir)
+
+
+def floor_ratios(metrics: dict, val_loss: float) -> dict:
+    """A network's validation loss against its floors: the constant
+    prediction and the floor, the lower of the constant's and the untrained
+    network's losses (``metrics``: a ``metrics.json``; runs that predate the
+    untrained entry have the constant as floor).
+
+    Returns:
+        ``ratio_to_constant``, ``floor`` ("constant" or "untrained"),
+        ``floor_val_loss`` and ``ratio_to_floor``.
+    """
+    floors = {"constant": metrics["constant"]["val_loss"]}
+    if metrics.get("untrained", {}).get("val_loss") is not None:
+        floors["untrained"] = metrics["untrained"]["val_loss"]
+    kind = min(floors, key=floors.get)
+    return {"ratio_to_constant": val_loss / max(floors["constant"], 1e-12), "floor": kind,
+            "floor_val_loss": floors[kind],
+            "ratio_to_floor": val_loss / max(floors[kind], 1e-12)}
 
 
 DONE = "done.json"

@@ -282,20 +282,43 @@ def fc_parameters(target: str | TaskSpec, image_size: int) -> int:
     return inputs * width + (spec.fc_layers - 2) * width * width + width * spec.channels
 
 
+# where a Linux container's memory limit is (cgroup v2, then v1)
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def cgroup_limit(paths=CGROUP_LIMITS) -> int | None:
+    """The container's memory limit in bytes (``None``: no limit, or no cgroup)."""
+    for path in paths:
+        try:
+            text = open(path).read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            return int(text)
+        return None  # "max": this cgroup sets no limit
+    return None
+
+
 def physical_memory() -> int | None:
-    """This machine's memory in bytes (``None`` where the OS does not say)."""
+    """The memory this process may use, in bytes: the machine's, or its
+    container's limit (cgroup) where that is lower (``None`` where the OS
+    does not say)."""
     import os
 
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
-        return None
+        total = None
+    limit = cgroup_limit()
+    if limit is None:
+        return total
+    return limit if total is None else min(total, limit)
 
 
 def memory_budget(workers: int = 1) -> int | None:
     """The readouts' default memory budget (bytes): half of this machine's
-    memory, shared by ``workers`` jobs side by side (``None`` where the OS
-    does not say)."""
+    memory (or of its container's limit), shared by ``workers`` jobs side
+    by side (``None`` where the OS does not say)."""
     total = physical_memory()
     return total // (2 * workers) if total else None
 

@@ -150,6 +150,8 @@ def _run_ray(todo, workdirs, data, out, progress, address, options):
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     pending = []
+    if options.get("budget_bytes") is None:  # jobs side by side on a node share its memory
+        options = {**options, "budget_bytes": ray_job_budget(ray.nodes())}
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
         pending = [remote.remote(j, workdirs={k: str(v) for k, v in workdirs.items()},
@@ -167,6 +169,18 @@ def _run_ray(todo, workdirs, data, out, progress, address, options):
     finally:
         if started:
             ray.shutdown()
+
+
+def ray_job_budget(nodes: list[dict]) -> int | None:
+    """Bytes one Ray job may use: as in the process pool, half of a node's
+    memory shared by the jobs it runs side by side (one per CPU: jobs ask for
+    ``num_cpus=1``), on the node where that is least (``nodes``: ``ray.nodes()``,
+    whose ``memory`` resource is what Ray lets tasks use). ``None`` when no
+    live node reports memory and CPUs."""
+    shares = [n["Resources"]["memory"] / (2 * n["Resources"]["CPU"]) for n in nodes
+              if n.get("Alive") and n.get("Resources", {}).get("memory")
+              and n["Resources"].get("CPU")]
+    return int(min(shares)) if shares else None
 
 
 # settings that only add jobs to a grid: a finished job stays valid when they change

@@ -97,3 +97,30 @@ def test_a_network_of_a_distance_loss_does_not_start_stuck_at_its_constant():
         loss = HeadsLoss("segment_metric", [0], seeds=[0])(packed, readout({"codes": codes}))
     kernel = readout.get_layer("order1_out").kernel
     assert float(tf.norm(tape.gradient(loss, kernel))) > 0
+
+
+def test_the_segmentation_constant_learns_where_segments_are():
+    """Segments that depend on position only (left and right halves, their
+    ids shuffled per image): the best input-independent embedding separates
+    the halves and scores near the loss's minimum, where one embedding
+    everywhere pays the clip on every pair across the halves."""
+    from taskonomy_tf.models.losses import SEGMENT_PIXELS
+
+    rng = np.random.default_rng(0)
+    side = 18  # 324 pixels: the loss samples SEGMENT_PIXELS of them
+    assert side * side >= SEGMENT_PIXELS
+    ids = rng.integers(0, 50, size=(12, 2))  # per image: the ids of its two halves
+    ids[:, 1] = ids[:, 0] + 1 + rng.integers(0, 5, 12)  # distinct within an image
+    y = np.zeros((12, side, side, 1), np.float32)
+    y[:, :, :side // 2, 0] = ids[:, :1, None]
+    y[:, :, side // 2:, 0] = ids[:, 1:, None]
+    w = np.ones((12, side, side), np.float32)
+    table = best_constant("segment_metric", y, w, channels=8)
+    assert table.shape == (side, side, 8)
+    left, right = table[:, :side // 2].reshape(-1, 8), table[:, side // 2:].reshape(-1, 8)
+    within = np.linalg.norm(left - left.mean(0), axis=1).max()
+    across = np.linalg.norm(left[:, None] - right[None], axis=2).min()
+    assert across > 5 * within
+    fitted = _mean_per_image_loss("segment_metric", y, table, w)
+    flat = _mean_per_image_loss("segment_metric", y, np.zeros_like(table), w)
+    assert flat > 5 and fitted < 0.05 * flat

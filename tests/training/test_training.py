@@ -413,3 +413,42 @@ def test_the_transfer_command_reads_the_experiments_split():
     with contextlib.redirect_stdout(buf):
         assert main(["grid", "--models", "m", "--out", "g", "--dry-run"]) == 0
     assert json.loads(buf.getvalue())["transfers"]["split"] == "val"
+
+
+def test_the_floor_is_one_an_untrained_network_does_not_beat(split_records, tmp_path):
+    """An untrained network must not beat its task's floor by much, or the
+    weak-network gate could never fire. The segmentation metric's floor is
+    the fitted position embedding (one embedding everywhere paid the loss's
+    clip on every pair of different segments, which any untrained network
+    beat by far); an untrained network of another seed scores about 1
+    against it. For a task whose network starts at its constant the
+    untrained network is the constant."""
+    import keras
+
+    from taskonomy_tf.data import make_dataset
+    from taskonomy_tf.models import build_task_model
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.training.evaluate import constant_loss, mean_loss
+
+    runs = {}
+    for task in ("segment_unsup2d", "edges"):
+        train_and_evaluate(config(split_records, task=task, steps=1, steps_per_epoch=1,
+                                  tensorboard=False), tmp_path / task)
+        runs[task] = json.loads((tmp_path / task / "metrics.json").read_text())
+    seg, edges = runs["segment_unsup2d"], runs["edges"]
+    spec = get_task("segment_unsup2d")
+    val = make_dataset(split_records, spec, split="test", batch_size=4, image_size=32,
+                       shuffle=False, augment=False)
+    model = keras.saving.load_model(tmp_path / "segment_unsup2d" / "model.keras")
+    prior = np.asarray([w for w in model.weights if "prior" in w.path][0])
+    floor = seg["final"]["floor_val_loss"]
+    assert floor == pytest.approx(constant_loss(spec, prior, val), rel=1e-5)
+    assert floor < 0.5 * constant_loss(spec, np.zeros_like(prior), val)  # the old floor
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        untrained = build_task_model(spec, "small", 32, prior=prior)
+        assert 0.9 < mean_loss(spec, untrained, val) / floor < 1.6
+    assert edges["untrained"]["val_loss"] == pytest.approx(edges["constant"]["val_loss"],
+                                                           rel=1e-4)
+    assert edges["final"]["ratio_to_floor"] == pytest.approx(edges["final"]["ratio_to_constant"],
+                                                             rel=1e-4)

@@ -75,3 +75,30 @@ def test_ray_backend_gives_the_same_table(models, split_records, uninterrupted, 
     _assert_same_table(result.table, uninterrupted)
     pids = {line.split()[1] for line in (tmp_path / "grid.log").read_text().splitlines()}
     assert str(os.getpid()) not in pids  # the jobs ran in Ray workers, not here
+
+
+def test_ray_jobs_share_a_node_memory_as_the_pool_does():
+    from taskonomy_tf.transfer.schedule import ray_job_budget
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 4.0, "memory": 16e9}},
+             {"Alive": True, "Resources": {"CPU": 2.0, "memory": 16e9}},
+             {"Alive": False, "Resources": {"CPU": 1.0, "memory": 1e9}},  # gone: ignored
+             {"Alive": True, "Resources": {"CPU": 8.0}}]  # no memory reported
+    assert ray_job_budget(nodes) == 2e9  # 16 GB / (2 x 4 jobs) on the tighter node
+    assert ray_job_budget([]) is None
+
+
+def test_the_memory_budget_reads_the_container_limit(tmp_path, monkeypatch):
+    from taskonomy_tf.transfer import readout
+
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("1073741824\n")
+    assert readout.cgroup_limit((str(v2), str(v1))) == 1 << 30
+    v2.write_text("max\n")
+    assert readout.cgroup_limit((str(v2), str(v1))) is None
+    assert readout.cgroup_limit((str(tmp_path / "none"), str(v1))) is None
+    v1.write_text("536870912")
+    assert readout.cgroup_limit((str(tmp_path / "none"), str(v1))) == 1 << 29
+    monkeypatch.setattr(readout.cgroup_limit, "__defaults__", ((str(v1),),))
+    assert readout.physical_memory() == 1 << 29  # below this machine's memory
+    assert readout.memory_budget(workers=2) == 1 << 27
