@@ -266,6 +266,23 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
     return 4 * batch_size * (16 * outputs + 24 * pairs) + 28 * fc_parameters(spec, image_size)
 
 
+def arrays_bytes(train: ReadoutArrays, test: ReadoutArrays) -> int:
+    """Memory (bytes) a readout job holds whatever its heads: the training
+    arrays three times (the arrays, their packed targets, the ``tf.constant``
+    copies the batches are gathered from) and the test arrays twice (the
+    arrays and one batch's repeated copies, bounded by ``SCORE_BYTES``)."""
+    def size(a: ReadoutArrays) -> int:
+        return sum(x.nbytes for x in (a.codes, a.y, a.w, a.images) if x is not None)
+
+    return 3 * size(train) + size(test) + SCORE_BYTES
+
+
+def heads_per_program(budget: int, fixed: int, per_head: int) -> int:
+    """Heads that fit in one program: what the budget leaves after the job's
+    fixed arrays, over each head's step memory (at least one)."""
+    return max(1, (budget - fixed) // per_head)
+
+
 def fc_parameters(target: str | TaskSpec, image_size: int) -> int:
     """Weights of one head's fully connected decoder (0 for dense targets):
     the flattened two-stream code of every view into the ``small`` preset's

@@ -34,7 +34,9 @@ from taskonomy_tf.transfer.grid import ORACLE
 from taskonomy_tf.transfer.readout import (
     PIXELS,
     ReadoutArrays,
+    arrays_bytes,
     head_step_bytes,
+    heads_per_program,
     memory_budget,
     plan_heads,
     train_readouts,
@@ -131,10 +133,11 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
         seeds: one per replicate: its initialisation and batch order.
         references: also score ``self`` and ``constant``.
         budget_bytes: bytes the readouts' training may use (default:
-            ``readout.memory_budget()``, half of the machine's memory); the
-            heads run in as many programs as ``head_step_bytes`` says this
-            needs (one for most targets; the segmentation metric's pixel
-            pairs need more at 64 px).
+            ``readout.memory_budget()``, half of the machine's memory); what
+            the job's arrays leave of it (``arrays_bytes``) is divided into
+            programs of as many heads as ``head_step_bytes`` says fit (one
+            program for most targets; the segmentation metric's pixel pairs
+            need more at 64 px).
 
     Returns:
         ``CandidateLosses``: candidate -> (R, N_test) float64 losses for
@@ -161,10 +164,10 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
         heads = plan_heads([tuple(c) for c in candidates], seeds)
         budget = budget_bytes or memory_budget()
         per_head = head_step_bytes(spec, image_size, min(batch_size, len(y)))
+        fits = heads_per_program(budget, arrays_bytes(train, test), per_head) if budget else None
         losses = train_readouts(spec, heads, sources, train, test, image_size, prior, seeds,
                                 steps=steps, batch_size=batch_size,
-                                learning_rate=learning_rate,
-                                max_heads=max(1, budget // per_head) if budget else None)
+                                learning_rate=learning_rate, max_heads=fits)
         for c in candidates:
             rows = [i for i, h in enumerate(heads) if h.sources == tuple(c)]
             out[tuple(c)] = losses[rows]

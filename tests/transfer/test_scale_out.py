@@ -102,3 +102,24 @@ def test_the_memory_budget_reads_the_container_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(readout.cgroup_limit, "__defaults__", ((str(v1),),))
     assert readout.physical_memory() == 1 << 29  # below this machine's memory
     assert readout.memory_budget(workers=2) == 1 << 27
+
+
+def test_the_budget_counts_the_job_arrays_before_the_heads():
+    import numpy as np
+
+    from taskonomy_tf.transfer.readout import (
+        SCORE_BYTES,
+        ReadoutArrays,
+        arrays_bytes,
+        heads_per_program,
+    )
+
+    def arrays(n):
+        return ReadoutArrays(np.zeros((n, 1, 4, 4, 8), np.float32),
+                             np.zeros((n, 8, 8, 3), np.float32), np.zeros((n, 8, 8), np.float32))
+
+    per_image = (128 + 192 + 64) * 4
+    fixed = arrays_bytes(arrays(100), arrays(10))
+    assert fixed == 3 * 100 * per_image + 10 * per_image + SCORE_BYTES
+    assert heads_per_program(fixed + 10 * 1000, fixed, 1000) == 10
+    assert heads_per_program(fixed // 2, fixed, 1000) == 1  # always at least one head
