@@ -168,6 +168,9 @@ def _segment(y, w, channels):
                   loss=TaskLoss("segment_metric", seed=0), jit_compile=False)
     batch = min(SEGMENT_FIT_BATCH, n)
     weight = w if w.ndim == 1 else w.reshape(n, h, wd)
-    model.fit(np.zeros((n, 1), np.float32), y, sample_weight=weight, batch_size=batch,
-              shuffle=False, verbose=0, epochs=max(1, round(SEGMENT_FIT_STEPS * batch / n)))
+    passes = max(1, round(SEGMENT_FIT_STEPS * batch / n))  # whole passes, as one epoch
+    if passes > 1:
+        y, weight = np.concatenate([y] * passes), np.concatenate([weight] * passes)
+    model.fit(np.zeros((len(y), 1), np.float32), y, sample_weight=weight, batch_size=batch,
+              shuffle=False, verbose=0, epochs=1)
     return np.asarray(table.bias).reshape(shape)
