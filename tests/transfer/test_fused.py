@@ -311,7 +311,10 @@ def test_a_heads_losses_do_not_depend_on_its_program(target, make):
     candidates = [("a",), ("b",), ("a", "b")]
     seeds = [0, 1]
     heads = plan_heads(candidates, seeds)
-    opts = dict(steps=4, batch_size=4, learning_rate=1e-2)
+    # a step large enough that heads of one target part by more than the
+    # tolerance below (at 1e-2 the segmentation heads, started at the fitted
+    # position prior, stayed within 0.5% of each other)
+    opts = dict(steps=4, batch_size=4, learning_rate=3e-2)
     fused = train_readouts(target, heads, sources, train, test, 32, prior, seeds, **opts)
     split = train_readouts(target, heads, sources, train, test, 32, prior, seeds,
                            max_heads=2, **opts)
@@ -322,4 +325,4 @@ def test_a_heads_losses_do_not_depend_on_its_program(target, make):
     alone = train_readouts(target, heads[last:], sources, train, test, 32, prior, seeds,
                            **opts)
     np.testing.assert_allclose(alone[0], fused[last], rtol=1e-3, atol=1e-4)
-    assert not np.allclose(fused[0], fused[1], rtol=1e-2)  # the heads are not all one
+    assert not np.allclose(fused[0], fused[1], rtol=2e-2)  # the heads are not all one
