@@ -53,7 +53,7 @@ def main(argv=None) -> dict:
     run = Path(a.run)
     stages = {s: json.loads((run / "stages" / f"{s}.json").read_text())
               for s in ("data", "transfers")}
-    cfg = json.loads((run / "pipeline.json").read_text())
+    cfg = json.loads((run / "experiment.json").read_text())
     tasks = stages["data"]["tasks"]
     trained = load_table(run / "taxonomy" / "affinities.json")
     budgets = [float(b) for b in a.budgets.split(",")]
@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
     trained_roots = {b: roots(trained, b) for b in budgets}
     start = time.perf_counter()
     got = gather(tasks, run / "models", stages["data"]["records"], a.split, a.images,
-                 cfg["image_size"], run / "transfers" / "cache")
+                 cfg["data"]["image_size"], run / "transfers" / "cache")
     encode_s = time.perf_counter() - start
     groups = [group_of_id(i) for i in got.ids]
     out = {"run": str(run), "images": len(got.ids), "groups": len(set(groups)),
@@ -116,7 +116,7 @@ def short_transfers(run: Path, cfg: dict, tasks: list[str], records: str, a):
         result = run_grid(tasks, run / "models", records, out, max_order=1,
                           n_images=a.short_images, steps=a.short_steps,
                           batch_size=cfg["transfer_batch"], learning_rate=cfg["transfer_lr"],
-                          seeds=(cfg["seed"],), image_size=cfg["image_size"],
+                          seeds=(cfg["seed"],), image_size=cfg["data"]["image_size"],
                           train_split=a.split, progress=False, score=ahp_scores)
         aff = tables_from_losses(result.table)["affinities"]
     keep = [r for r in aff.records if r.order == 1 and r.sources[0] in tasks]

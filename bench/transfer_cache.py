@@ -41,7 +41,7 @@ def train_models(tasks, data, root: Path, size: int, steps: int) -> Path:
     from taskonomy_tf.training import TrainConfig, train_and_evaluate
 
     for t in tasks:
-        train_and_evaluate(TrainConfig(task=t, data=str(data), image_size=size, steps=steps,
+        train_and_evaluate(TrainConfig.of(task=t, data=str(data), image_size=size, steps=steps,
                                        verbose=0), root / t, resume=True)
     return root
 

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             tasks, skipped = available_tasks(experiment.data.path, tasks, ("train",))
             for name, why in skipped.items():
                 print(f"skipped {name}: {why}")
-        run = {"epochs": a.epochs, "steps": None} if a.epochs else {}
+        run = {"epochs": a.epochs} if a.epochs else {}
         set_verbose(a.verbose)
         quiet_tensorflow()
         from taskonomy_tf.training import TrainConfig, apply_overrides, train_and_evaluate

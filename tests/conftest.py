@@ -100,7 +100,7 @@ def trained(split_records, tmp_path_factory):
     dirs = {}
     for task in ("normals", "edges", "depth_zbuffer"):
         w = tmp_path_factory.mktemp(task)
-        train_and_evaluate(TrainConfig(task=task, data=str(split_records), image_size=32,
+        train_and_evaluate(TrainConfig.of(task=task, data=str(split_records), image_size=32,
                                        batch_size=4, steps=2, verbose=0, cache=False), w)
         dirs[task] = w
     return dirs

@@ -31,8 +31,22 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.registry import Registry
 
 CONSTANTS = Registry("constant rule")
+WORK_BYTES = Registry("constant rule's work memory")
 LOG_FLOOR = 1e-6  # probabilities below this become log(1e-6) logits
 WEISZFELD_STEPS = 200
+# numpy's work arrays while a constant is computed stay near this size: the
+# rules take a slice of the examples (or of the elements) at a time. Whole, a
+# median over 16k labels at 256 px would sort 26 GB, and a one-hot of 16k
+# semantic maps of 18 classes at 256 px would take 150 GB.
+CHUNK_BYTES = 256 * 2**20
+# work bytes per value, with a margin over tracemalloc's measure: the
+# median's transposed values and weights, sort order (int64), sorted
+# weights, their cumulative sum and a comparison (28 measured); the mean's
+# weighted product (4.2); the one-hot's values and weighted product (float32
+# each) and the labels as int64, per pixel and class (8 + 8 / classes)
+MEDIAN_BYTES = 32
+MEAN_BYTES = 6
+ONE_HOT_BYTES = 12
 # the segmentation metric's position embedding: about this many Adam steps
 # (whole epochs) of this batch size at this rate. On the embedded data (2,040
 # training views, 64 px) one epoch (128 steps) reaches a val loss within 2%
@@ -81,19 +95,38 @@ def _expand(w: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def weighted_median(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Per element of ``y[0]``, the weighted median over axis 0 (the lower
-    one where the cumulative weight is exactly half).
+    one where the cumulative weight is exactly half); ``w`` broadcasts to
+    ``y`` (a view of it is enough).
 
     Sorted with the examples on the last, contiguous axis (2040 x 12288
-    values: 0.4 s, against 3.3 s along axis 0).
+    values: 0.4 s, against 3.3 s along axis 0), a slice of axis 1 at a
+    time so that the sort's arrays stay near ``CHUNK_BYTES``.
     """
-    shape = y.shape[1:]
-    yt = np.ascontiguousarray(y.reshape(len(y), -1).T)
-    wt = np.ascontiguousarray(w.reshape(len(w), -1).T)
-    order = np.argsort(yt, axis=1)  # ties share a value: any order gives the same median
-    cw = np.cumsum(np.take_along_axis(wt, order, 1), 1)
-    idx = np.argmax(cw >= cw[:, -1:] / 2, axis=1)
-    rows = np.arange(len(yt))
-    return yt[rows, order[rows, idx]].reshape(shape)
+    w = np.broadcast_to(w, y.shape)
+    n, out = len(y), np.empty(y.shape[1:], y.dtype)
+    for part in _slices(y.shape, MEDIAN_BYTES):
+        yt = np.ascontiguousarray(y[:, part].reshape(n, -1).T)
+        wt = np.ascontiguousarray(w[:, part].reshape(n, -1).T)
+        order = np.argsort(yt, axis=1)  # ties share a value: any order gives the same median
+        cw = np.cumsum(np.take_along_axis(wt, order, 1), 1)
+        idx = np.argmax(cw >= cw[:, -1:] / 2, axis=1)
+        rows = np.arange(len(yt))
+        out[part] = yt[rows, order[rows, idx]].reshape(out[part].shape)
+    return out
+
+
+def _slices(shape: tuple, bytes_per_value: int) -> list[slice]:
+    """Slices of axis 1 of an (N, D1, ...) array, each about ``CHUNK_BYTES``
+    of work at ``bytes_per_value`` per value (at least one index)."""
+    per_index = shape[0] * int(np.prod(shape[2:], dtype=np.int64))
+    step = max(1, CHUNK_BYTES // max(1, bytes_per_value * per_index))
+    return [slice(i, i + step) for i in range(0, shape[1], step)]
+
+
+def _rows(n: int, values_per_row: int, bytes_per_value: int) -> list[slice]:
+    """Slices of the examples, each about ``CHUNK_BYTES`` of work."""
+    step = max(1, CHUNK_BYTES // max(1, bytes_per_value * values_per_row))
+    return [slice(i, i + step) for i in range(0, n, step)]
 
 
 @CONSTANTS.register("masked_l1")
@@ -102,8 +135,13 @@ def _l1(y, w, channels):
 
 
 def _mean(y, w, channels):
-    we = _expand(w, y)
-    return (we * y).sum(0, dtype=np.float64) / np.maximum(we.sum(0, dtype=np.float64), 1e-12)
+    num = np.zeros(y.shape[1:], np.float64)
+    den = np.zeros(y.shape[1:], np.float64)
+    for part in _rows(len(y), int(np.prod(y.shape[1:])), MEAN_BYTES):
+        we = _expand(w[part], y[part])
+        num += (we * y[part]).sum(0, dtype=np.float64)
+        den += we.sum(0, dtype=np.float64)
+    return num / np.maximum(den, 1e-12)
 
 
 CONSTANTS.register("masked_l2")(_mean)
@@ -117,10 +155,15 @@ def _soft_ce(y, w, channels):
 
 @CONSTANTS.register("pixel_sparse_ce")
 def _sparse_ce(y, w, channels):
-    labels = y[..., 0].astype(np.int64)
-    k = channels or int(labels.max()) + 1
-    onehot = np.eye(k)[labels]  # (N, H, W, K)
-    return np.log(np.maximum(_mean(onehot, w, k), LOG_FLOOR))
+    k = channels or int(y[..., 0].max()) + 1
+    num = np.zeros((*y.shape[1:-1], k), np.float64)
+    den = np.zeros((*y.shape[1:-1], 1), np.float64)
+    for part in _rows(len(y), int(np.prod(y.shape[1:-1])) * k, ONE_HOT_BYTES):
+        onehot = np.eye(k, dtype=np.float32)[y[part, ..., 0].astype(np.int64)]  # (n, H, W, K)
+        we = _expand(w[part], onehot)
+        num += (we * onehot).sum(0, dtype=np.float64)
+        den += we[..., :1].sum(0, dtype=np.float64)
+    return np.log(np.maximum(num / np.maximum(den, 1e-12), LOG_FLOOR))
 
 
 def geometric_median(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -168,9 +211,52 @@ def _segment(y, w, channels):
                   loss=TaskLoss("segment_metric", seed=0), jit_compile=False)
     batch = min(SEGMENT_FIT_BATCH, n)
     weight = w if w.ndim == 1 else w.reshape(n, h, wd)
-    passes = max(1, round(SEGMENT_FIT_STEPS * batch / n))  # whole passes, as one epoch
+    if n > SEGMENT_FIT_STEPS * batch:  # a seeded sample the steps take once
+        keep = np.sort(np.random.default_rng(0).choice(n, SEGMENT_FIT_STEPS * batch, False))
+        y, weight = y[keep], weight[keep]
+    passes = max(1, round(SEGMENT_FIT_STEPS * batch / len(y)))  # whole passes, as one epoch
     if passes > 1:
         y, weight = np.concatenate([y] * passes), np.concatenate([weight] * passes)
     model.fit(np.zeros((len(y), 1), np.float32), y, sample_weight=weight, batch_size=batch,
               shuffle=False, verbose=0, epochs=1)
     return np.asarray(table.bias).reshape(shape)
+
+
+def constant_bytes(loss: str, n: int, example_shape: tuple, channels: int | None = None) -> int:
+    """Estimated work memory (bytes) of ``best_constant`` on ``n`` examples
+    of ``example_shape`` (the targets' shape without the batch axis), beyond
+    the targets, the weights and their per-image normalised copy: one chunk
+    of each rule's work arrays and its float64 sums (``WORK_BYTES``, by
+    loss; tested against tracemalloc's peak in tests/models/test_constant.py)."""
+    return int(WORK_BYTES.get(loss)(n, tuple(example_shape), channels))
+
+
+def _values(shape: tuple) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+WORK_BYTES.register("masked_l1")(
+    lambda n, shape, k: min(CHUNK_BYTES, MEDIAN_BYTES * n * _values(shape)) + 8 * _values(shape))
+for _loss in ("masked_l2", "mse", "soft_ce"):
+    WORK_BYTES.register(_loss)(
+        lambda n, shape, k: min(CHUNK_BYTES, MEAN_BYTES * n * _values(shape))
+        + 24 * _values(shape))
+
+
+@WORK_BYTES.register("pixel_sparse_ce")
+def _sparse_ce_bytes(n, shape, k):
+    cells = _values(shape[:-1]) * (k or 256)  # pixels x classes
+    return min(CHUNK_BYTES, ONE_HOT_BYTES * n * cells) + 24 * cells
+
+
+@WORK_BYTES.register("segment_metric")
+def _segment_bytes(n, shape, k):
+    """Keras' copies of the examples the fit takes (at most
+    ``SEGMENT_FIT_STEPS`` batches' worth, repeated to that many) and the
+    fitted table with Adam's moments."""
+    fitted = SEGMENT_FIT_STEPS * min(SEGMENT_FIT_BATCH, n)
+    return 3 * 4 * fitted * _values(shape) + 64 * _values(shape[:-1]) * (k or 1)
+
+
+for _loss in ("pose_norm", "ego_cycle"):  # Weiszfeld's (N, D) float64 temporaries
+    WORK_BYTES.register(_loss)(lambda n, shape, k: 24 * n * _values(shape))

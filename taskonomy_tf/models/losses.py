@@ -40,12 +40,15 @@ SEGMENT_PIXELS = 300  # sampled pixels per image (reference section 3)
 SEGMENT_CLIP = 80.0  # d_ij clipped to [0, 80]
 # Losses of pairwise distances between predictions (of SEGMENT_PIXELS^2
 # pairs per image: their memory grows with that, see
-# ``transfer.readout.head_step_bytes``). A constant prediction (every pixel
+# ``transfer.memory.head_step_bytes``). A constant prediction (every pixel
 # the same embedding) is a stationary point of theirs, the gradient of
 # |e_i - e_j|^2 being zero there. A network that starts at its constant
 # prior (a zero-initialised last layer) would never leave it, so their last
 # layer starts random (``output_initializer``).
 PAIRWISE_LOSSES = frozenset({"segment_metric"})
+# losses whose labels are one index per pixel (a class, a segment id), not
+# one value per output channel
+INDEX_LABEL_LOSSES = frozenset({"pixel_sparse_ce", "segment_metric"})
 EPS = 1e-7
 
 

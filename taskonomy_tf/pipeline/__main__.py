@@ -69,15 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base = quick_experiment() if a.quick else ExperimentConfig(name="embedded_default")
         experiment = resolve(a.config, flags + a.set, base)
-        if a.dry_run:
-            print(experiment.to_json())
-            return 0
         set_verbose(a.verbose)
         quiet_tensorflow()
-        from taskonomy_tf.pipeline import PipelineConfig, run_pipeline
+        if a.dry_run:
+            from taskonomy_tf.transfer.memory import print_plan
 
-        ctx = run_pipeline(PipelineConfig.from_experiment(experiment), a.out, force=a.force,
-                           experiment=experiment)
+            print_plan(experiment)
+            return 0
+        from taskonomy_tf.pipeline import run_pipeline
+
+        ctx = run_pipeline(experiment, a.out, force=a.force)
     except (UserError, FileNotFoundError) as e:
         return report_error(e)
     print(f"report: {ctx.out / 'report.md'} (and report.html)")

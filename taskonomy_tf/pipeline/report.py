@@ -57,8 +57,8 @@ def _network_blocks(cfg, res, display_name) -> list[tuple]:
             "network's before training (which is the lower one for losses a constant cannot "
             "play fairly, such as the segmentation metric). The ratio to the floor must be well "
             "below 1 for the network to carry information about its task; the run stops above "
-            f"{cfg.max_constant_ratio:g}. Beside it, the paper's Table 1 measure: the share "
-            "of test images on which the network beats the constant prediction, and the "
+            f"{cfg.networks.max_constant_ratio:g}. Beside it, the paper's Table 1 measure: the "
+            "share of test images on which the network beats the constant prediction, and the "
             "readout of the untrained (random) encoder.")
     out = [("h2", "Do the task networks learn their tasks?"), ("p", text),
            ("table", ["task", "constant guess", "untrained", "network", "ratio to floor",
@@ -113,14 +113,15 @@ def _blocks(ctx) -> list[tuple]:
     chosen = json.loads((out / tax["taxonomy"]).read_text())
     boot = json.loads((out / tax["bootstrap"]).read_text())
     figs = res["figures"]["figures"]
-    images = cfg.transfer_images or "all"
+    images = cfg.transfers.images or "all"
     b = [("h1", "Task taxonomy report"),
          ("p", f"Data: {res['data']['source']}. Tasks ({len(ctx.tasks)}): "
-               f"{', '.join(display_name(t) for t in ctx.tasks)}. Networks at {cfg.image_size} px, "
-               f"{cfg.train_steps} steps each; transfers: {images} images of the "
-               f"{res['transfers']['transfer_split']!r} split, {cfg.transfer_steps} steps, "
-               f"{cfg.transfer_seeds} replicate seeds per candidate (losses averaged over "
-               f"them), evaluated image by image on 'test'; max order {cfg.max_order}; "
+               f"{', '.join(display_name(t) for t in ctx.tasks)}. Networks at "
+               f"{cfg.data.image_size} px, "
+               f"{cfg.networks.steps} steps each; transfers: {images} images of the "
+               f"{res['transfers']['transfer_split']!r} split, {cfg.transfers.steps} steps, "
+               f"{cfg.transfers.seeds} replicate seeds per candidate (losses averaged over "
+               f"them), evaluated image by image on 'test'; max order {cfg.transfers.max_order}; "
                f"seed {cfg.seed}.")]
     skipped = res["data"].get("skipped") or {}
     if skipped:

@@ -10,50 +10,68 @@ import shutil
 import time
 from pathlib import Path
 
+from taskonomy_tf.config import ExperimentConfig
 from taskonomy_tf.data.available import ALL
 from taskonomy_tf.errors import InputError, UserError
 from taskonomy_tf.fileio import write_json_atomic
-from taskonomy_tf.pipeline.config import PipelineConfig
 from taskonomy_tf.pipeline.stages import STAGES, Context
 
 SCHEMA_VERSION = 1
-# settings that change how a run executes, not what it computes: a run may
-# continue with others (more transfer workers after a crash, say)
-EXECUTION = ("workers",)
+# keys that change how a run executes, not what it computes: a run may
+# continue with others (more transfer workers after a crash, say; the name
+# is a label)
+EXECUTION = ("name", "transfers.workers")
 OUTPUT_DIRS = ("models", "transfers", "taxonomy", "figures", "stages")
+RECORD = "experiment.json"
 
 
 class PipelineError(UserError, RuntimeError):
     """A stage failed; the message names it (finished stages are kept)."""
 
 
-def _check_config(out: Path, config: PipelineConfig, force: bool) -> None:
-    path = out / "pipeline.json"
-    if path.exists() and not force:
-        old = json.loads(path.read_text())
-        new = json.loads(config.to_json())
-        defaults = json.loads(PipelineConfig().to_json())  # keys added since: their defaults
-        diff = sorted(k for k in (set(old) | set(new)) - set(EXECUTION)
-                      if old.get(k, defaults.get(k)) != new.get(k))
-        if diff:
-            raise InputError(f"{out}: holds a run with other settings ({', '.join(diff)}); "
+def _keys(config: dict, prefix: str = "") -> dict:
+    """``{"networks": {"steps": 460}}`` -> ``{"networks.steps": 460}``."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_keys(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _check_config(out: Path, config: ExperimentConfig, force: bool) -> None:
+    """Refuses an ``out`` that holds a run of other settings (its
+    ``experiment.json``), unless ``force``, which clears it; then records
+    ``config`` there."""
+    path = out / RECORD
+    if not force:
+        if path.exists():
+            old = _keys(json.loads(path.read_text()))
+            new = _keys(config.to_dict())
+            defaults = _keys(ExperimentConfig().to_dict())  # keys added since: their defaults
+            diff = sorted(k for k in (set(old) | set(new)) - set(EXECUTION)
+                          if old.get(k, defaults.get(k)) != new.get(k))
+            if diff:
+                raise InputError(f"{out}: holds a run with other settings ({', '.join(diff)}); "
+                                 "pass --force to redo it, or use another --out")
+        elif (out / "stages").is_dir():
+            raise InputError(f"{out}: holds a run without {RECORD} (an older version's); "
                              "pass --force to redo it, or use another --out")
     if force:
         for name in OUTPUT_DIRS:
             shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("report.md", "report.html"):
+        for name in ("report.md", "report.html", "pipeline.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, json.loads(config.to_json()))
+    write_json_atomic(path, config.to_dict(), sort_keys=False)
 
 
-def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = False,
-                 progress: bool = True, experiment=None) -> Context:
-    """Runs (or continues) every stage; returns the context with each stage's results.
-
-    ``experiment`` (a ``taskonomy_tf.config.ExperimentConfig``), when the run
-    comes from one, is written resolved to ``experiment.json``: passed back
-    with ``--config`` it reproduces the run.
+def run_pipeline(config: ExperimentConfig, out: str | os.PathLike, force: bool = False,
+                 progress: bool = True) -> Context:
+    """Runs (or continues) every stage of an experiment; returns the context
+    with each stage's results. The experiment is written, resolved, to
+    ``experiment.json``: passed back with ``--config`` it reproduces the run.
 
     Raises:
         PipelineError: a stage failed on bad input (its name and the cause
@@ -64,7 +82,7 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = F
     from taskonomy_tf.data.card import use_records
     from taskonomy_tf.tasks import get_task
 
-    card_tasks = use_records(config.data)  # a dataset card's tasks, by name
+    card_tasks = use_records(config.data.path)  # a dataset card's tasks, by name
     if card_tasks and tuple(config.tasks) == DEFAULT_TASKS:  # no --tasks: the card's labels
         config = dataclasses.replace(config, tasks=tuple(card_tasks))
     config = dataclasses.replace(config, tasks=tuple(t if t == ALL else get_task(t).name
@@ -73,8 +91,6 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, force: bool = F
         raise InputError(f"--tasks: a taxonomy needs at least 2 tasks, got {config.tasks}")
     out = Path(out)
     _check_config(out, config, force)
-    if experiment is not None:
-        write_json_atomic(out / "experiment.json", experiment.to_dict(), sort_keys=False)
     ctx = Context(config, out, progress)
     (out / "stages").mkdir(exist_ok=True)
     for name, fn in STAGES:

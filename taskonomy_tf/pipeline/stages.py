@@ -11,10 +11,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+from taskonomy_tf.config import ExperimentConfig
 from taskonomy_tf.data.available import ALL  # light: the catalog only
 from taskonomy_tf.data.card import is_card
 from taskonomy_tf.errors import InputError, UserError
-from taskonomy_tf.pipeline.config import PipelineConfig
 
 BASELINE_RANDOM = "random"
 BASELINES = ("self", "pixels", "random", "constant")
@@ -22,7 +22,7 @@ BASELINES = ("self", "pixels", "random", "constant")
 
 @dataclasses.dataclass
 class Context:
-    config: PipelineConfig
+    config: ExperimentConfig
     out: Path
     progress: bool = True
     results: dict = dataclasses.field(default_factory=dict)  # stage -> its returned dict
@@ -41,7 +41,7 @@ class Context:
     def budget(self) -> float:
         """The reported taxonomy's budget: the configuration's, or a third
         of the tasks (at least 1)."""
-        b = self.config.budget
+        b = self.config.taxonomy.budget
         return b if b is not None else max(1, round(len(self.tasks) / 3))
 
 
@@ -53,29 +53,29 @@ def stage_data(ctx: Context) -> dict:
     """The TFRecords: the embedded dataset, a folder of shards, or a raw
     Taskonomy/Omnidata folder converted into ``records/``."""
     cfg = ctx.config
-    if cfg.data is None:
+    if cfg.data.path is None:
         from taskonomy_tf.synth import embedded_dataset
 
         records = embedded_dataset(progress=ctx.progress)
         source = "the embedded synthetic dataset"
-    elif any(Path(cfg.data).glob("*.tfrecord")):
-        records, source = Path(cfg.data), f"TFRecords in {cfg.data}"
-    elif is_card(cfg.data):
+    elif any(Path(cfg.data.path).glob("*.tfrecord")):
+        records, source = Path(cfg.data.path), f"TFRecords in {cfg.data.path}"
+    elif is_card(cfg.data.path):
         from tfrecords_tools.card import card_records
 
-        records = card_records(cfg.data, progress=ctx.progress)
-        source = f"dataset card {cfg.data}, converted into {records}"
+        records = card_records(cfg.data.path, progress=ctx.progress)
+        source = f"dataset card {cfg.data.path}, converted into {records}"
     else:
         from tfrecords_tools.convert import convert
 
-        if not cfg.split_csv:
-            raise InputError(f"--data {cfg.data}: a raw folder needs --split-csv (the "
+        if not cfg.data.split_csv:
+            raise InputError(f"--data {cfg.data.path}: a raw folder needs --split-csv (the "
                              "Taskonomy split file) to make train/val/test shards")
         records = ctx.out / "records"
         for split in ("train", "val", "test"):
-            convert(cfg.data, str(records), split_csv=cfg.split_csv, split=split,
+            convert(cfg.data.path, str(records), split_csv=cfg.data.split_csv, split=split,
                     progress=ctx.progress)
-        source = f"raw folder {cfg.data}, converted"
+        source = f"raw folder {cfg.data.path}, converted"
     for split in ("train", "test"):
         if not _has_split(records, split):
             raise InputError(f"{records}: no {split!r} shards; the pipeline trains on train "
@@ -85,7 +85,7 @@ def stage_data(ctx: Context) -> dict:
         from taskonomy_tf.data.available import available_tasks
         from taskonomy_tf.transfer.schedule import transfer_split
 
-        splits = tuple(dict.fromkeys(("train", transfer_split(records, cfg.transfer_split),
+        splits = tuple(dict.fromkeys(("train", transfer_split(records, cfg.transfers.split),
                                       "test")))
         tasks, skipped = available_tasks(records, cfg.tasks, splits)
         if len(tasks) < 2:
@@ -103,7 +103,7 @@ def stage_train(ctx: Context) -> dict:
     floor on ``val``: the lower of its constant baseline's loss (the best
     input-independent prediction, fitted on the training split) and the
     untrained network's. Stops the run when one has not learnt its task
-    (see ``PipelineConfig.max_constant_ratio``)."""
+    (see ``networks.max_constant_ratio``)."""
     from tqdm import tqdm
 
     from taskonomy_tf.training import TrainConfig, train_and_evaluate
@@ -114,14 +114,9 @@ def stage_train(ctx: Context) -> dict:
     for task in tqdm(ctx.tasks, desc="train", unit="task", disable=not ctx.progress):
         # validated once at the end, resumable half way, no TensorBoard: about 4 s
         # less per network than the command's per-epoch defaults
-        tc = TrainConfig(task=task, data=str(ctx.data), image_size=cfg.image_size,
-                         batch_size=cfg.batch_size, steps=cfg.train_steps, seed=cfg.seed,
-                         steps_per_epoch=-(-cfg.train_steps // 2),
-                         steps_per_execution=cfg.steps_per_execution,
-                         validation_freq=0, tensorboard=False, verbose=0,
-                         encoder=cfg.encoder, decoder=cfg.decoder, learning_rate=cfg.train_lr,
-                         precision=cfg.precision, schedule=cfg.schedule, warmup=cfg.warmup,
-                         strategy=cfg.strategy)
+        tc = TrainConfig.from_experiment(cfg, task, steps_per_epoch=-(-cfg.networks.steps // 2),
+                                         validation_freq=0, tensorboard=False, verbose=0)
+        tc = dataclasses.replace(tc, data=dataclasses.replace(cfg.data, path=str(ctx.data)))
         train_and_evaluate(tc, ctx.out / "models" / task, resume=True)
         m = json.loads((ctx.out / "models" / task / "metrics.json").read_text())
         final = m.get("final", {})
@@ -133,13 +128,14 @@ def stage_train(ctx: Context) -> dict:
                          "floor": ratios.get("floor"),
                          "ratio_to_floor": ratios.get("ratio_to_floor"),
                          "steps": m["epochs"][-1]["step"] if m.get("epochs") else None}
+    limit = cfg.networks.max_constant_ratio
     weak = {t: v["ratio_to_floor"] for t, v in metrics.items()
-            if v["ratio_to_floor"] is not None and v["ratio_to_floor"] > cfg.max_constant_ratio}
-    if weak and not cfg.allow_weak_networks:
+            if v["ratio_to_floor"] is not None and v["ratio_to_floor"] > limit}
+    if weak and not cfg.networks.allow_weak:
         raise WeakNetworkError(
             "networks no better than their floor (validation loss / the lower of the "
             "constant's and the untrained network's above "
-            + f"{cfg.max_constant_ratio:g}): "
+            + f"{cfg.networks.max_constant_ratio:g}): "
             + ", ".join(f"{t} {r:.2f}" for t, r in weak.items())
             + "; a taxonomy of them would rank noise. Train longer (--train-steps) or pass "
             "--allow-weak-networks")
@@ -155,24 +151,25 @@ def stage_transfers(ctx: Context) -> dict:
     cfg = ctx.config
     # transfers train on images the task networks never saw, as the paper's
     # did (its "val" split, reference section 4), when the data has them
-    train_split = transfer_split(ctx.data, cfg.transfer_split)
-    prefilter = estimate_prefilter(ctx, train_split) if cfg.transfer_prefilter else None
+    train_split = transfer_split(ctx.data, cfg.transfers.split)
+    prefilter = estimate_prefilter(ctx, train_split) if cfg.transfers.prefilter else None
     from taskonomy_tf.transfer.sources import parse_sources
 
-    sources = parse_sources(cfg.transfer_sources)
+    sources = parse_sources(cfg.transfers.sources)
     result = run_grid(list(ctx.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
-                      max_order=cfg.max_order, n_images=cfg.transfer_images,
-                      steps=cfg.transfer_steps, batch_size=cfg.transfer_batch,
-                      learning_rate=cfg.transfer_lr,
-                      seeds=replicate_seeds(cfg.seed, cfg.transfer_seeds),
-                      image_size=cfg.image_size, workers=cfg.workers, train_split=train_split,
+                      max_order=cfg.transfers.max_order, n_images=cfg.transfers.images,
+                      steps=cfg.transfers.steps, batch_size=cfg.transfers.batch_size,
+                      learning_rate=cfg.transfers.learning_rate,
+                      seeds=replicate_seeds(cfg.seed, cfg.transfers.seeds),
+                      image_size=cfg.data.image_size, workers=cfg.transfers.workers,
+                      train_split=train_split,
                       progress=ctx.progress, score=ahp_scores, prefilter=prefilter,
-                      sources=sources, oracle=cfg.transfer_oracle)
+                      sources=sources, oracle=cfg.transfers.oracle)
     jobs = sorted((ctx.out / "transfers" / "jobs").glob("*.json"))
     seconds = sum(json.loads(p.read_text())["seconds"] for p in jobs)
     return {"losses": str(result.table.relative_to(ctx.out)), "jobs": len(jobs),
             "job_seconds": round(seconds, 1), "transfer_split": train_split,
-            **({"prefilter": {"estimator": cfg.transfer_estimator, "k": cfg.transfer_prefilter,
+            **({"prefilter": {"estimator": cfg.transfers.estimator, "k": cfg.transfers.prefilter,
                               "kept": prefilter}} if prefilter else {})}
 
 
@@ -186,15 +183,15 @@ def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
     from taskonomy_tf.transfer.estimate_inputs import gather
 
     cfg = ctx.config
-    got = gather(list(ctx.tasks), ctx.out / "models", ctx.data, split, cfg.transfer_images,
-                 cfg.image_size, ctx.out / "transfers" / "cache")
-    table = estimate_table(cfg.transfer_estimator, got.codes, got.labels,
+    got = gather(list(ctx.tasks), ctx.out / "models", ctx.data, split, cfg.transfers.images,
+                 cfg.data.image_size, ctx.out / "transfers" / "cache")
+    table = estimate_table(cfg.transfers.estimator, got.codes, got.labels,
                            [group_of_id(i) for i in got.ids], got.dense)
     table.save(ctx.out / "transfers" / "estimate.json")
     keep = {}
     for target in table.targets:
         ranked = sorted(table.for_target(target), key=lambda r: (-r.value, r.sources))
-        keep[target] = [r.sources[0] for r in ranked][:cfg.transfer_prefilter]
+        keep[target] = [r.sources[0] for r in ranked][:cfg.transfers.prefilter]
     return keep
 
 
@@ -234,13 +231,14 @@ def stage_taxonomy(ctx: Context) -> dict:
     # the random encoder is a reference, not a task to supervise: it stays in the
     # AHP normalisation (as in the released files) but the program never
     # chooses it (build_instance's default)
-    rows = sweep(aff, budgets, max_order=cfg.max_order, wins_task=tables["wins_vs_task"],
+    rows = sweep(aff, budgets, max_order=cfg.transfers.max_order, wins_task=tables["wins_vs_task"],
                  wins_pixels=tables["wins_vs_pixels"])
     _write(folder / "sweep.json", rows)
-    solution = solve_taxonomy(aff, ctx.budget, cfg.max_order)
+    solution = solve_taxonomy(aff, ctx.budget, cfg.transfers.max_order)
     _write(folder / "taxonomy.json", solution.to_dict())
-    boot = bootstrap(matrices, [ctx.budget], cfg.max_order, resamples=cfg.resamples,
-                     confidence=cfg.confidence, seed=cfg.seed)
+    boot = bootstrap(matrices, [ctx.budget], cfg.transfers.max_order,
+                     resamples=cfg.taxonomy.resamples,
+                     confidence=cfg.taxonomy.confidence, seed=cfg.seed)
     _write(folder / "bootstrap.json", boot.to_json())
     out = {"random_not_beaten": random_checks(aff),
            "tables": {k: f"taxonomy/{k}.json" for k in tables}, "sweep": "taxonomy/sweep.json",
@@ -249,20 +247,21 @@ def stage_taxonomy(ctx: Context) -> dict:
            "contrasts": boot.contrasts,
            "mean_loss_ratio": _loss_ratios(matrices),
            "network_win_rates": network_win_rates(matrices),
-           **({"oracle": oracle_agreement(matrices)} if cfg.transfer_oracle else {})}
-    if cfg.data and is_card(cfg.data):
+           **({"oracle": oracle_agreement(matrices)} if cfg.transfers.oracle else {})}
+    if cfg.data.path and is_card(cfg.data.path):
         from taskonomy_tf.synth.planted import PLANTED_FILE, planted_recovery
 
-        if (Path(cfg.data) / PLANTED_FILE).is_file():  # a planted taxonomy: its recovery
-            out["planted"] = planted_recovery(aff, cfg.data, boot.contrasts, rows)
-    if cfg.published:
+        if (Path(cfg.data.path) / PLANTED_FILE).is_file():  # a planted taxonomy: its recovery
+            out["planted"] = planted_recovery(aff, cfg.data.path, boot.contrasts, rows)
+    if cfg.report.published:
         from taskonomy_tf.published import published_path
         from taskonomy_tf.taxonomy import load_table
         from taskonomy_tf.taxonomy.compare import compare_published
 
-        reference = load_table(published_path(cfg.reference)) if cfg.reference else None
-        agreement = compare_published(aff, load_table(published_path(cfg.published)),
-                                      range(1, min(8, len(ctx.tasks)) + 1), cfg.max_order,
+        ref = cfg.report.reference
+        reference = load_table(published_path(ref)) if ref else None
+        agreement = compare_published(aff, load_table(published_path(cfg.report.published)),
+                                      range(1, min(8, len(ctx.tasks)) + 1), cfg.transfers.max_order,
                                       reference=reference, seed=cfg.seed)
         if agreement["targets"]:  # no shared tasks (your own data): nothing to compare
             _write(folder / "agreement.json", agreement)

@@ -1,4 +1,6 @@
-"""Training configuration: one dataclass, ``--set key=value`` overrides, JSON out."""
+"""Training configuration: the experiment's ``data`` and ``networks``
+sections (``taskonomy_tf.config``, the one place a network key is defined)
+plus the settings of one run, ``--set key=value`` overrides, JSON out."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import dataclasses
 import json
 import typing
 
-from taskonomy_tf.config import coerce
+from taskonomy_tf.config import DataConfig, NetworksConfig, coerce
 from taskonomy_tf.errors import InputError
 
 # learning rates per encoder: the paper's Adam 1e-4 for ResNet-50 (taskbank
@@ -16,53 +18,42 @@ DEFAULT_LR = {"resnet50": 1e-4, "small": 2e-3}
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything a training run depends on (written to ``config.json``).
+    """Everything a training run depends on (written, flattened, to
+    ``config.json``).
 
-    ``data=None`` means the embedded synthetic dataset. ``steps`` (rounded up
-    to whole epochs) and ``epochs`` are alternatives; with neither, ``epochs``
-    defaults to 4 of ``steps_per_epoch`` (one pass over the training split).
-    The resumable state is saved at the end of every epoch: a smaller
-    ``steps_per_epoch`` gives finer resume points. ``schedule`` is
-    ``cosine`` (linear warm-up over ``warmup``, a fraction of the steps,
-    then cosine decay to 1%) or ``constant``; ``steps_per_execution`` runs
-    that many steps per call into the compiled graph (batch-level callbacks
-    then see every N-th step). ``validation_freq``: validate every N epochs;
-    0 validates once, after training (``metrics.json``'s ``final``).
-    ``tensorboard``: write TensorBoard logs to ``logs/``. ``jit_compile``:
-    XLA-compile the train step: ``auto`` (Keras' choice: on GPUs, not on
-    CPU-only machines, where it measured 2x slower), ``true`` or ``false``.
-    ``deterministic``: the training stream keeps its order (same seed, same
-    batches, as the project's reproducibility promise needs); ``false``
-    trades that for input throughput on many cores. Evaluation streams are
-    always deterministic. ``cache``: keep decoded examples in memory
-    (``true``), stream them from the records every epoch (``false``), or
-    ``auto``: cache a split when its decoded size (``cache_bytes``) fits in a
-    quarter of this machine's memory and at most 4 GiB, stream otherwise.
+    ``data`` and ``networks`` are the experiment's sections as they are
+    (``data.path=None``: the embedded synthetic dataset); the other fields
+    set how this one run executes. ``epochs``, when given, trains that many
+    epochs of ``steps_per_epoch`` instead of ``networks.steps``. The
+    resumable state is saved at the end of every epoch: a smaller
+    ``steps_per_epoch`` gives finer resume points. ``validation_freq``:
+    validate every N epochs; 0 validates once, after training
+    (``metrics.json``'s ``final``). ``tensorboard``: write TensorBoard logs
+    to ``logs/``. ``jit_compile``: XLA-compile the train step: ``auto``
+    (Keras' choice: on GPUs, not on CPU-only machines, where it measured 2x
+    slower), ``true`` or ``false``. ``deterministic``: the training stream
+    keeps its order (same seed, same batches, as the project's
+    reproducibility promise needs); ``false`` trades that for input
+    throughput on many cores. Evaluation streams are always deterministic.
+    ``cache``: keep decoded examples in memory (``true``), stream them from
+    the records every epoch (``false``), or ``auto``: cache a split when its
+    decoded size (``cache_bytes``) fits in a quarter of this machine's
+    memory and at most 4 GiB, stream otherwise.
     """
 
     task: str = "edges"
-    data: str | None = None
-    encoder: str = "small"
-    decoder: str | None = None
-    image_size: int = 64
-    batch_size: int = 32
-    steps: int | None = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    networks: NetworksConfig = dataclasses.field(default_factory=NetworksConfig)
+    seed: int = 0
     epochs: int | None = None
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     validation_freq: int = 1
     tensorboard: bool = True
-    learning_rate: float | None = None
-    schedule: str = "cosine"
-    warmup: float = 0.05
-    steps_per_execution: int = 1
     jit_compile: str = "auto"
     deterministic: bool = True
     clipnorm: float | None = None
-    precision: str = "auto"
-    strategy: str = "auto"
     devices: tuple[str, ...] | None = None
-    seed: int = 0
     cache: bool | str = "auto"
     augment: bool = True
     verbose: int = 1
@@ -70,41 +61,98 @@ class TrainConfig:
     @classmethod
     def from_experiment(cls, exp, task: str, **run) -> TrainConfig:
         """The training settings of ``task`` in an experiment
-        (``taskonomy_tf.config.ExperimentConfig``); ``run`` sets the
-        run-level fields an experiment does not hold (``cache``, ``verbose``,
-        ``epochs``, ...)."""
-        n = exp.networks
-        return cls(task=task, data=exp.data.path, image_size=exp.data.image_size,
-                   encoder=n.encoder, decoder=n.decoder, batch_size=n.batch_size,
-                   steps=n.steps, learning_rate=n.learning_rate, schedule=n.schedule,
-                   warmup=n.warmup, precision=n.precision, strategy=n.strategy,
-                   steps_per_execution=n.steps_per_execution, seed=exp.seed, **run)
+        (``taskonomy_tf.config.ExperimentConfig``): its ``data`` and
+        ``networks`` sections and its seed; ``run`` sets this run's own
+        fields (``cache``, ``verbose``, ``epochs``, ...)."""
+        return cls(task=task, data=exp.data, networks=exp.networks, seed=exp.seed, **run)
+
+    @classmethod
+    def of(cls, task: str, data: str | None = None, **keys) -> TrainConfig:
+        """A config from flat keys: ``data`` is the data path, and each other
+        key goes to the field of that name, of this class or of its
+        ``data`` or ``networks`` section (``TrainConfig.of("edges",
+        image_size=32, steps=8, cache=False)``).
+
+        Raises:
+            InputError: a key no section has.
+        """
+        parts = _route(keys)
+        return cls(task=task, data=DataConfig(path=data, **parts["data"]),
+                   networks=NetworksConfig(**parts["networks"]), **parts["run"])
+
+    @property
+    def steps(self) -> int | None:
+        """Steps to train: ``networks.steps``, or ``None`` when ``epochs`` is given."""
+        return None if self.epochs else self.networks.steps
 
     def resolved_lr(self) -> float:
-        return self.learning_rate or DEFAULT_LR.get(self.encoder, 1e-4)
+        return self.networks.learning_rate or DEFAULT_LR.get(self.networks.encoder, 1e-4)
+
+    def flat(self) -> dict:
+        """One mapping of every setting (the form ``config.json`` keeps):
+        the sections' keys beside the run's, ``data`` the data path."""
+        d = dataclasses.asdict(self)
+        data, networks = d.pop("data"), d.pop("networks")
+        return {**d, **networks, **{k: v for k, v in data.items() if k != "path"},
+                "data": data["path"], "steps": self.steps}
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+        return json.dumps(self.flat(), indent=1, sort_keys=True)
+
+
+def _sections() -> dict[str, type]:
+    return {"data": DataConfig, "networks": NetworksConfig}
+
+
+def _route(keys: dict) -> dict[str, dict]:
+    """Flat keys -> {"run": ..., "data": ..., "networks": ...} by field name."""
+    run = {f.name for f in dataclasses.fields(TrainConfig)} - {"task", *_sections()}
+    out: dict[str, dict] = {"run": {}, "data": {}, "networks": {}}
+    for key, value in keys.items():
+        if key in run:
+            out["run"][key] = value
+            continue
+        for name, cls in _sections().items():
+            if key in {f.name for f in dataclasses.fields(cls)} - {"path"}:
+                out[name][key] = value
+                break
+        else:
+            raise InputError(f"{key}: unknown training key; known: {', '.join(_known())}")
+    return out
+
+
+def _known() -> list[str]:
+    run = [f.name for f in dataclasses.fields(TrainConfig)
+           if f.name not in ("task", *_sections())]
+    section = [f.name for cls in _sections().values() for f in dataclasses.fields(cls)
+               if f.name != "path"]
+    return sorted(run + section)
 
 
 def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
-    """``["batch_size=8", "cache=false"]`` -> a new config.
+    """``["batch_size=8", "cache=false"]`` -> a new config: each key is a
+    field of the run or of its ``data`` or ``networks`` section.
 
     Raises:
-        ValueError: an unknown key or a value of the wrong type (one line).
+        InputError: not ``key=value``, an unknown key or a value of the
+            wrong type (one line).
     """
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    hints = typing.get_type_hints(TrainConfig)
+    hints = {**typing.get_type_hints(TrainConfig),
+             **{k: v for cls in _sections().values()
+                for k, v in typing.get_type_hints(cls).items()}}
     changes = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
             raise InputError(f"--set {item!r}: expected key=value")
-        if key not in fields:
-            raise InputError(f"--set {key}: unknown key; known: {', '.join(sorted(fields))}")
+        if key not in _known():
+            raise InputError(f"--set {key}: unknown key; known: {', '.join(_known())}")
         try:
             changes[key] = coerce(value, hints[key])
-        except ValueError as exc:
+        except InputError as exc:
             raise InputError(f"--set {key}: {exc}") from None
-    return dataclasses.replace(config, **changes)
+    parts = _route(changes)
+    return dataclasses.replace(
+        config, data=dataclasses.replace(config.data, **parts["data"]),
+        networks=dataclasses.replace(config.networks, **parts["networks"]), **parts["run"])

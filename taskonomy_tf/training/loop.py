@@ -13,7 +13,7 @@ The network starts from the task's best constant prediction, fitted on the
 training split (``models.constant``, stored in the model as its
 ``OutputPrior``), and learns the residual; the learning rate warms up
 linearly over the first ``warmup`` of the steps, then follows a cosine
-decay to 1% (``TrainConfig.schedule``).
+decay to 1% (``networks.schedule``).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     """
     from taskonomy_tf.data.card import use_records
 
-    use_records(config.data)  # a dataset card's tasks
+    use_records(config.data.path)  # a dataset card's tasks
     spec = get_task(config.task)
     workdir = Path(workdir)
     backup = workdir / "backup"
@@ -152,22 +152,23 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                             "or choose another --workdir")
     for stale in workdir.glob(".*.tmp-*"):  # left by a run killed while saving
         stale.unlink()
-    data = config.data
+    data = config.data.path
     if data is None:
         from taskonomy_tf.synth import embedded_dataset
 
         data = str(embedded_dataset(progress=config.verbose > 0))
     keras.utils.set_random_seed(config.seed)
-    precision = resolve_precision(config.precision)
-    strategy = resolve_strategy(config.strategy, config.devices)
+    precision = resolve_precision(config.networks.precision)
+    strategy = resolve_strategy(config.networks.strategy, config.devices)
     train_split, val_split = _splits(data)
     n_train = _split_size(data, train_split)
     per_epoch, epochs, execution, total = step_plan(config, n_train)
     # standardised labels (poses, layout): the training split's statistics
     stats = views.training_stats(data, spec)
-    kw = dict(batch_size=config.batch_size, image_size=config.image_size, seed=config.seed,
+    kw = dict(batch_size=config.networks.batch_size, image_size=config.data.image_size,
+              seed=config.seed,
               label_stats=stats)
-    cache = resolve_cache(config.cache, n_train, config.image_size, spec)
+    cache = resolve_cache(config.cache, n_train, config.data.image_size, spec)
     train = make_dataset(data, spec, split=train_split, repeat=True, cache=cache,
                          augment=config.augment, deterministic=config.deterministic, **kw)
     val = (make_dataset(data, spec, split=val_split, cache=cache, shuffle=False,
@@ -179,7 +180,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     chief = _is_chief(strategy)
     out = workdir if chief else workdir / f".worker-{os.getpid()}"
     out.mkdir(parents=True, exist_ok=True)
-    resolved = {**json.loads(config.to_json()), "data": data, "precision": precision,
+    resolved = {**config.flat(), "data": data, "precision": precision,
                 "strategy": type(strategy).__name__, "steps_per_epoch": per_epoch,
                 "epochs": epochs, "learning_rate": config.resolved_lr(), "cache": cache}
     write_json_atomic(out / "config.json", resolved)
@@ -191,8 +192,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     keras.mixed_precision.set_dtype_policy(precision)
     try:
         with strategy.scope():
-            model = build_task_model(spec, config.encoder, config.image_size, config.decoder,
-                                     prior=prior)
+            model = build_task_model(spec, config.networks.encoder, config.data.image_size,
+                                     config.networks.decoder, prior=prior)
             compile_task_model(model, spec, learning_rate(config, total),
                                config.clipnorm, steps_per_execution=execution,
                                jit_compile=_jit(config.jit_compile))
@@ -327,11 +328,12 @@ def step_plan(config: TrainConfig, n_train: int) -> tuple[int, int, int, int]:
     validation: so an experiment gives the same network from the train
     command and from the pipeline. Epochs default to one pass over the
     ``n_train`` training examples, and ``epochs`` (no ``steps``) to 4 of them."""
-    per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
+    batch = config.networks.batch_size
+    per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / batch))
     if config.steps:
         per_epoch = min(per_epoch, config.steps)
     # Keras runs whole executions: an epoch is a multiple of steps_per_execution
-    execution = min(config.steps_per_execution, per_epoch)
+    execution = min(config.networks.steps_per_execution, per_epoch)
     per_epoch = math.ceil(per_epoch / execution) * execution
     if config.steps:
         total = math.ceil(config.steps / execution) * execution
@@ -358,11 +360,12 @@ def learning_rate(config: TrainConfig, total_steps: int):
     linear warm-up from a tenth of the rate over ``warmup`` of the steps,
     then a cosine decay to 1% at the last step (``schedule="cosine"``)."""
     lr = config.resolved_lr()
-    if config.schedule == "constant":
+    schedule = config.networks.schedule
+    if schedule == "constant":
         return lr
-    if config.schedule != "cosine":
-        raise InputError(f"schedule {config.schedule!r}: expected cosine or constant")
-    warmup = int(round(config.warmup * total_steps))
+    if schedule != "cosine":
+        raise InputError(f"schedule {schedule!r}: expected cosine or constant")
+    warmup = int(round(config.networks.warmup * total_steps))
     return keras.optimizers.schedules.CosineDecay(
         lr / 10, max(1, total_steps - warmup), alpha=0.01, warmup_target=lr,
         warmup_steps=warmup)

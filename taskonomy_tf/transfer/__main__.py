@@ -206,11 +206,16 @@ def main(argv: list[str] | None = None) -> int:
             "transfers.workers": getattr(a, "workers", None),
             "transfers.sources": getattr(a, "source", None)})
         a.experiment = resolve(a.config, flags + a.set)  # the experiment's defaults: val
-        if a.dry_run:
-            print(a.experiment.to_json())
-            return 0
         set_verbose(a.verbose)
         quiet_tensorflow()
+        if a.dry_run:
+            if a.command == "grid":
+                from taskonomy_tf.transfer.memory import print_plan
+
+                print_plan(a.experiment)
+            else:
+                print(a.experiment.to_json())
+            return 0
         {"run": cmd_run, "grid": cmd_grid}[a.command](a)
     except (UserError, FileNotFoundError) as e:
         return report_error(e)

@@ -27,7 +27,7 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.decoders import PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.layers import OutputPrior
-from taskonomy_tf.models.losses import LOSSES, PAIRWISE_LOSSES, SEGMENT_PIXELS, masked_row_means
+from taskonomy_tf.models.losses import LOSSES, PAIRWISE_LOSSES, masked_row_means
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
@@ -246,43 +246,6 @@ def batch_order(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
     return order[:steps * batch_size].reshape(steps, batch_size)
 
 
-def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) -> int:
-    """Estimated memory (bytes) one head adds to a fused training step or
-    to scoring a batch of 64 test images.
-
-    About 16 float32 copies of the batch's outputs (the prediction, the
-    pixel shuffle, their gradients and the optimizer's work, the scoring's
-    copies) and, for a loss of pixel pairs (the segmentation metric), about
-    24 float32 (P, P) pair matrices per image (P = ``SEGMENT_PIXELS``).
-    A vector target's head adds its fully connected weights
-    (:func:`fc_parameters`). Calibration (2-core x86_64, TF 2.21): a 2.5D
-    segmentation target at 64 px, batch 16, 26 heads in one program:
-    10.5 GB resident, of which about 1.5 GB is not the heads' (9.0 GB
-    measured for the heads, 10.6 GB estimated).
-    """
-    spec = get_task(target)
-    outputs = int(np.prod(spec.output_shape(image_size)))
-    pairs = SEGMENT_PIXELS ** 2 if spec.loss in PAIRWISE_LOSSES else 0
-    return 4 * batch_size * (16 * outputs + 24 * pairs) + 28 * fc_parameters(spec, image_size)
-
-
-def arrays_bytes(train: ReadoutArrays, test: ReadoutArrays) -> int:
-    """Memory (bytes) a readout job holds whatever its heads: the training
-    arrays three times (the arrays, their packed targets, the ``tf.constant``
-    copies the batches are gathered from) and the test arrays twice (the
-    arrays and one batch's repeated copies, bounded by ``SCORE_BYTES``)."""
-    def size(a: ReadoutArrays) -> int:
-        return sum(x.nbytes for x in (a.codes, a.y, a.w, a.images) if x is not None)
-
-    return 3 * size(train) + size(test) + SCORE_BYTES
-
-
-def heads_per_program(budget: int, fixed: int, per_head: int) -> int:
-    """Heads that fit in one program: what the budget leaves after the job's
-    fixed arrays, over each head's step memory (at least one)."""
-    return max(1, (budget - fixed) // per_head)
-
-
 def fc_parameters(target: str | TaskSpec, image_size: int) -> int:
     """Weights of one head's fully connected decoder (0 for dense targets):
     the flattened two-stream code of every view into the ``small`` preset's
@@ -297,47 +260,6 @@ def fc_parameters(target: str | TaskSpec, image_size: int) -> int:
     width = PRESETS["small"]["fc"]
     inputs = side * side * 2 * REPRESENTATION_CHANNELS * spec.views
     return inputs * width + (spec.fc_layers - 2) * width * width + width * spec.channels
-
-
-# where a Linux container's memory limit is (cgroup v2, then v1)
-CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-
-
-def cgroup_limit(paths=CGROUP_LIMITS) -> int | None:
-    """The container's memory limit in bytes (``None``: no limit, or no cgroup)."""
-    for path in paths:
-        try:
-            text = open(path).read().strip()
-        except OSError:
-            continue
-        if text.isdigit():
-            return int(text)
-        return None  # "max": this cgroup sets no limit
-    return None
-
-
-def physical_memory() -> int | None:
-    """The memory this process may use, in bytes: the machine's, or its
-    container's limit (cgroup) where that is lower (``None`` where the OS
-    does not say)."""
-    import os
-
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        total = None
-    limit = cgroup_limit()
-    if limit is None:
-        return total
-    return limit if total is None else min(total, limit)
-
-
-def memory_budget(workers: int = 1) -> int | None:
-    """The readouts' default memory budget (bytes): half of this machine's
-    memory (or of its container's limit), shared by ``workers`` jobs side
-    by side (``None`` where the OS does not say)."""
-    total = physical_memory()
-    return total // (2 * workers) if total else None
 
 
 def _programs(heads: list[Head], max_heads: int) -> list[list[Head]]:

@@ -31,16 +31,13 @@ from taskonomy_tf.training.evaluate import per_image_losses, split_arrays
 from taskonomy_tf.training.loop import saved_label_stats
 from taskonomy_tf.transfer.cache import FeatureCache
 from taskonomy_tf.transfer.grid import ORACLE
-from taskonomy_tf.transfer.readout import (
-    PIXELS,
-    ReadoutArrays,
+from taskonomy_tf.transfer.memory import (
     arrays_bytes,
     head_step_bytes,
     heads_per_program,
     memory_budget,
-    plan_heads,
-    train_readouts,
 )
+from taskonomy_tf.transfer.readout import PIXELS, ReadoutArrays, plan_heads, train_readouts
 
 SELF, CONSTANT = "self", "constant"
 
@@ -133,7 +130,7 @@ def run_candidates(target: str, candidates: list[tuple[str, ...]], workdirs: dic
         seeds: one per replicate: its initialisation and batch order.
         references: also score ``self`` and ``constant``.
         budget_bytes: bytes the readouts' training may use (default:
-            ``readout.memory_budget()``, half of the machine's memory); what
+            ``memory.memory_budget()``, half of the machine's memory); what
             the job's arrays leave of it (``arrays_bytes``) is divided into
             programs of as many heads as ``head_step_bytes`` says fit (one
             program for most targets; the segmentation metric's pixel pairs

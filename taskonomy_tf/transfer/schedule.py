@@ -125,7 +125,7 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
 
     from tqdm import tqdm
 
-    from taskonomy_tf.transfer.readout import memory_budget
+    from taskonomy_tf.transfer.memory import memory_budget
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     if options.get("budget_bytes") is None:  # jobs side by side share the memory

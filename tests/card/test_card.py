@@ -261,7 +261,7 @@ def test_card_tasks_train_transfer_and_drop_unlabelled_test_images(card_records,
     workdirs = {}
     for task in ("height", "seg"):
         workdirs[task] = tmp_path / task
-        train_and_evaluate(TrainConfig(task=task, data=str(rec), image_size=16, batch_size=2,
+        train_and_evaluate(TrainConfig.of(task=task, data=str(rec), image_size=16, batch_size=2,
                                        steps=2, verbose=0, cache=False), workdirs[task])
     workdirs["random"] = random_encoder(tmp_path, 16)
     result = run_candidates("height", [("seg",), ("random",)], workdirs, rec,

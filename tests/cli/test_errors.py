@@ -77,9 +77,10 @@ def test_the_project_errors_are_user_errors():
 
 def test_a_pipeline_stage_bug_propagates_and_bad_input_is_one_line(monkeypatch, tmp_path):
     import taskonomy_tf.pipeline.run as run
-    from taskonomy_tf.pipeline import PipelineConfig, PipelineError
+    from taskonomy_tf.config import quick_experiment
+    from taskonomy_tf.pipeline import PipelineError
 
-    cfg = PipelineConfig.quick()
+    cfg = quick_experiment()
     monkeypatch.setattr(run, "STAGES", [("data", _raiser(InputError("no shards")))])
     with pytest.raises(PipelineError, match="stage 'data' failed: no shards"):
         run.run_pipeline(cfg, tmp_path / "a", progress=False)

@@ -124,3 +124,54 @@ def test_the_segmentation_constant_learns_where_segments_are():
     fitted = _mean_per_image_loss("segment_metric", y, table, w)
     flat = _mean_per_image_loss("segment_metric", y, np.zeros_like(table), w)
     assert flat > 5 and fitted < 0.05 * flat
+
+
+def _traced_peak(fn):
+    """(fn(), the peak of numpy's allocations while it ran, bytes)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("loss,shape,channels", [("masked_l1", (24, 24, 3), None),
+                                                 ("masked_l2", (24, 24, 3), None),
+                                                 ("pixel_sparse_ce", (24, 24, 1), 6),
+                                                 ("pose_norm", (7,), None)])
+def test_a_constants_work_memory_is_estimated_and_bounded_by_the_chunk(loss, shape,
+                                                                       channels, monkeypatch):
+    """``constant_bytes`` holds what the rule allocates (tracemalloc's peak,
+    less the normalised weights), within 3x; with a chunk an eighth of the
+    work, the peak falls and stays within the estimate, and the constant is
+    the same."""
+    from taskonomy_tf.models import constant
+
+    rng = np.random.default_rng(1)
+    n = 300
+    y = rng.normal(size=(n, *shape)).astype("float32")
+    if loss == "pixel_sparse_ce":
+        y = rng.integers(0, channels, size=(n, *shape)).astype("float32")
+    w = (rng.uniform(size=(n, *shape[:2])) > 0.2).astype("float32") if len(shape) == 3 \
+        else np.ones(n, "float32")
+    whole, peak = _traced_peak(lambda: best_constant(loss, y, w, channels))
+    estimate = constant.constant_bytes(loss, n, shape, channels)
+    assert peak - w.nbytes <= estimate <= 3 * peak, (peak, estimate)
+    if loss == "pose_norm":
+        return  # no chunks: the vectors are small
+    monkeypatch.setattr(constant, "CHUNK_BYTES", max(1, estimate // 8))
+    chunked, small = _traced_peak(lambda: best_constant(loss, y, w, channels))
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-7)
+    assert small - w.nbytes <= constant.constant_bytes(loss, n, shape, channels) < estimate
+    assert small < peak / 2
+
+
+def test_every_constant_rule_has_a_work_estimate():
+    from taskonomy_tf.models.constant import CONSTANTS, WORK_BYTES
+
+    assert sorted(CONSTANTS.names()) == sorted(WORK_BYTES.names())

@@ -6,14 +6,16 @@ import json
 
 import pytest
 
-from taskonomy_tf.pipeline import PipelineConfig, PipelineError, run_pipeline
+from taskonomy_tf.config import ExperimentConfig, override, quick_experiment
+from taskonomy_tf.pipeline import PipelineError, run_pipeline
 
 
 @pytest.fixture
 def tiny(split_records):
-    return PipelineConfig.quick(data=str(split_records), tasks=("normals", "edges"),
-                                image_size=32, train_steps=2, transfer_images=8,
-                                transfer_steps=2, batch_size=4, workers=1)
+    return override(quick_experiment(), [
+        f"data.path={split_records}", "tasks=normals,edges", "data.image_size=32",
+        "networks.steps=2", "networks.batch_size=4", "transfers.images=8",
+        "transfers.steps=2", "transfers.workers=1"])
 
 
 @pytest.mark.slow
@@ -56,10 +58,9 @@ def test_pipeline_resumes_after_a_failed_stage(tiny, tmp_path, monkeypatch):
     sweep = json.loads((tmp_path / "taxonomy" / "sweep.json").read_text())
     assert [r["budget"] for r in sweep] == [1.0, 2.0]
     with pytest.raises(ValueError, match="other settings"):
-        run_pipeline(PipelineConfig.quick(**{**tiny.__dict__, "train_steps": 3}), tmp_path,
-                     progress=False)
+        run_pipeline(override(tiny, ["networks.steps=3"]), tmp_path, progress=False)
     # how a run executes is not what it computes: more workers continue it
-    again = run_pipeline(PipelineConfig.quick(**{**tiny.__dict__, "workers": 2}), tmp_path,
+    again = run_pipeline(override(tiny, ["transfers.workers=2", "name=renamed"]), tmp_path,
                          progress=False)
     assert again.results["transfers"] == ctx.results["transfers"]
 
@@ -81,7 +82,8 @@ def test_pipeline_command_rejects_bad_input(tmp_path, capsys):
 def test_tasks_all_keeps_what_the_data_supplies_and_reports_the_rest(split_records, tmp_path):
     from taskonomy_tf.pipeline.stages import Context, stage_data
 
-    ctx = Context(PipelineConfig(data=str(split_records), tasks=("all",)), tmp_path, False)
+    ctx = Context(override(ExperimentConfig(), [f"data.path={split_records}", "tasks=all"]),
+                  tmp_path, False)
     out = stage_data(ctx)
     ctx.results["data"] = out
     # the fixture holds every domain: all 25 tasks with labels, none skipped
@@ -135,7 +137,6 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
     each target trains exactly its two best sources by the ridge probe, and the
     baselines."""
     import csv
-    import dataclasses
 
     from taskonomy_tf.synth.planted import PlantedConfig, write_planted
 
@@ -143,9 +144,10 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
     card = tmp_path / "card"
     write_planted(card, PlantedConfig(samples=120, size=32, families=("disk", "light"), seed=3))
     tasks = ("disk_two", "disk_full", "light_full", "autoencoding")
-    cfg = PipelineConfig.quick(data=str(card), image_size=32, train_steps=2, transfer_images=24,
-                               transfer_steps=2, batch_size=4, workers=2, tasks=tasks)
-    cfg = dataclasses.replace(cfg, transfer_prefilter=2, allow_weak_networks=True)
+    cfg = override(quick_experiment(), [
+        f"data.path={card}", "data.image_size=32", "networks.steps=2", "networks.batch_size=4",
+        "networks.allow_weak=true", "transfers.images=24", "transfers.steps=2",
+        "transfers.workers=2", "transfers.prefilter=2", f"tasks={','.join(tasks)}"])
     out = tmp_path / "run"
     ctx = run_pipeline(cfg, out, progress=False)
 
@@ -169,3 +171,56 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
     report = (out / "report.md").read_text()
     assert "## Recovery of the planted taxonomy" in report
     assert "disk full" in report and "dataset card" in report
+
+
+def _changed(value):
+    """A value of ``value``'s type other than it (strings and None: a name)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    return "changed"
+
+
+def test_every_command_trains_the_experiments_networks_section(split_records, tmp_path,
+                                                               monkeypatch):
+    """One configuration object: with every ``networks`` key set away from
+    its default, the pipeline's train stage and the train command hand the
+    trainer that very section and the data section's image size, so a key
+    added to the section reaches both without being copied anywhere."""
+    import dataclasses
+
+    import taskonomy_tf.training as training
+    from taskonomy_tf.pipeline.stages import Context, stage_train
+    from taskonomy_tf.train import main
+
+    networks = ExperimentConfig().networks
+    changed = dataclasses.replace(networks, **{f.name: _changed(getattr(networks, f.name))
+                                               for f in dataclasses.fields(networks)})
+    exp = dataclasses.replace(ExperimentConfig(tasks=("edges", "normals")), networks=changed,
+                              seed=5)
+    exp = override(exp, ["data.image_size=40"])
+    seen = []
+
+    class Caught(Exception):
+        pass
+
+    def fake(config, workdir, resume=False, callbacks=None):
+        seen.append(config)
+        raise Caught
+
+    monkeypatch.setattr(training, "train_and_evaluate", fake)
+    ctx = Context(exp, tmp_path / "run", False,
+                  {"data": {"records": str(split_records), "tasks": ["edges", "normals"]}})
+    with pytest.raises(Caught):
+        stage_train(ctx)
+    path = tmp_path / "experiment.json"
+    path.write_text(exp.to_json())
+    with pytest.raises(Caught):
+        main(["--config", str(path), "--task", "edges", "--workdir", str(tmp_path / "w")])
+    assert len(seen) == 2
+    for config in seen:
+        assert config.networks == changed and config.seed == 5
+        assert config.data.image_size == 40 and config.task == "edges"
+        assert config.steps == changed.steps
+    assert seen[0].data.path == str(split_records)  # the pipeline's converted records

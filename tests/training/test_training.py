@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def config(data, **kw) -> TrainConfig:
     base = dict(task="edges", data=str(data), image_size=32, batch_size=4, steps=4,
-                verbose=0, cache=False)
-    return TrainConfig(**{**base, **kw})
+                steps_per_execution=1, verbose=0, cache=False)
+    return TrainConfig.of(**{**base, **kw})
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -136,8 +136,9 @@ if point == "stamp":
             die()
     loop.write_json_atomic = write_then_die
 
-cfg = TrainConfig(task="edges", data={data!r}, image_size=32, batch_size=4, steps=8,
-                  steps_per_epoch=4, verbose=0, cache=False, tensorboard=False)
+cfg = TrainConfig.of(task="edges", data={data!r}, image_size=32, batch_size=4, steps=8,
+                  steps_per_epoch=4, steps_per_execution=1, verbose=0, cache=False,
+                  tensorboard=False)
 train_and_evaluate(cfg, workdir, resume=True,
                    callbacks=[KillMidEpoch()] if point == "epoch" else None)
 """
@@ -215,8 +216,8 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf
 {setup}
 from taskonomy_tf.training import TrainConfig, train_and_evaluate
-cfg = TrainConfig(task="edges", data={data!r}, image_size=32, batch_size=4, steps=4,
-                  verbose=0, cache=False, strategy={strategy!r},
+cfg = TrainConfig.of(task="edges", data={data!r}, image_size=32, batch_size=4, steps=4,
+                  steps_per_execution=1, verbose=0, cache=False, strategy={strategy!r},
                   devices={devices!r})
 r = train_and_evaluate(cfg, sys.argv[1])
 strategy = tf.distribute.get_strategy().__class__.__name__
@@ -389,8 +390,8 @@ def test_the_same_steps_give_the_same_network_whatever_the_epochs(split_records,
 
     base = dict(task="edges", data=str(split_records), image_size=32, batch_size=2, steps=7,
                 steps_per_execution=2, verbose=0, cache=False)
-    command = TrainConfig(**base)
-    pipeline = TrainConfig(**base, steps_per_epoch=4, validation_freq=0, tensorboard=False)
+    command = TrainConfig.of(**base)
+    pipeline = TrainConfig.of(**base, steps_per_epoch=4, validation_freq=0, tensorboard=False)
     assert step_plan(command, 9) == (6, 2, 2, 8) and step_plan(pipeline, 9) == (4, 2, 2, 8)
     weights = []
     for name, cfg in (("a", command), ("b", pipeline)):
@@ -412,7 +413,10 @@ def test_the_transfer_command_reads_the_experiments_split():
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(["grid", "--models", "m", "--out", "g", "--dry-run"]) == 0
-    assert json.loads(buf.getvalue())["transfers"]["split"] == "val"
+    printed = json.loads(buf.getvalue())
+    assert printed["experiment"]["transfers"]["split"] == "val"
+    assert {j["target"] for j in printed["memory"]["jobs"]} == {
+        "edges", "keypoints2d", "autoencoding", "depth_zbuffer", "normals", "reshading"}
 
 
 def test_the_floor_is_one_an_untrained_network_does_not_beat(split_records, tmp_path):

@@ -124,7 +124,7 @@ def test_fused_heads_give_the_losses_of_separate_jobs():
 def test_memory_estimate_splits_the_pairwise_loss_first():
     from taskonomy_tf.models.losses import SEGMENT_PIXELS
     from taskonomy_tf.tasks import get_task
-    from taskonomy_tf.transfer.readout import head_step_bytes
+    from taskonomy_tf.transfer.memory import head_step_bytes
 
     normals = head_step_bytes("normals", 64, 16)
     seg = head_step_bytes("segment_unsup25d", 64, 16)

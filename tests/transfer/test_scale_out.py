@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TASKS = "normals,edges,depth_zbuffer"
 
@@ -89,7 +93,7 @@ def test_ray_jobs_share_a_node_memory_as_the_pool_does():
 
 
 def test_the_memory_budget_reads_the_container_limit(tmp_path, monkeypatch):
-    from taskonomy_tf.transfer import readout
+    from taskonomy_tf.transfer import memory as readout
 
     v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
     v2.write_text("1073741824\n")
@@ -107,12 +111,8 @@ def test_the_memory_budget_reads_the_container_limit(tmp_path, monkeypatch):
 def test_the_budget_counts_the_job_arrays_before_the_heads():
     import numpy as np
 
-    from taskonomy_tf.transfer.readout import (
-        SCORE_BYTES,
-        ReadoutArrays,
-        arrays_bytes,
-        heads_per_program,
-    )
+    from taskonomy_tf.transfer.memory import arrays_bytes, heads_per_program
+    from taskonomy_tf.transfer.readout import SCORE_BYTES, ReadoutArrays
 
     def arrays(n):
         return ReadoutArrays(np.zeros((n, 1, 4, 4, 8), np.float32),
@@ -123,3 +123,120 @@ def test_the_budget_counts_the_job_arrays_before_the_heads():
     assert fixed == 3 * 100 * per_image + 10 * per_image + SCORE_BYTES
     assert heads_per_program(fixed + 10 * 1000, fixed, 1000) == 10
     assert heads_per_program(fixed // 2, fixed, 1000) == 1  # always at least one head
+
+
+BUDGETED = r"""
+import json, sys
+import numpy as np
+from taskonomy_tf.transfer import memory, readout
+from taskonomy_tf.transfer.readout import ReadoutArrays, plan_heads, train_readouts
+
+limit_file, budgeted = sys.argv[1], sys.argv[2] == "1"
+memory.cgroup_limit.__defaults__ = ((limit_file,),)  # the container's limit, as read
+# a scoring batch of these 8 test images is far below the 256 MiB reserved
+# for it; a smaller bound keeps the budget about the heads
+memory.SCORE_BYTES = readout.SCORE_BYTES = 16 * 2**20
+
+
+def status(key):
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+                if line.startswith(key))
+
+
+def arrays(rng, n, size=32):  # segment ids that follow source a's codes
+    codes = np.maximum(rng.normal(size=(n, 2, size // 4, size // 4, 8)), 0).astype("float32")
+    y = np.repeat(np.repeat((codes[:, 0, ..., 0] > 0.5), 4, 1), 4, 2)[..., None]
+    return ReadoutArrays(codes, y.astype("float32"), np.ones((n, size, size), "float32"))
+
+
+rng = np.random.default_rng(0)
+train, test = arrays(rng, 64), arrays(rng, 8)
+prior = np.zeros((32, 32, 64), "float32")
+opts = dict(steps=2, batch_size=16, learning_rate=1e-2)
+heads = plan_heads([("a",), ("b",), ("a", "b")], [0, 1])
+# the runtime and its kernels first, one head: not what the budget divides
+train_readouts("segment_unsup2d", heads[:1], ["a", "b"], train, test, 32, prior, [0], **opts)
+per_head = memory.head_step_bytes("segment_unsup2d", 32, 16)
+fixed = memory.arrays_bytes(train, test)
+budget = memory.memory_budget()
+fits = memory.heads_per_program(budget, fixed, per_head) if budgeted else None
+open("/proc/self/clear_refs", "w").write("5")  # the peak from here
+base = status("VmRSS")
+train_readouts("segment_unsup2d", heads, ["a", "b"], train, test, 32, prior, [0, 1],
+               max_heads=fits, **opts)
+print(json.dumps({"budget": budget, "fixed": fixed, "per_head": per_head, "fits": fits,
+                  "grew": status("VmHWM") - base}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's "
+                    "/proc/self/clear_refs to measure a peak")
+def test_a_budgeted_job_fits_the_containers_limit_and_an_unbudgeted_one_does_not(tmp_path):
+    """Six segmentation heads (205 MB of estimated step memory each at 32
+    px, batch 16; about 80 MB measured) under a container limit whose
+    budget (half of it) leaves room for one and a half beside the job's
+    arrays: trained in programs the budget sets (one head each), the
+    process grows by less than the budget; in one program (no budget), by
+    more, so the limit is what kept the first within it."""
+    limit = tmp_path / "memory.limit_in_bytes"
+    per_head = 4 * 16 * (16 * 32 * 32 * 64 + 24 * 300 ** 2)
+    fixed = 3 * 64 * (2 * 8 * 8 * 8 + 2 * 32 * 32) * 4 + 8 * (2 * 8 * 8 * 8 + 2 * 32 * 32) * 4
+    limit.write_text(str(2 * (fixed + 16 * 2**20 + per_head + per_head // 2)))
+    script = tmp_path / "budgeted.py"
+    script.write_text(BUDGETED)
+    runs = {}
+    for budgeted in ("1", "0"):
+        out = subprocess.run([sys.executable, str(script), str(limit), budgeted],
+                             capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs[budgeted] = json.loads(out.stdout.strip().splitlines()[-1])
+    fit, whole = runs["1"], runs["0"]
+    assert fit["per_head"] == per_head and fit["fixed"] == fixed + 16 * 2**20
+    assert fit["fits"] == 1  # six programs of one head
+    assert fit["grew"] <= fit["budget"], (fit, whole)
+    assert whole["grew"] > fit["budget"], (fit, whole)
+
+
+@pytest.mark.parametrize("target", ["normals", "segment_unsup2d", "segment_semantic",
+                                    "fixated_pose", "room_layout"])
+def test_the_plan_counts_what_a_job_reads(split_records, target):
+    """The dry run's per-example bytes are those of the arrays a job reads
+    (labels, weights, images of every view) and of the codes the small
+    encoder makes."""
+    from taskonomy_tf.models import build_encoder
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.transfer.memory import example_bytes
+    from taskonomy_tf.transfer.runner import _arrays
+
+    spec = get_task(target)
+    y, w, x, _ = _arrays(split_records, target, "train", 32, 4, True)
+    per = example_bytes(spec, 32, 3, pixels=True)
+    assert (per["label"], per["weight"], per["images"]) == (y[0].nbytes, w[0].nbytes,
+                                                            x[0].nbytes)
+    code = build_encoder("small", 32).output_shape[1:]
+    assert per["codes"] == 4 * 3 * spec.views * int(np.prod(code))
+
+
+def test_the_paper_dry_run_prints_each_jobs_peak_and_warns_above_the_budget():
+    from taskonomy_tf.config import load_config
+    from taskonomy_tf.transfer.memory import GB, experiment_plan, job_plan
+
+    exp = load_config(ROOT / "experiments" / "paper_16k.py")
+    plan = experiment_plan(exp, budget=64 * GB)
+    assert plan["assumed"] == ["test_images"]  # no records to count the test split
+    jobs = {j["target"]: j for j in plan["jobs"]}
+    assert set(jobs) == set(exp.tasks)
+    edges = job_plan("edges", [("normals",), ("random",), ("pixels",)], 16000, 16000, 256, 3,
+                     32, 64 * GB)
+    # labels, weights and images of 32k views at 256 px, and the median's chunk
+    read = 32000 * 4 * 256 * 256 * (1 + 1 + 3) + 16000 * 4 * 256 * 256
+    assert edges["prior"] == read + 256 * 2**20 + 8 * 256 * 256
+    # the arrays alone pass the budget: one head per program, the most it can do
+    assert edges["arrays"] > 64 * GB and edges["heads_per_program"] == 1
+    assert edges["peak"] == max(edges["prior"], edges["arrays"] + edges["per_head"])
+    small = job_plan("edges", [("normals",), ("random",), ("pixels",)], 100, 100, 256, 3, 32,
+                     64 * GB)
+    assert small["heads_per_program"] == 9 and small["programs"] == 1
+    assert jobs["edges"]["peak"] > 64  # GiB: the readouts hold 3 copies of 16k images

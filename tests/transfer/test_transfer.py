@@ -214,7 +214,7 @@ def test_a_grid_redoes_jobs_whose_inputs_changed(trained, split_records, tmp_pat
     before = read_job(tmp_path / "g", first.ran[0])
     # edges retrained (another seed): its encoder file changes
     retrained = tmp_path / "edges2"
-    train_and_evaluate(TrainConfig(task="edges", data=str(split_records), image_size=32,
+    train_and_evaluate(TrainConfig.of(task="edges", data=str(split_records), image_size=32,
                                    batch_size=4, steps=2, seed=7, verbose=0, cache=False),
                        retrained)
     (models / "edges").unlink()
