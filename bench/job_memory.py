@@ -54,7 +54,8 @@ def main() -> None:
     from taskonomy_tf.transfer import FeatureCache, run_candidates
     from taskonomy_tf.transfer.grid import RANDOM, first_order_candidates, random_encoder
     from taskonomy_tf.transfer.memory import experiment_plan, memory_budget
-    from taskonomy_tf.transfer.schedule import replicate_seeds, transfer_split
+    from taskonomy_tf.transfer.runner import replicate_seeds
+    from taskonomy_tf.transfer.schedule import transfer_split
 
     exp = load_config(a.config)
     data = exp.data.path or str(embedded_dataset())

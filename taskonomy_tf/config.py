@@ -100,6 +100,11 @@ class TransfersConfig:
         oracle: also read each target out of every other task's true labels
             (``oracle:<task>`` candidates, outside the affinities): what the
             data builds in, beside what the networks learn.
+        mode: ``train`` (readouts trained: measured transfers) or
+            ``estimate`` (no readout: the whole taxonomy from ``estimator``'s
+            scores of the frozen codes, reported as estimates with how well
+            that estimator agreed with trained transfers where it was checked;
+            ``pipeline/estimate_mode.py``).
     """
 
     images: int | None = None
@@ -114,6 +119,7 @@ class TransfersConfig:
     estimator: str = "ridge"
     sources: tuple[str, ...] = ()
     oracle: bool = False
+    mode: str = "train"
 
 
 @dataclasses.dataclass

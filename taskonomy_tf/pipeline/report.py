@@ -107,6 +107,10 @@ def _blocks(ctx) -> list[tuple]:
     from taskonomy_tf.viz import affinity_matrix, display_name
 
     cfg, res, out = ctx.config, ctx.results, ctx.out
+    if res["transfers"].get("mode") == "estimate":
+        from taskonomy_tf.pipeline.estimate_mode import estimate_blocks
+
+        return estimate_blocks(ctx)
     tax = res["taxonomy"]
     aff = load_table(out / tax["tables"]["affinities"])
     rows = json.loads((out / tax["sweep"]).read_text())

@@ -45,6 +45,17 @@ class Context:
         return b if b is not None else max(1, round(len(self.tasks) / 3))
 
 
+TRANSFER_MODES = ("train", "estimate")
+
+
+def _estimating(ctx: Context) -> bool:
+    """Whether the run estimates its affinities (``transfers.mode``)."""
+    mode = ctx.config.transfers.mode
+    if mode not in TRANSFER_MODES:
+        raise InputError(f"transfers.mode {mode!r}: expected one of {', '.join(TRANSFER_MODES)}")
+    return mode == "estimate"
+
+
 def _has_split(records: Path, split: str) -> bool:
     return any(records.glob(f"{split}-*.tfrecord"))
 
@@ -152,6 +163,10 @@ def stage_transfers(ctx: Context) -> dict:
     # transfers train on images the task networks never saw, as the paper's
     # did (its "val" split, reference section 4), when the data has them
     train_split = transfer_split(ctx.data, cfg.transfers.split)
+    if _estimating(ctx):
+        from taskonomy_tf.pipeline.estimate_mode import estimate_transfers
+
+        return estimate_transfers(ctx, train_split)
     prefilter = estimate_prefilter(ctx, train_split) if cfg.transfers.prefilter else None
     from taskonomy_tf.transfer.sources import parse_sources
 
@@ -218,6 +233,10 @@ def stage_taxonomy(ctx: Context) -> dict:
     from taskonomy_tf.taxonomy.compare import cluster_means
     from taskonomy_tf.taxonomy.losses import loss_matrices, tables_from_matrices
 
+    if _estimating(ctx):
+        from taskonomy_tf.pipeline.estimate_mode import estimate_taxonomy
+
+        return estimate_taxonomy(ctx)
     cfg = ctx.config
     folder = ctx.out / "taxonomy"
     path = ctx.out / ctx.results["transfers"]["losses"]
@@ -325,6 +344,10 @@ def _loss_ratios(matrices) -> dict:
 
 def stage_figures(ctx: Context) -> dict:
     """The heatmaps, the taxonomy graph, the budget curves and one tournament."""
+    if _estimating(ctx):
+        from taskonomy_tf.pipeline.estimate_mode import estimate_figures
+
+        return estimate_figures(ctx)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -172,6 +172,31 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
     assert "## Recovery of the planted taxonomy" in report
     assert "disk full" in report and "dataset card" in report
 
+    # transfers.mode=estimate on the same networks: no readout, the taxonomy
+    # solved on the estimates, every page saying so
+    from taskonomy_tf.pipeline.stages import STAGES, Context
+    from taskonomy_tf.taxonomy import load_table, solve_taxonomy
+
+    est = tmp_path / "estimated"
+    est.mkdir()
+    (est / "models").symlink_to(out / "models")
+    ctx = Context(override(cfg, ["transfers.mode=estimate", "transfers.estimator=rsa"]), est,
+                  False, {k: ctx.results[k] for k in ("data", "train")})
+    for name, fn in STAGES[2:]:
+        ctx.results[name] = {**fn(ctx), "seconds": 0.0}  # as run_pipeline records it
+    assert not (est / "transfers" / "losses.csv").exists()
+    estimate = load_table(est / "transfers" / "estimate.json")
+    assert estimate.measure == "estimate_rsa" and set(estimate.targets) == set(tasks)
+    chosen = json.loads((est / "taxonomy" / "taxonomy.json").read_text())
+    assert chosen["roots"] == solve_taxonomy(estimate, ctx.budget, 1).roots
+    report = (est / "report.md").read_text()
+    assert report.startswith("# Task taxonomy report: ESTIMATES")
+    assert report.count("ESTIMATES, not trained transfers") == 2
+    assert "agreed with mean Spearman 0.55 / 0.58 / 0.63" in report
+    assert all((est / p).stat().st_size > 1000 for p in ctx.results["figures"]["figures"].values())
+    with pytest.raises(ValueError, match="transfers.mode 'guess': expected one of train, "):
+        STAGES[2][1](Context(override(cfg, ["transfers.mode=guess"]), est, False, ctx.results))
+
 
 def _changed(value):
     """A value of ``value``'s type other than it (strings and None: a name)."""

@@ -1,0 +1,176 @@
+"""``transfers.mode=estimate``: a whole taxonomy from a cheap estimator's
+affinities, no readout trained.
+
+The transfers stage scores every (source, target) pair with
+``transfers.estimator`` on the frozen codes of the transfer split (the
+same codes the grid's feature cache holds) and writes
+``transfers/estimate.json``; the taxonomy stage solves the budget sweep on
+those min-max scaled scores as first-order affinities; the figures and the
+report say on every page that the affinities are estimates, and how well
+the estimator agreed with trained transfers where that was checked. There
+are no per-image losses, so no win rates, no bootstrap and no Gain or
+Quality; a run with ``transfers.mode=train`` gives them.
+"""
+
+from __future__ import annotations
+
+import json
+
+# How each estimator's source rankings agreed with trained first-order
+# affinities where both were measured: the default run (6 tasks, 480 val
+# images), seeds 0 / 1 / 2, mean Spearman over the 6 targets and the
+# targets whose trained best source it ranked first (docs/estimators.md,
+# "Checked against trained transfers"; bench/cheap_taxonomy.py).
+CHECKED = {
+    "rsa": "mean Spearman 0.55 / 0.58 / 0.63, best source found for 5 / 5 / 3 of 6 targets",
+    "ridge": "mean Spearman 0.45 / 0.58 / 0.72, best source found for 3 / 3 / 4 of 6 targets",
+    "local": "mean Spearman 0.67 (seed 0), best source found for 5 of 6 targets",
+    "knn": "mean Spearman 0.52 / 0.45 / 0.53, best source found for 3 / 3 / 4 of 6 targets",
+    "logme": "mean Spearman 0.45 / 0.58 / 0.60, best source found for 2 / 3 / 3 of 6 targets",
+    "hscore": "mean Spearman -0.11 / 0.19 / -0.18, best source found for 0 / 1 / 0 of 6 "
+              "targets: it does not predict trained transfers",
+}
+ESTIMATE = "transfers/estimate.json"
+
+
+def caveat(method: str) -> str:
+    """The sentence every estimate-mode page carries."""
+    checked = CHECKED.get(method)
+    where = (f"Where {method} was checked against trained transfers (the default run's "
+             f"seeds 0-2, docs/estimators.md) it agreed with {checked}."
+             if checked else f"{method} has not been checked against trained transfers.")
+    return (f"ESTIMATES, not trained transfers: every affinity here is the {method} "
+            f"estimator's score of a frozen source code for a target, min-max scaled per "
+            f"target (best source 1); no readout was trained. {where} Rerun with "
+            "transfers.mode=train (or transfers.prefilter=K, which trains each target's K "
+            "best sources by this estimator) for measured transfers.")
+
+
+def estimate_transfers(ctx, split: str) -> dict:
+    """The transfers stage: every ordered pair scored, ``estimate.json``."""
+    import time
+
+    from taskonomy_tf.estimate import estimate_table
+    from taskonomy_tf.taxonomy.bootstrap import group_of_id
+    from taskonomy_tf.transfer.estimate_inputs import gather
+
+    cfg = ctx.config
+    start = time.perf_counter()
+    got = gather(list(ctx.tasks), ctx.out / "models", ctx.data, split, cfg.transfers.images,
+                 cfg.data.image_size, ctx.out / "transfers" / "cache")
+    if len(got.labels) < 1 or len(got.codes) < 2:
+        from taskonomy_tf.errors import InputError
+
+        raise InputError(f"transfers.mode=estimate: {cfg.transfers.estimator} can score "
+                         f"{len(got.labels)} target(s) from {len(got.codes)} source(s); "
+                         f"skipped: {got.skipped}")
+    table = estimate_table(cfg.transfers.estimator, got.codes, got.labels,
+                           [group_of_id(i) for i in got.ids], got.dense)
+    table.save(ctx.out / ESTIMATE)
+    return {"mode": "estimate", "estimator": cfg.transfers.estimator, "estimate": ESTIMATE,
+            "transfer_split": split, "images": len(got.ids), "skipped": got.skipped,
+            "estimate_seconds": round(time.perf_counter() - start, 1)}
+
+
+def estimate_taxonomy(ctx) -> dict:
+    """The taxonomy stage: the budget sweep and the dictionary at the budget,
+    on the estimates as first-order affinities."""
+    from taskonomy_tf.pipeline.stages import _write
+    from taskonomy_tf.taxonomy import load_table, solve_taxonomy, sweep
+
+    aff = load_table(ctx.out / ctx.results["transfers"]["estimate"])
+    folder = ctx.out / "taxonomy"
+    budgets = [float(b) for b in range(1, len(ctx.tasks) + 1)]
+    rows = sweep(aff, budgets, max_order=1)
+    _write(folder / "sweep.json", rows)
+    solution = solve_taxonomy(aff, ctx.budget, 1)
+    _write(folder / "taxonomy.json", solution.to_dict())
+    out = {"mode": "estimate", "affinities": ctx.results["transfers"]["estimate"],
+           "sweep": "taxonomy/sweep.json", "taxonomy": "taxonomy/taxonomy.json"}
+    if ctx.config.report.published:
+        from taskonomy_tf.published import published_path
+        from taskonomy_tf.taxonomy.compare import compare_published
+
+        ref = ctx.config.report.reference
+        agreement = compare_published(
+            aff, load_table(published_path(ctx.config.report.published)),
+            range(1, min(8, len(ctx.tasks)) + 1), 1,
+            reference=load_table(published_path(ref)) if ref else None, seed=ctx.config.seed)
+        if agreement["targets"]:
+            _write(folder / "agreement.json", agreement)
+            out["agreement"] = "taxonomy/agreement.json"
+    return out
+
+
+def estimate_figures(ctx) -> dict:
+    """The estimates' heatmap (titled as estimates) and the budget curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from taskonomy_tf import viz
+    from taskonomy_tf.fileio import atomic_path
+    from taskonomy_tf.taxonomy import load_table
+
+    tax = ctx.results["taxonomy"]
+    aff = load_table(ctx.out / tax["affinities"])
+    rows = json.loads((ctx.out / tax["sweep"]).read_text())
+    method = ctx.results["transfers"]["estimator"]
+    figures = {"heatmap": viz.heatmap(aff, title=f"ESTIMATED affinities ({method}; no "
+                                                 "readout trained)"),
+               "budget": viz.budget_curves(rows)}
+    paths = {}
+    for name, fig in figures.items():
+        with atomic_path(ctx.out / "figures" / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        paths[name] = f"figures/{name}.png"
+    return {"figures": paths}
+
+
+def estimate_blocks(ctx) -> list[tuple]:
+    """The report's blocks for an estimate-mode run."""
+    from taskonomy_tf.pipeline.report import _agreement_blocks, _fmt, _network_blocks
+    from taskonomy_tf.taxonomy import load_table
+    from taskonomy_tf.viz import affinity_matrix, display_name
+
+    cfg, res, out = ctx.config, ctx.results, ctx.out
+    tr, tax = res["transfers"], res["taxonomy"]
+    method = tr["estimator"]
+    aff = load_table(out / tax["affinities"])
+    rows = json.loads((out / tax["sweep"]).read_text())
+    chosen = json.loads((out / tax["taxonomy"]).read_text())
+    figs = res["figures"]["figures"]
+    b = [("h1", "Task taxonomy report: ESTIMATES"),
+         ("p", caveat(method)),
+         ("p", f"Data: {res['data']['source']}. Tasks ({len(ctx.tasks)}): "
+               f"{', '.join(display_name(t) for t in ctx.tasks)}. Networks at "
+               f"{cfg.data.image_size} px, {cfg.networks.steps} steps each; estimates from "
+               f"the codes of {tr['images']} images of the {tr['transfer_split']!r} split "
+               f"({tr['estimate_seconds']:.0f} s); seed {cfg.seed}.")]
+    if tr.get("skipped"):
+        b.append(("p", f"Not estimated ({method} cannot score them): " + "; ".join(
+            f"{display_name(t)}: {why}" for t, why in tr["skipped"].items()) + "."))
+    b += _network_blocks(cfg, res, display_name)
+    sources, targets, m = affinity_matrix(aff)
+    b += [("h2", "Estimated affinities"), ("p", caveat(method)),
+          ("img", figs["heatmap"], "estimated affinity heatmap"),
+          ("table", ["source \\ target"] + [display_name(t) for t in targets],
+           [[display_name(s)] + [_fmt(v) for v in row] for s, row in zip(sources, m)]),
+          ("h2", f"The taxonomy at budget {ctx.budget:g}, from estimates"),
+          ("p", f"Supervised: {', '.join(display_name(r) for r in chosen['roots'])}; "
+                f"objective {chosen['objective']:.4f} ({chosen['status']}). First order "
+                "only: an estimator scores single sources."),
+          ("h2", "Dictionaries per budget, from estimates"),
+          ("table", ["budget", "supervised", "objective", "status"],
+           [[_fmt(r["budget"]), ", ".join(display_name(x) for x in r.get("roots", [])) or "–",
+             _fmt(r.get("objective"), 4), r["status"]] for r in rows]),
+          ("img", figs["budget"], "budget curves")]
+    if "agreement" in tax:
+        b += _agreement_blocks(json.loads((out / tax["agreement"]).read_text()), display_name)
+    b += [("h2", "What ran"),
+          ("table", ["stage", "seconds"],
+           [[s, _fmt(res[s]["seconds"], 4)] for s in ("data", "train", "transfers",
+                                                      "taxonomy", "figures") if s in res])]
+    return b
