@@ -53,9 +53,9 @@ def _network_blocks(cfg, res, display_name) -> list[tuple]:
     weak = res["train"].get("weak") or {}
     text = ("Each network's validation loss (the task's own loss, per image, on 'val') beside "
             "its floor: the lower of the best constant prediction's (the per-pixel median or "
-            "mean of the training split's targets, whichever the loss calls for) and the same "
-            "network's before training (which is the lower one for losses a constant cannot "
-            "play fairly, such as the segmentation metric). The ratio to the floor must be well "
+            "mean of the training split's targets, whichever the loss calls for; for the "
+            "segmentation metric, a per-pixel embedding fitted to it) and the same network's "
+            "before training. The ratio to the floor must be well "
             "below 1 for the network to carry information about its task; the run stops above "
             f"{cfg.networks.max_constant_ratio:g}. Beside it, the paper's Table 1 measure: the "
             "share of test images on which the network beats the constant prediction, and the "
