@@ -60,21 +60,50 @@ def heads_per_program(budget: int, fixed: int, per_head: int) -> int:
     return max(1, (budget - fixed) // per_head)
 
 
-# where a Linux container's memory limit is (cgroup v2, then v1)
-CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+# where a Linux container's memory limit is (cgroup v2, then v1), seen from
+# inside it (a container's own cgroup is mounted at the root)
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP_LIMITS = (f"{CGROUP_ROOT}/memory.max", f"{CGROUP_ROOT}/memory/memory.limit_in_bytes")
+# cgroup v1 writes "no limit" as the largest page count in bytes (2^63 - 4096)
+UNLIMITED = 1 << 62
 
 
-def cgroup_limit(paths=CGROUP_LIMITS) -> int | None:
-    """The container's memory limit in bytes (``None``: no limit, or no cgroup)."""
-    for path in paths:
+def cgroup_files(proc: str = "/proc/self/cgroup", root: str = CGROUP_ROOT) -> tuple[str, ...]:
+    """The limit files of this process's own cgroup and of each of its
+    parents (a job's cgroup under SLURM or a systemd slice, which a process
+    outside a container sees under its path), then the root's
+    (``CGROUP_LIMITS``): v2 ``memory.max``, v1 ``memory.limit_in_bytes``."""
+    files = []
+    try:
+        lines = open(proc).read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":
+            base, name = root, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = f"{root}/memory", "memory.limit_in_bytes"
+        else:
+            continue
+        parts = [p for p in path.strip().split("/") if p]
+        files += [f"{base}/{'/'.join(parts[:i])}/{name}".replace("//", "/")
+                  for i in range(len(parts), 0, -1)]
+    return tuple(dict.fromkeys(files + list(CGROUP_LIMITS)))
+
+
+def cgroup_limit(paths=None) -> int | None:
+    """The tightest memory limit (bytes) among ``paths`` (default:
+    ``cgroup_files()``); ``None`` when none sets one ("max", or no cgroup)."""
+    limits = []
+    for path in cgroup_files() if paths is None else paths:
         try:
             text = open(path).read().strip()
         except OSError:
             continue
-        if text.isdigit():
-            return int(text)
-        return None  # "max": this cgroup sets no limit
-    return None
+        if text.isdigit() and int(text) < UNLIMITED:
+            limits.append(int(text))
+    return min(limits) if limits else None
 
 
 def physical_memory() -> int | None:

@@ -240,3 +240,28 @@ def test_the_paper_dry_run_prints_each_jobs_peak_and_warns_above_the_budget():
                      64 * GB)
     assert small["heads_per_program"] == 9 and small["programs"] == 1
     assert jobs["edges"]["peak"] > 64  # GiB: the readouts hold 3 copies of 16k images
+
+
+def test_the_budget_reads_this_processs_own_cgroup_and_its_parents(tmp_path):
+    """Outside a container (a SLURM job, a systemd slice) the limit is on
+    the process's own cgroup, not the root: v1 and v2 paths from
+    /proc/self/cgroup, each parent's limit too, the tightest one wins."""
+    from taskonomy_tf.transfer.memory import cgroup_files, cgroup_limit
+
+    root = tmp_path / "cg"
+    proc = tmp_path / "cgroup"
+    proc.write_text("12:cpu,cpuacct:/slurm/uid_1/job_7\n11:memory:/slurm/uid_1/job_7\n"
+                    "0::/system.slice/run.scope\n")
+    files = cgroup_files(str(proc), str(root))
+    assert files[:3] == (f"{root}/memory/slurm/uid_1/job_7/memory.limit_in_bytes",
+                         f"{root}/memory/slurm/uid_1/memory.limit_in_bytes",
+                         f"{root}/memory/slurm/memory.limit_in_bytes")
+    assert files[3:5] == (f"{root}/system.slice/run.scope/memory.max",
+                          f"{root}/system.slice/memory.max")
+    for path, value in ((files[0], "9223372036854771712"), (files[1], str(6 << 30)),
+                        (files[3], "max")):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(value + "\n")
+    assert cgroup_limit(files) == 6 << 30  # the user's limit, above its job's unlimited one
+    assert cgroup_limit(files[:1]) is None  # v1's "no limit"
+    assert cgroup_limit(files[2:5]) is None
