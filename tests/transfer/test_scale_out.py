@@ -160,7 +160,11 @@ per_head = memory.head_step_bytes("segment_unsup2d", 32, 16)
 fixed = memory.arrays_bytes(train, test)
 budget = memory.memory_budget()
 fits = memory.heads_per_program(budget, fixed, per_head) if budgeted else None
-open("/proc/self/clear_refs", "w").write("5")  # the peak from here
+try:
+    open("/proc/self/clear_refs", "w").write("5")  # the peak from here
+except OSError as exc:
+    print(json.dumps({"skip": f"cannot reset the resident peak: {exc}"}))
+    sys.exit(0)
 base = status("VmRSS")
 train_readouts("segment_unsup2d", heads, ["a", "b"], train, test, 32, prior, [0, 1],
                max_heads=fits, **opts)
@@ -192,6 +196,8 @@ def test_a_budgeted_job_fits_the_containers_limit_and_an_unbudgeted_one_does_not
                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         assert out.returncode == 0, out.stderr[-3000:]
         runs[budgeted] = json.loads(out.stdout.strip().splitlines()[-1])
+        if "skip" in runs[budgeted]:
+            pytest.skip(runs[budgeted]["skip"])
     fit, whole = runs["1"], runs["0"]
     assert fit["per_head"] == per_head and fit["fixed"] == fixed + 16 * 2**20
     assert fit["fits"] == 1  # six programs of one head
