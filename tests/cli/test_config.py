@@ -92,31 +92,3 @@ def test_overrides_are_typed_and_checked():
 def test_the_docs_list_every_key():
     text = (ROOT / "docs" / "configuration.md").read_text()
     assert reference_table() in text
-
-
-@pytest.mark.slow
-def test_a_runs_resolved_configuration_reproduces_it(split_records, tmp_path):
-    """Run the pipeline from flags (two transfer workers, TensorFlow's log
-    hidden), then from its own experiment.json: the same per-image losses,
-    byte for byte. (One test for both: each pipeline run costs a minute.)"""
-    import os
-
-    from taskonomy_tf.console import is_tensorflow_log
-
-    flags = ["--quick", "--data", str(split_records), "--tasks", "normals,edges",
-             "--image-size", "32", "--train-steps", "2", "--transfer-images", "8",
-             "--transfer-steps", "2", "--allow-weak-networks"]
-    env = {k: v for k, v in os.environ.items() if k != "TASKONOMY_TF_VERBOSE"}
-    first = subprocess.run([sys.executable, "-m", "taskonomy_tf.pipeline", *flags, "--workers",
-                            "2", "--out", str(tmp_path / "a")],
-                           capture_output=True, text=True, timeout=900, env=env)
-    assert first.returncode == 0, first.stderr[-2000:]
-    lines = first.stderr.replace("\r", "\n").splitlines()
-    assert not [line for line in lines if is_tensorflow_log(line)]
-    assert "normals" in (tmp_path / "a" / "report.md").read_text()
-    resolved = tmp_path / "a" / "experiment.json"
-    again = run("taskonomy_tf.pipeline", "--config", str(resolved), "--out", str(tmp_path / "b"))
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert (tmp_path / "b" / "experiment.json").read_text() == resolved.read_text()
-    table = Path("transfers") / "losses.csv"
-    assert (tmp_path / "b" / table).read_bytes() == (tmp_path / "a" / table).read_bytes()

@@ -7,20 +7,40 @@ import json
 import pytest
 
 from taskonomy_tf.config import ExperimentConfig, override, quick_experiment
-from taskonomy_tf.pipeline import PipelineError, run_pipeline
-
-
-@pytest.fixture
-def tiny(split_records):
-    return override(quick_experiment(), [
-        f"data.path={split_records}", "tasks=normals,edges", "data.image_size=32",
-        "networks.steps=2", "networks.batch_size=4", "transfers.images=8",
-        "transfers.steps=2", "transfers.workers=1"])
+from taskonomy_tf.pipeline import run_pipeline
 
 
 @pytest.mark.slow
-def test_pipeline_resumes_after_a_failed_stage(tiny, tmp_path, monkeypatch):
+def test_a_run_replays_from_its_experiment_json_and_resumes_after_a_failed_stage(
+        split_records, tmp_path, monkeypatch, capsys):
+    """Run the pipeline from flags (two transfer workers, TensorFlow's log
+    hidden), then through the command from its own experiment.json with the
+    figures stage broken: one line, the finished stages kept; again: only
+    figures and report run, and the per-image losses are the first run's
+    byte for byte. Other settings are refused in that folder; more workers
+    (how a run executes, not what it computes) continue it. (One test:
+    each pipeline run costs a minute.)"""
+    import os
+    import subprocess
+    import sys
+
     import taskonomy_tf.pipeline.run as run_module
+    from taskonomy_tf.config import load_config
+    from taskonomy_tf.console import is_tensorflow_log
+    from taskonomy_tf.pipeline.__main__ import main
+
+    flags = ["--quick", "--data", str(split_records), "--tasks", "normals,edges",
+             "--image-size", "32", "--train-steps", "2", "--transfer-images", "8",
+             "--transfer-steps", "2", "--allow-weak-networks"]
+    env = {k: v for k, v in os.environ.items() if k != "TASKONOMY_TF_VERBOSE"}
+    first = subprocess.run([sys.executable, "-m", "taskonomy_tf.pipeline", *flags, "--workers",
+                            "2", "--out", str(tmp_path / "a")],
+                           capture_output=True, text=True, timeout=900, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    lines = first.stderr.replace("\r", "\n").splitlines()
+    assert not [line for line in lines if is_tensorflow_log(line)]
+    resolved = tmp_path / "a" / "experiment.json"
+    out = tmp_path / "b"
 
     real = run_module.STAGES
 
@@ -29,13 +49,16 @@ def test_pipeline_resumes_after_a_failed_stage(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(run_module, "STAGES",
                         tuple((n, broken if n == "figures" else f) for n, f in real))
-    with pytest.raises(PipelineError, match="stage 'figures' failed: fonts/DejaVuSans.ttf"):
-        run_pipeline(tiny, tmp_path, progress=False)
-    done = {p.stem for p in (tmp_path / "stages").glob("*.json")}
+    capsys.readouterr()
+    assert main(["--config", str(resolved), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()  # after the progress bars
+    assert [line for line in err if line.startswith("error")] == [
+        "error: stage 'figures' failed: fonts/DejaVuSans.ttf: no such file"]
+    done = {p.stem for p in (out / "stages").glob("*.json")}
     assert done == {"data", "train", "transfers", "taxonomy"}
-    model = tmp_path / "models" / "normals" / "model.keras"
+    model = out / "models" / "normals" / "model.keras"
     stamp = model.stat().st_mtime_ns
-    table = (tmp_path / "transfers" / "losses.csv").read_text()
+    table = (out / "transfers" / "losses.csv").read_bytes()
 
     calls = []
 
@@ -43,26 +66,31 @@ def test_pipeline_resumes_after_a_failed_stage(tiny, tmp_path, monkeypatch):
         return lambda ctx: calls.append(name) or fn(ctx)
 
     monkeypatch.setattr(run_module, "STAGES", tuple((n, counted(n, f)) for n, f in real))
-    ctx = run_pipeline(tiny, tmp_path, progress=False)
+    assert main(["--config", str(resolved), "--out", str(out)]) == 0
     assert calls == ["figures", "report"]  # the finished stages were not redone
     assert model.stat().st_mtime_ns == stamp
-    assert (tmp_path / "transfers" / "losses.csv").read_text() == table
+    assert (out / "transfers" / "losses.csv").read_bytes() == table
+    assert table == (tmp_path / "a" / "transfers" / "losses.csv").read_bytes()
+    assert (out / "experiment.json").read_text() == resolved.read_text()
 
-    report = (tmp_path / "report.md").read_text()
+    report = (out / "report.md").read_text()
     for heading in ("## Task affinities", "## Dictionaries per budget", "## What ran"):
         assert heading in report
-    for name, path in ctx.results["figures"]["figures"].items():
-        assert (tmp_path / path).stat().st_size > 1000, name
+    figures = json.loads((out / "stages" / "figures.json").read_text())["figures"]
+    for name, path in figures.items():
+        assert (out / path).stat().st_size > 1000, name
         assert f"]({path})" in report
-    assert "<table>" in (tmp_path / "report.html").read_text()
-    sweep = json.loads((tmp_path / "taxonomy" / "sweep.json").read_text())
+    assert "<table>" in (out / "report.html").read_text()
+    sweep = json.loads((out / "taxonomy" / "sweep.json").read_text())
     assert [r["budget"] for r in sweep] == [1.0, 2.0]
+    experiment = load_config(resolved)
     with pytest.raises(ValueError, match="other settings"):
-        run_pipeline(override(tiny, ["networks.steps=3"]), tmp_path, progress=False)
+        run_pipeline(override(experiment, ["networks.steps=3"]), out, progress=False)
     # how a run executes is not what it computes: more workers continue it
-    again = run_pipeline(override(tiny, ["transfers.workers=2", "name=renamed"]), tmp_path,
+    before = json.loads((out / "stages" / "transfers.json").read_text())
+    again = run_pipeline(override(experiment, ["transfers.workers=3", "name=renamed"]), out,
                          progress=False)
-    assert again.results["transfers"] == ctx.results["transfers"]
+    assert again.results["transfers"] == before
 
 
 def test_pipeline_command_rejects_bad_input(tmp_path, capsys):

@@ -412,7 +412,8 @@ def test_the_transfer_command_reads_the_experiments_split():
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        assert main(["grid", "--models", "m", "--out", "g", "--dry-run"]) == 0
+        assert main(["grid", "--models", "m", "--out", "g", "--transfer-images", "480",
+                     "--dry-run"]) == 0
     printed = json.loads(buf.getvalue())
     assert printed["experiment"]["transfers"]["split"] == "val"
     assert {j["target"] for j in printed["memory"]["jobs"]} == {
