@@ -115,7 +115,8 @@ def short_transfers(run: Path, cfg: dict, tasks: list[str], records: str, a):
         (out / "cache").symlink_to((run / "transfers" / "cache").resolve())
         result = run_grid(tasks, run / "models", records, out, max_order=1,
                           n_images=a.short_images, steps=a.short_steps,
-                          batch_size=cfg["transfer_batch"], learning_rate=cfg["transfer_lr"],
+                          batch_size=cfg["transfers"]["batch_size"],
+                          learning_rate=cfg["transfers"]["learning_rate"],
                           seeds=(cfg["seed"],), image_size=cfg["data"]["image_size"],
                           train_split=a.split, progress=False, score=ahp_scores)
         aff = tables_from_losses(result.table)["affinities"]

@@ -44,6 +44,16 @@ def find_shards(path: str | Path, split: str | None) -> list[str]:
     return picked
 
 
+def manifest_records(folder, split: str) -> int | None:
+    """Records of ``split`` by the folder's ``manifest.json`` (``None``: no
+    folder, no manifest, or no such split in it)."""
+    manifest = Path(folder) / schema.MANIFEST_NAME if folder else None
+    if manifest is None or not manifest.is_file():
+        return None
+    part = json.loads(manifest.read_text()).get("splits", {}).get(split) or {}
+    return int(part["records"]) if "records" in part else None
+
+
 def domains_in(files: list[str]) -> list[str]:
     """Domains the records hold: from ``manifest.json`` if there is one,
     else from the first record of every shard."""

@@ -30,7 +30,6 @@ CHECKED = {
     "hscore": "mean Spearman -0.11 / 0.19 / -0.18, best source found for 0 / 1 / 0 of 6 "
               "targets: it does not predict trained transfers",
 }
-ESTIMATE = "transfers/estimate.json"
 
 
 def caveat(method: str) -> str:
@@ -47,26 +46,20 @@ def caveat(method: str) -> str:
 
 
 def estimate_transfers(ctx, split: str) -> dict:
-    """The transfers stage: every ordered pair scored, ``estimate.json``."""
+    """The transfers stage: every ordered pair scored (``estimate.json``)."""
     import time
 
-    from taskonomy_tf.estimate import estimate_table
-    from taskonomy_tf.taxonomy.bootstrap import group_of_id
-    from taskonomy_tf.transfer.estimate_inputs import gather
+    from taskonomy_tf.pipeline.stages import ESTIMATE, estimate_scores
 
     cfg = ctx.config
     start = time.perf_counter()
-    got = gather(list(ctx.tasks), ctx.out / "models", ctx.data, split, cfg.transfers.images,
-                 cfg.data.image_size, ctx.out / "transfers" / "cache")
+    table, got = estimate_scores(ctx, split)
     if len(got.labels) < 1 or len(got.codes) < 2:
         from taskonomy_tf.errors import InputError
 
         raise InputError(f"transfers.mode=estimate: {cfg.transfers.estimator} can score "
                          f"{len(got.labels)} target(s) from {len(got.codes)} source(s); "
                          f"skipped: {got.skipped}")
-    table = estimate_table(cfg.transfers.estimator, got.codes, got.labels,
-                           [group_of_id(i) for i in got.ids], got.dense)
-    table.save(ctx.out / ESTIMATE)
     return {"mode": "estimate", "estimator": cfg.transfers.estimator, "estimate": ESTIMATE,
             "transfer_split": split, "images": len(got.ids), "skipped": got.skipped,
             "estimate_seconds": round(time.perf_counter() - start, 1)}
@@ -75,30 +68,19 @@ def estimate_transfers(ctx, split: str) -> dict:
 def estimate_taxonomy(ctx) -> dict:
     """The taxonomy stage: the budget sweep and the dictionary at the budget,
     on the estimates as first-order affinities."""
-    from taskonomy_tf.pipeline.stages import _write
+    from taskonomy_tf.pipeline.stages import _write, published_agreement
     from taskonomy_tf.taxonomy import load_table, solve_taxonomy, sweep
 
     aff = load_table(ctx.out / ctx.results["transfers"]["estimate"])
     folder = ctx.out / "taxonomy"
     budgets = [float(b) for b in range(1, len(ctx.tasks) + 1)]
-    rows = sweep(aff, budgets, max_order=1)
-    _write(folder / "sweep.json", rows)
-    solution = solve_taxonomy(aff, ctx.budget, 1)
-    _write(folder / "taxonomy.json", solution.to_dict())
+    _write(folder / "sweep.json", sweep(aff, budgets, max_order=1))
+    _write(folder / "taxonomy.json", solve_taxonomy(aff, ctx.budget, 1).to_dict())
     out = {"mode": "estimate", "affinities": ctx.results["transfers"]["estimate"],
            "sweep": "taxonomy/sweep.json", "taxonomy": "taxonomy/taxonomy.json"}
-    if ctx.config.report.published:
-        from taskonomy_tf.published import published_path
-        from taskonomy_tf.taxonomy.compare import compare_published
-
-        ref = ctx.config.report.reference
-        agreement = compare_published(
-            aff, load_table(published_path(ctx.config.report.published)),
-            range(1, min(8, len(ctx.tasks)) + 1), 1,
-            reference=load_table(published_path(ref)) if ref else None, seed=ctx.config.seed)
-        if agreement["targets"]:
-            _write(folder / "agreement.json", agreement)
-            out["agreement"] = "taxonomy/agreement.json"
+    agreement = published_agreement(ctx, aff, 1)
+    if agreement:
+        out["agreement"] = agreement
     return out
 
 
@@ -107,31 +89,29 @@ def estimate_figures(ctx) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from taskonomy_tf import viz
-    from taskonomy_tf.fileio import atomic_path
+    from taskonomy_tf.pipeline.stages import save_figures
     from taskonomy_tf.taxonomy import load_table
 
     tax = ctx.results["taxonomy"]
     aff = load_table(ctx.out / tax["affinities"])
     rows = json.loads((ctx.out / tax["sweep"]).read_text())
     method = ctx.results["transfers"]["estimator"]
-    figures = {"heatmap": viz.heatmap(aff, title=f"ESTIMATED affinities ({method}; no "
-                                                 "readout trained)"),
-               "budget": viz.budget_curves(rows)}
-    paths = {}
-    for name, fig in figures.items():
-        with atomic_path(ctx.out / "figures" / f"{name}.png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        paths[name] = f"figures/{name}.png"
-    return {"figures": paths}
+    return save_figures(ctx, {
+        "heatmap": viz.heatmap(aff, title=f"ESTIMATED affinities ({method}; no readout "
+                                          "trained)"),
+        "budget": viz.budget_curves(rows)})
 
 
 def estimate_blocks(ctx) -> list[tuple]:
     """The report's blocks for an estimate-mode run."""
-    from taskonomy_tf.pipeline.report import _agreement_blocks, _fmt, _network_blocks
+    from taskonomy_tf.pipeline.report import (
+        STAGE_NAMES,
+        _agreement_blocks,
+        _fmt,
+        _network_blocks,
+    )
     from taskonomy_tf.taxonomy import load_table
     from taskonomy_tf.viz import affinity_matrix, display_name
 
@@ -171,6 +151,5 @@ def estimate_blocks(ctx) -> list[tuple]:
         b += _agreement_blocks(json.loads((out / tax["agreement"]).read_text()), display_name)
     b += [("h2", "What ran"),
           ("table", ["stage", "seconds"],
-           [[s, _fmt(res[s]["seconds"], 4)] for s in ("data", "train", "transfers",
-                                                      "taxonomy", "figures") if s in res])]
+           [[s, _fmt(res[s]["seconds"], 4)] for s in STAGE_NAMES if s in res])]
     return b

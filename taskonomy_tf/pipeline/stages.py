@@ -188,11 +188,13 @@ def stage_transfers(ctx: Context) -> dict:
                               "kept": prefilter}} if prefilter else {})}
 
 
-def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
-    """target -> its ``transfer_prefilter`` best sources by the cheap
-    estimator, on the transfer split's codes (the grid's feature cache);
-    the estimates are kept in ``transfers/estimate.json``. A target the
-    estimator cannot score keeps every source."""
+ESTIMATE = "transfers/estimate.json"
+
+
+def estimate_scores(ctx: Context, split: str):
+    """``transfers.estimator``'s table of every ordered pair of the run's
+    tasks on the transfer split's codes (the grid's feature cache), saved
+    to ``ESTIMATE``; returns (the table, ``estimate_inputs.gather``'s result)."""
     from taskonomy_tf.estimate import estimate_table
     from taskonomy_tf.taxonomy.bootstrap import group_of_id
     from taskonomy_tf.transfer.estimate_inputs import gather
@@ -202,7 +204,16 @@ def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
                  cfg.data.image_size, ctx.out / "transfers" / "cache")
     table = estimate_table(cfg.transfers.estimator, got.codes, got.labels,
                            [group_of_id(i) for i in got.ids], got.dense)
-    table.save(ctx.out / "transfers" / "estimate.json")
+    table.save(ctx.out / ESTIMATE)
+    return table, got
+
+
+def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
+    """target -> its ``transfers.prefilter`` best sources by the cheap
+    estimator (``estimate_scores``). A target the estimator cannot score
+    keeps every source."""
+    cfg = ctx.config
+    table, _ = estimate_scores(ctx, split)
     keep = {}
     for target in table.targets:
         ranked = sorted(table.for_target(target), key=lambda r: (-r.value, r.sources))
@@ -272,20 +283,33 @@ def stage_taxonomy(ctx: Context) -> dict:
 
         if (Path(cfg.data.path) / PLANTED_FILE).is_file():  # a planted taxonomy: its recovery
             out["planted"] = planted_recovery(aff, cfg.data.path, boot.contrasts, rows)
-    if cfg.report.published:
-        from taskonomy_tf.published import published_path
-        from taskonomy_tf.taxonomy import load_table
-        from taskonomy_tf.taxonomy.compare import compare_published
-
-        ref = cfg.report.reference
-        reference = load_table(published_path(ref)) if ref else None
-        agreement = compare_published(aff, load_table(published_path(cfg.report.published)),
-                                      range(1, min(8, len(ctx.tasks)) + 1), cfg.transfers.max_order,
-                                      reference=reference, seed=cfg.seed)
-        if agreement["targets"]:  # no shared tasks (your own data): nothing to compare
-            _write(folder / "agreement.json", agreement)
-            out["agreement"] = "taxonomy/agreement.json"
+    agreement = published_agreement(ctx, aff, cfg.transfers.max_order)
+    if agreement:
+        out["agreement"] = agreement
     return out
+
+
+def published_agreement(ctx: Context, aff, max_order: int) -> str | None:
+    """Compares ``aff`` with the published affinities (``report.published``,
+    against ``report.reference`` as the ceiling) into
+    ``taxonomy/agreement.json``; its path, or ``None`` when no comparison is
+    asked for or no task is shared (your own data)."""
+    cfg = ctx.config
+    if not cfg.report.published:
+        return None
+    from taskonomy_tf.published import published_path
+    from taskonomy_tf.taxonomy import load_table
+    from taskonomy_tf.taxonomy.compare import compare_published
+
+    ref = cfg.report.reference
+    reference = load_table(published_path(ref)) if ref else None
+    agreement = compare_published(aff, load_table(published_path(cfg.report.published)),
+                                  range(1, min(8, len(ctx.tasks)) + 1), max_order,
+                                  reference=reference, seed=cfg.seed)
+    if not agreement["targets"]:
+        return None
+    _write(ctx.out / "taxonomy" / "agreement.json", agreement)
+    return "taxonomy/agreement.json"
 
 
 def oracle_agreement(matrices) -> dict:
@@ -351,7 +375,6 @@ def stage_figures(ctx: Context) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from taskonomy_tf import viz
@@ -385,12 +408,19 @@ def stage_figures(ctx: Context) -> dict:
         f"winrates_{target}": viz.winrate_matrix({n: np.asarray(r).mean(0)
                                                   for n, r in zip(names, m)}, target),
     }
+    return save_figures(ctx, figures)
+
+
+def save_figures(ctx: Context, figures: dict) -> dict:
+    """Each matplotlib figure written (atomically) to ``figures/<name>.png``
+    and closed; the stage's result: name -> path."""
+    import matplotlib.pyplot as plt
+
     from taskonomy_tf.fileio import atomic_path
 
-    folder = ctx.out / "figures"
     paths = {}
     for name, fig in figures.items():
-        with atomic_path(folder / f"{name}.png") as tmp:
+        with atomic_path(ctx.out / "figures" / f"{name}.png") as tmp:
             fig.savefig(tmp, dpi=110, bbox_inches="tight")
         plt.close(fig)
         paths[name] = f"figures/{name}.png"

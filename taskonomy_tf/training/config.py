@@ -104,29 +104,26 @@ def _sections() -> dict[str, type]:
     return {"data": DataConfig, "networks": NetworksConfig}
 
 
-def _route(keys: dict) -> dict[str, dict]:
-    """Flat keys -> {"run": ..., "data": ..., "networks": ...} by field name."""
-    run = {f.name for f in dataclasses.fields(TrainConfig)} - {"task", *_sections()}
-    out: dict[str, dict] = {"run": {}, "data": {}, "networks": {}}
-    for key, value in keys.items():
-        if key in run:
-            out["run"][key] = value
-            continue
-        for name, cls in _sections().items():
-            if key in {f.name for f in dataclasses.fields(cls)} - {"path"}:
-                out[name][key] = value
-                break
-        else:
-            raise InputError(f"{key}: unknown training key; known: {', '.join(_known())}")
+def _owners() -> dict[str, str]:
+    """Each flat key -> where it lives: ``run`` (a field of this class),
+    ``data`` or ``networks`` (a field of that section; ``data.path`` is
+    ``TrainConfig.of``'s ``data``)."""
+    out = {f.name: "run" for f in dataclasses.fields(TrainConfig)
+           if f.name not in ("task", *_sections())}
+    for name, cls in _sections().items():
+        out.update({f.name: name for f in dataclasses.fields(cls) if f.name != "path"})
     return out
 
 
-def _known() -> list[str]:
-    run = [f.name for f in dataclasses.fields(TrainConfig)
-           if f.name not in ("task", *_sections())]
-    section = [f.name for cls in _sections().values() for f in dataclasses.fields(cls)
-               if f.name != "path"]
-    return sorted(run + section)
+def _route(keys: dict) -> dict[str, dict]:
+    """Flat keys -> {"run": ..., "data": ..., "networks": ...} by field name."""
+    owners = _owners()
+    out: dict[str, dict] = {"run": {}, "data": {}, "networks": {}}
+    for key, value in keys.items():
+        if key not in owners:
+            raise InputError(f"{key}: unknown training key; known: {', '.join(sorted(owners))}")
+        out[owners[key]][key] = value
+    return out
 
 
 def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
@@ -140,14 +137,15 @@ def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
     hints = {**typing.get_type_hints(TrainConfig),
              **{k: v for cls in _sections().values()
                 for k, v in typing.get_type_hints(cls).items()}}
+    known = sorted(_owners())
     changes = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
             raise InputError(f"--set {item!r}: expected key=value")
-        if key not in _known():
-            raise InputError(f"--set {key}: unknown key; known: {', '.join(_known())}")
+        if key not in known:
+            raise InputError(f"--set {key}: unknown key; known: {', '.join(known)}")
         try:
             changes[key] = coerce(value, hints[key])
         except InputError as exc:

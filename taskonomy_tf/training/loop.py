@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from taskonomy_tf.data import make_dataset, views
-from taskonomy_tf.data.records import find_shards
+from taskonomy_tf.data.records import find_shards, manifest_records
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.fileio import atomic_path, write_json_atomic
 from taskonomy_tf.models import build_task_model, compile_task_model, get_encoder
@@ -106,11 +106,9 @@ def resolve_cache(choice, n_examples: int, image_size: int, spec,
 
 
 def _split_size(data: str, split: str) -> int:
-    manifest = Path(data) / "manifest.json"
-    if manifest.exists():
-        part = json.loads(manifest.read_text()).get("splits", {}).get(split)
-        if part:
-            return int(part["records"])
+    counted = manifest_records(data, split)
+    if counted:
+        return counted
     return sum(1 for f in find_shards(data, split) for _ in tf.data.TFRecordDataset(f))
 
 

@@ -172,19 +172,6 @@ def job_plan(target: str, candidates: list[tuple[str, ...]], n_train: int, n_tes
             "peak": max(prior, arrays + fits * per_head)}
 
 
-def split_size(path, split: str) -> int | None:
-    """Records of ``split`` in a folder's manifest (``None``: no folder,
-    no manifest, or no such split there)."""
-    import json
-    from pathlib import Path
-
-    manifest = Path(path) / "manifest.json" if path else None
-    if manifest is None or not manifest.is_file():
-        return None
-    part = json.loads(manifest.read_text()).get("splits", {}).get(split) or {}
-    return int(part["records"]) if "records" in part else None
-
-
 def experiment_plan(exp, budget: int | None = None) -> dict:
     """Every first-order job of an experiment (``taskonomy_tf.config``),
     estimated from shapes (``job_plan``), the largest peak first; the
@@ -193,14 +180,15 @@ def experiment_plan(exp, budget: int | None = None) -> dict:
     ``budget``: each job's (default: this machine's, shared by
     ``transfers.workers``). Sizes in GiB."""
     from taskonomy_tf.data.available import expand
+    from taskonomy_tf.data.records import manifest_records
     from taskonomy_tf.transfer.grid import first_order_candidates, targets_of
 
     t = exp.transfers
     tasks = expand(exp.tasks)
     assumed = []
-    n_train = split_size(exp.data.path, t.split)
+    n_train = manifest_records(exp.data.path, t.split)
     n_train = min(n_train, t.images) if n_train and t.images else n_train or t.images
-    n_test = split_size(exp.data.path, "test")
+    n_test = manifest_records(exp.data.path, "test")
     if n_test is None:
         n_test, assumed = n_train, ["test_images"]
     if not n_train:
