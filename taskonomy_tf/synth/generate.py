@@ -26,12 +26,13 @@ from taskonomy_tf.data import schema
 from taskonomy_tf.data.geometry import look_at, matrix_to_euler
 from taskonomy_tf.fileio import write_bytes_atomic
 from taskonomy_tf.procs import process_pool
+from taskonomy_tf.synth.raycast import cast, inside_solid
 from taskonomy_tf.synth.render import render
-from taskonomy_tf.synth.scene import Room, cast, inside_solid, make_building
+from taskonomy_tf.synth.scene import Room, make_building, room_corners
 
 # Bumped whenever the same settings render other bytes, so a cached
 # embedded dataset made by an older generator is never reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 # Field of view, radians: a band around the dataset's mean of 61.2 degrees
 # (the real sample's is 67.6). A wider band (45-75) left the absolute scale
 # of a view ambiguous: depth networks learnt the shape of a scene but not
@@ -100,13 +101,6 @@ def _camera(rng, room: Room, point: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _corners(room: Room) -> np.ndarray:
-    boxes = [np.concatenate([room.lo, room.hi])] + [p.params for p in room.prims
-                                                    if p.kind == "box"]
-    return np.array([[b[0 + 3 * i], b[1 + 3 * j], b[2 + 3 * k]]
-                     for b in boxes for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-
-
 def _point_info(cfg, b, p, v, room, point, normal, loc, rot, fov, visible_points) -> dict:
     euler = matrix_to_euler(rot)
     forward = -rot[:, 2]
@@ -161,7 +155,7 @@ def render_point(cfg: SynthConfig, b: int, p: int, out: str) -> int:
     plan = plan_points(cfg, b)
     r, point, normal = plan[p]
     room = rooms[r]
-    corners = _corners(room)
+    corners = room_corners(room)
     rng = np.random.default_rng([cfg.seed, b, p, 2])
     written = 0
     for v in range(cfg.views):

@@ -1,10 +1,12 @@
-"""Procedural indoor scenes and vectorised ray casting (numpy).
+"""Procedural indoor scenes (numpy); ray casting is in ``raycast``.
 
-A building is a few box rooms; each room has windows and doors (holes in
-its walls: rays leaving through them hit no geometry) and furniture built
-from boxes, vertical cylinders and spheres. ``cast`` intersects a bundle of
-rays with one room and returns, per ray, the hit distance, the world
-normal, the principal curvatures and what was hit.
+A building is a few rooms side by side. A room is its bounding box cut by
+a few more planes (corners cut at free angles, a ceiling sloping down to
+one wall), so it stays convex but its surfaces are not all axis-aligned;
+its four box walls have windows and doors (holes: rays leaving through them
+hit no geometry). Inside stand furniture built from boxes, vertical
+cylinders and spheres, each piece turned by its own angle about the
+vertical, curved decor, and clutter: boxes at arbitrary orientations.
 
 Units are metres; the world's z axis points up.
 """
@@ -12,6 +14,7 @@ Units are metres; the world's z axis points up.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -32,8 +35,9 @@ TEXTURES = ("plain", "stripes", "checkers", "noise", "wood")
 
 @dataclasses.dataclass
 class Primitive:
-    """One solid: ``kind`` is ``box`` (lo, hi corners), ``cylinder`` (centre
-    x, y, radius, z0, z1) or ``sphere`` (centre, radius)."""
+    """One solid: ``kind`` is ``obox`` (centre (3), half sizes (3), rotation
+    (9, row-major: its columns are the box's axes in the world)),
+    ``cylinder`` (centre x, y, radius, z0, z1) or ``sphere`` (centre, radius)."""
 
     kind: str
     params: np.ndarray
@@ -52,12 +56,18 @@ class Material:
 
 @dataclasses.dataclass
 class Room:
-    """An axis-aligned box room: ``lo``/``hi`` corners, wall holes, furniture."""
+    """A convex room: the box ``lo``/``hi`` cut by ``planes`` (K, 4): each row an
+    outward unit normal and an offset, a point x inside when n . x <= offset
+    for every row; rows 2 * axis + side are the box's faces (side 1 the one
+    at ``hi``), the rows after them the cuts. It also lies inside the vertical
+    cylinders ``bows`` (bowed walls). Holes are in the four box walls."""
 
     name: str
     kind: str
     lo: np.ndarray
     hi: np.ndarray
+    planes: np.ndarray
+    bows: np.ndarray  # (M, 3): centre x, y and radius of vertical cylinders it lies in
     holes: list[tuple[int, int, np.ndarray]]  # (axis, side 0/1, [u0, u1, z0, z1])
     prims: list[Primitive]
     materials: list[Material]
@@ -70,12 +80,45 @@ def _material(rng) -> Material:
                     float(rng.uniform(0.05, 0.5)))
 
 
+def box(lo, hi, rot: np.ndarray, obj: int, label: int, mat: int) -> Primitive:
+    """The box with corners ``lo``, ``hi`` (3,) in its own axes, turned by
+    ``rot`` (3, 3) about its centre."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    return Primitive("obox", np.concatenate([(lo + hi) / 2, (hi - lo) / 2, rot.ravel()]),
+                     obj, label, mat)
+
+
+def yaw_matrix(angle: float) -> np.ndarray:
+    """Rotation by ``angle`` (radians) about the world's vertical z axis."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def turned(prims: list[Primitive], about: np.ndarray, rot: np.ndarray) -> list[Primitive]:
+    """``prims`` turned rigidly by the vertical rotation ``rot`` about the
+    vertical line through ``about`` (3,): centres move, boxes turn,
+    cylinders and spheres (symmetric about the vertical) only move."""
+    out = []
+    for prim in prims:
+        q = prim.params.copy()
+        if prim.kind == "obox":
+            q[:3] = about + rot @ (q[:3] - about)
+            q[6:15] = (rot @ q[6:15].reshape(3, 3)).ravel()
+        elif prim.kind == "cylinder":
+            q[:2] = about[:2] + rot[:2, :2] @ (q[:2] - about[:2])
+        else:
+            q[:3] = about + rot @ (q[:3] - about)
+        out.append(dataclasses.replace(prim, params=q))
+    return out
+
+
 def _furniture(kind: str, rng, at: np.ndarray, obj: int, label: int, mat: int) -> list[Primitive]:
-    """Primitives of one piece of furniture standing at ``at`` (x, y, floor z)."""
+    """Primitives of one piece of furniture standing at ``at`` (x, y, floor z),
+    in its own axes (``make_room`` turns it)."""
     x, y, z = at
 
     def B(lo, hi):  # box, cylinder, sphere: short names for the layouts below
-        return Primitive("box", np.array([*lo, *hi], float), obj, label, mat)
+        return box(lo, hi, np.eye(3), obj, label, mat)
 
     def C(cx, cy, r, z0, z1):
         return Primitive("cylinder", np.array([cx, cy, r, z0, z1]), obj, label, mat)
@@ -140,22 +183,173 @@ def make_room(rng, name: str, origin: np.ndarray) -> Room:
         z0 = lo[2] + (0.0 if door else rng.uniform(0.7, 1.0))
         z1 = lo[2] + (2.05 if door else min(size[2] - 0.2, z0 - lo[2] + rng.uniform(0.8, 1.4)))
         holes.append((axis, side, np.array([u0, u0 + w, z0, z1])))
+    planes = np.concatenate([_box_planes(lo, hi), _cuts(rng, lo, hi)])
+    bows = _bows(rng, lo, hi)
     materials = [_material(rng) for _ in range(4)]  # floor, walls, ceiling, spare
     materials[1].texture = str(rng.choice(["plain", "stripes", "noise"]))
     prims: list[Primitive] = []
     classes = ROOM_TYPES[kind]
+    obj = 0
     for obj in range(1, int(rng.integers(3, 7)) + 1):
         cls = str(rng.choice(classes))
         materials.append(_material(rng))
         margin = 0.9
         at = np.array([rng.uniform(lo[0] + margin, hi[0] - margin),
                        rng.uniform(lo[1] + margin, hi[1] - margin), lo[2]])
-        prims += _furniture(cls, rng, at, obj, SEMANTIC.index(cls), len(materials) - 1)
+        piece = _furniture(cls, rng, at, obj, SEMANTIC.index(cls), len(materials) - 1)
+        prims += turned(piece, at, yaw_matrix(rng.uniform(0, 2 * np.pi)))
     prims += _curved_decor(rng, lo, hi, obj + 1, materials)
-    lights = np.stack([np.array([rng.uniform(lo[0] + 0.5, hi[0] - 0.5),
-                                 rng.uniform(lo[1] + 0.5, hi[1] - 0.5), hi[2] - 0.1])
-                       for _ in range(int(rng.integers(2, 4)))])
-    return Room(name, kind, lo, hi, holes, prims, materials, lights)
+    prims += _clutter(rng, lo, hi, max(p.obj for p in prims) + 1, materials)
+    lights = np.stack([_light(rng, planes, bows, lo, hi) for _ in range(int(rng.integers(2, 4)))])
+    return Room(name, kind, lo, hi, planes, bows, holes, prims, materials, lights)
+
+
+def _box_planes(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The six faces of the box as (6, 4) planes, row 2 * axis + side."""
+    rows = []
+    for axis in range(3):
+        for sign, offset in ((-1.0, -lo[axis]), (1.0, hi[axis])):  # side 0, side 1
+            n = np.zeros(3)
+            n[axis] = sign
+            rows.append([*n, offset])
+    return np.array(rows)
+
+
+def _cuts(rng, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Planes that cut the box: one to three of its vertical corners cut off
+    at a free angle (0.6-1.6 m along each wall), and in half the rooms a
+    ceiling that slopes down by 0.3-0.8 m (never below 2.2 m) to one wall
+    over 1.5-3 m. (K, 4) outward unit normals and offsets."""
+    rows = []
+    corners = [(sx, sy) for sx in (0, 1) for sy in (0, 1)]
+    for c in rng.permutation(4)[:int(rng.integers(2, 5))]:
+        sx, sy = corners[c]
+        gx, gy = (1.0 if sx else -1.0), (1.0 if sy else -1.0)
+        cx, cy = (hi[0] if sx else lo[0]), (hi[1] if sy else lo[1])
+        a, b = rng.uniform(0.8, 2.0, 2)  # the cut's length along the x and y walls
+        n = np.array([gx * b, gy * a, 0.0])
+        n /= np.linalg.norm(n)
+        rows.append([*n, n @ np.array([cx - gx * a, cy, 0.0])])
+    if rng.random() < 0.75:
+        axis, side = int(rng.integers(0, 2)), int(rng.integers(0, 2))
+        g = 1.0 if side else -1.0
+        drop = rng.uniform(0.3, max(0.31, min(0.8, hi[2] - lo[2] - 2.2)))
+        run = rng.uniform(1.5, 3.0)
+        n = np.zeros(3)
+        n[axis], n[2] = g * drop, run
+        n /= np.linalg.norm(n)
+        on_wall = np.zeros(3)
+        on_wall[axis], on_wall[2] = (hi if side else lo)[axis], hi[2] - drop
+        rows.append([*n, n @ on_wall])
+    return np.array(rows).reshape(-1, 4)
+
+
+def _bows(rng, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """In most rooms (85%) one wall, and in half of those also the wall
+    opposite, bowed outwards: the room is cut by a vertical cylinder
+    tangent to that wall at its middle, of radius 0.6-2 times the wall's
+    length, so the wall curves by 14-56 degrees each side. (M, 3)."""
+    rows = []
+    if rng.random() < 0.85:
+        axis = int(rng.integers(0, 2))
+        sides = [int(rng.integers(0, 2))]
+        if rng.random() < 0.5:
+            sides.append(1 - sides[0])
+        span = hi[1 - axis] - lo[1 - axis]
+        for side in sides:
+            r = rng.uniform(0.6, 2.0) * span
+            centre = (lo + hi) / 2
+            centre[axis] = hi[axis] - r if side else lo[axis] + r
+            rows.append([centre[0], centre[1], r])
+    return np.array(rows).reshape(-1, 3)
+
+
+def depth_inside(room: Room, p: np.ndarray) -> float:
+    """How far (m) the point ``p`` (3,) is inside the room's shell (negative: outside)."""
+    planes = float(np.min(room.planes[:, 3] - room.planes[:, :3] @ p))
+    if len(room.bows) == 0:
+        return planes
+    bows = room.bows[:, 2] - np.hypot(p[0] - room.bows[:, 0], p[1] - room.bows[:, 1])
+    return min(planes, float(bows.min()))
+
+
+def _light(rng, planes: np.ndarray, bows: np.ndarray, lo: np.ndarray, hi: np.ndarray
+           ) -> np.ndarray:
+    """A ceiling light: a point 10 cm below the ceiling (sloped or not), at
+    least 50 cm from every wall and at least 2 m above the floor."""
+    shell = Room("", "", lo, hi, planes, bows, [], [], [], np.zeros((0, 3)))
+    ceiling = planes[:, 2] > 0.3
+    while True:
+        p = np.array([*rng.uniform(lo[:2] + 0.5, hi[:2] - 0.5), hi[2] - 0.1])
+        while np.any(planes[ceiling, :3] @ p > planes[ceiling, 3] - 0.1) and p[2] > lo[2] + 2.0:
+            p[2] -= 0.05
+        walls = Room("", "", lo, hi, planes[~ceiling], bows, [], [], [], np.zeros((0, 3)))
+        if depth_inside(shell, p) >= 0.1 and depth_inside(walls, p) >= 0.5:
+            return p
+
+
+def _clutter(rng, lo: np.ndarray, hi: np.ndarray, obj: int,
+             materials: list[Material]) -> list[Primitive]:
+    """Two to four boards leaning on the walls (0.6-1.6 m wide, 1-2 m
+    tall, 9-26 degrees off the vertical), then three to eight boxes (5-30 cm
+    half sizes) at arbitrary orientations, on the floor (partly sunk in it)
+    or on a wall (partly in it): surfaces facing every way. Labelled
+    background."""
+    prims = []
+    for _ in range(int(rng.integers(2, 5))):  # boards leaning on the walls
+        materials.append(_material(rng))
+        axis, side = int(rng.integers(0, 2)), int(rng.integers(0, 2))
+        half = np.array([rng.uniform(0.3, 0.8), 0.02, rng.uniform(0.5, 1.0)])
+        lean = rng.uniform(0.15, 0.45)  # radians off the vertical
+        g = 1.0 if side else -1.0
+        # the board's own y axis is its thickness: turned to face the wall's
+        # normal, then tipped about its width axis by ``lean``
+        face = yaw_matrix(np.pi / 2 * (1 - axis) + (np.pi if side else 0.0))
+        tip = np.array([[1, 0, 0], [0, np.cos(lean), -np.sin(lean)],
+                        [0, np.sin(lean), np.cos(lean)]])
+        rot = face @ tip
+        centre = np.array([*rng.uniform(lo[:2] + 1.0, hi[:2] - 1.0),
+                           lo[2] + half[2] * np.cos(lean)])
+        centre[axis] = (hi if side else lo)[axis] - g * (half[2] * np.sin(lean) + 0.05)
+        prims.append(box(centre - half, centre + half, rot, obj, BACKGROUND, len(materials) - 1))
+        obj += 1
+    for _ in range(int(rng.integers(3, 9))):
+        materials.append(_material(rng))
+        half = rng.uniform(0.05, 0.3, 3)
+        q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+        rot = q * np.sign(np.diag(r))  # a uniformly random rotation (up to reflection)
+        if np.linalg.det(rot) < 0:
+            rot[:, 0] = -rot[:, 0]
+        centre = np.array([*rng.uniform(lo[:2] + 0.4, hi[:2] - 0.4), lo[2] + half.min()])
+        if rng.random() < 0.5:  # on a wall, 0.8-2 m up (a shelf, a frame)
+            axis, side = int(rng.integers(0, 2)), int(rng.integers(0, 2))
+            reach = np.linalg.norm(half) * 0.8
+            centre[axis] = hi[axis] - reach if side else lo[axis] + reach
+            centre[2] = lo[2] + rng.uniform(0.8, 2.0)
+        prims.append(box(centre - half, centre + half, rot, obj, BACKGROUND, len(materials) - 1))
+        obj += 1
+    return prims
+
+
+def room_corners(room: Room) -> np.ndarray:
+    """(K, 3) world corners of the room's solids: the vertices of the room
+    polytope (every three planes meeting at a point inside all of them) and
+    the eight corners of every box."""
+    out = []
+    planes = room.planes
+    for i, j, k in itertools.combinations(range(len(planes)), 3):
+        m = planes[[i, j, k], :3]
+        if abs(np.linalg.det(m)) < 1e-9:
+            continue
+        v = np.linalg.solve(m, planes[[i, j, k], 3])
+        if depth_inside(room, v) >= -1e-7:
+            out.append(v)
+    signs = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], float)
+    for prim in room.prims:
+        if prim.kind == "obox":
+            q = prim.params
+            out.extend(q[:3] + (signs * q[3:6]) @ q[6:15].reshape(3, 3).T)
+    return np.array(out).reshape(-1, 3)
 
 
 def _curved_decor(rng, lo: np.ndarray, hi: np.ndarray, obj: int,
@@ -189,188 +383,3 @@ def make_building(rng, n_rooms: int) -> list[Room]:
     return rooms
 
 
-# ------------------------------------------------------------ ray casting
-@dataclasses.dataclass
-class Hits:
-    """Per ray: distance ``t`` (inf = no geometry), world ``normal`` facing
-    the ray, curvatures ``k`` (k1 >= k2, 1/m, convex positive), object id,
-    SEMANTIC label, material, and whether the hit is a room surface."""
-
-    t: np.ndarray
-    normal: np.ndarray
-    k: np.ndarray
-    obj: np.ndarray
-    label: np.ndarray
-    material: np.ndarray
-
-
-def _box(o, d, p):
-    lo, hi = p[:3], p[3:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t1, t2 = (lo - o) / d, (hi - o) / d
-    tn, tf = np.minimum(t1, t2), np.maximum(t1, t2)
-    tnear, tfar = np.nanmax(tn, 1), np.nanmin(tf, 1)
-    hit = (tnear <= tfar) & (tnear > 1e-6)
-    axis = np.nanargmax(tn, 1)
-    n = np.zeros_like(d)
-    n[np.arange(len(d)), axis] = -np.sign(d[np.arange(len(d)), axis])
-    return np.where(hit, tnear, np.inf), n, np.zeros((len(d), 2))
-
-
-def _cylinder(o, d, p):
-    cx, cy, r, z0, z1 = p
-    ox, oy = o[:, 0] - cx, o[:, 1] - cy
-    a = d[:, 0] ** 2 + d[:, 1] ** 2
-    b = 2 * (ox * d[:, 0] + oy * d[:, 1])
-    c = ox**2 + oy**2 - r**2
-    disc = b * b - 4 * a * c
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ts = (-b - np.sqrt(disc)) / (2 * a)
-    z = o[:, 2] + ts * d[:, 2]
-    side = (disc >= 0) & (ts > 1e-6) & (z >= z0) & (z <= z1)
-    t = np.where(side, ts, np.inf)
-    n = np.stack([ox + ts * d[:, 0], oy + ts * d[:, 1], np.zeros_like(ts)], 1) / r
-    k = np.where(side[:, None], np.array([[1.0 / r, 0.0]]), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # caps
-        for zc, sign in ((z1, 1.0), (z0, -1.0)):
-            tc = (zc - o[:, 2]) / d[:, 2]
-            px, py = ox + tc * d[:, 0], oy + tc * d[:, 1]
-            cap = (tc > 1e-6) & (px**2 + py**2 <= r * r) & (tc < t)
-            t = np.where(cap, tc, t)
-            n = np.where(cap[:, None], np.array([[0, 0, sign]]), n)
-            k = np.where(cap[:, None], 0.0, k)
-    return t, np.nan_to_num(n), k
-
-
-def _sphere(o, d, p):
-    c, r = p[:3], p[3]
-    oc = o - c
-    b = np.einsum("ij,ij->i", oc, d)
-    cc = np.einsum("ij,ij->i", oc, oc) - r * r
-    a = np.einsum("ij,ij->i", d, d)
-    disc = b * b - a * cc
-    with np.errstate(invalid="ignore"):
-        t = (-b - np.sqrt(disc)) / a
-    hit = (disc >= 0) & (t > 1e-6)
-    t = np.where(hit, t, np.inf)
-    n = np.nan_to_num((oc + np.where(hit, t, 0)[:, None] * d) / r)
-    return t, n, np.full((len(d), 2), 1.0 / r)
-
-
-_INTERSECT = {"box": _box, "cylinder": _cylinder, "sphere": _sphere}
-
-
-def _shell(o, d, room: Room):
-    """Exit point of rays starting inside the room box; holes give inf."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ts = np.where(d > 0, (room.hi - o) / d, (room.lo - o) / d)
-    ts = np.where(np.isfinite(ts) & (ts > 0), ts, np.inf)
-    axis = np.argmin(ts, 1)
-    t = ts[np.arange(len(d)), axis]
-    p = o + t[:, None] * d
-    n = np.zeros_like(d)
-    n[np.arange(len(d)), axis] = -np.sign(d[np.arange(len(d)), axis])
-    hole = np.zeros(len(d), bool)
-    for ax, side, (u0, u1, z0, z1) in room.holes:
-        on_wall = (axis == ax) & ((d[:, ax] > 0) == bool(side))
-        u = p[:, 1 - ax]
-        hole |= on_wall & (u >= u0) & (u <= u1) & (p[:, 2] >= z0) & (p[:, 2] <= z1)
-    t = np.where(hole, np.inf, t)
-    material = np.where(axis == 2, np.where(d[:, 2] < 0, 0, 2), 1)  # floor, wall, ceiling
-    return t, n, material
-
-
-def _bounding_sphere(prim: Primitive) -> tuple[np.ndarray, float]:
-    q = prim.params
-    if prim.kind == "box":
-        return (q[:3] + q[3:]) / 2, float(np.linalg.norm(q[3:] - q[:3]) / 2)
-    if prim.kind == "cylinder":
-        return np.array([q[0], q[1], (q[3] + q[4]) / 2]), float(np.hypot(q[2], (q[4] - q[3]) / 2))
-    return q[:3], float(q[3])
-
-
-def _nearest_primitive(o: np.ndarray, d: np.ndarray, t: np.ndarray, room: Room) -> np.ndarray:
-    """Index of the primitive each ray hits first, before distance ``t``
-    (-1: none); lowers ``t`` (N,) in place to that hit's distance.
-
-    ``o`` is one origin (3,) for every ray. Each primitive is tested only
-    on the rays that pass near its bounding sphere, found for all
-    primitives at once with one (N, 3) x (3, P) product.
-    """
-    best = np.full(len(d), -1)
-    if not room.prims:
-        return best
-    spheres = [_bounding_sphere(prim) for prim in room.prims]
-    # the culling test in float32 with bounding spheres 1% + 1 cm larger:
-    # conservative, and half the cost of float64 on 16k x 30 entries
-    centres = (np.stack([c for c, _ in spheres]) - o).astype(np.float32)  # (P, 3)
-    radii = np.array([r for _, r in spheres], np.float32) * 1.01 + 0.01
-    d32 = d.astype(np.float32)
-    dd = np.einsum("ij,ij->i", d32, d32)[:, None]
-    along = d32 @ centres.T  # (N, P)
-    reach = radii * np.sqrt(dd)
-    near_all = ((centres * centres).sum(1) * dd - along * along <= reach * reach) & (along > -reach)
-    t_max = np.minimum(t, 1e30).astype(np.float32)  # inf -> large, no overflow below
-    for i in np.flatnonzero(near_all.any(0)):
-        near = np.flatnonzero(near_all[:, i] & (along[:, i] < t_max * dd[:, 0] + reach[:, i]))
-        if near.size == 0:
-            continue
-        prim = room.prims[i]
-        tp = _INTERSECT[prim.kind](np.broadcast_to(o, (near.size, 3)), d[near], prim.params)[0]
-        closer = tp < t[near]
-        t[near[closer]] = tp[closer]
-        best[near[closer]] = i
-    return best
-
-
-def occluded(light: np.ndarray, points: np.ndarray, room: Room) -> np.ndarray:
-    """Whether a primitive blocks the segment from ``light`` (3,) to each of
-    ``points`` (N, 3), (N,) bool: shadow rays, cast from the light so they
-    share one origin. A segment between two points inside a convex room
-    never crosses its shell, so only primitives are tested; start the
-    points slightly off their surface."""
-    t = np.full(len(points), 1.0 - 1e-6)
-    return _nearest_primitive(np.asarray(light, np.float64), points - light, t, room) >= 0
-
-
-def cast(o: np.ndarray, d: np.ndarray, room: Room) -> Hits:
-    """Intersects rays from one origin ``o`` (3,) along directions ``d``
-    (N, 3) with a room.
-
-    Two passes: distances first (:func:`_nearest_primitive`), then normals
-    and curvatures only where a primitive is the nearest hit.
-    """
-    origin = np.asarray(o, np.float64)
-    o = np.broadcast_to(origin, d.shape)
-    t, n, material = _shell(o, d, room)
-    best = _nearest_primitive(origin, d, t, room)
-    k = np.zeros((len(d), 2))
-    obj = np.zeros(len(d), np.int32)
-    label = np.where(np.isfinite(t), BACKGROUND, 0).astype(np.int32)
-    for i, prim in enumerate(room.prims):
-        won = np.flatnonzero(best == i)
-        if won.size == 0:
-            continue
-        _, n[won], k[won] = _INTERSECT[prim.kind](o[won], d[won], prim.params)
-        obj[won], label[won], material[won] = prim.obj, prim.label, prim.material
-    facing = np.einsum("ij,ij->i", n, d) > 0
-    n[facing] = -n[facing]  # normals face the viewer
-    return Hits(t, n, k, obj, label, material)
-
-
-def inside_solid(p: np.ndarray, room: Room, clearance: float = 0.3) -> bool:
-    """Whether a point is within ``clearance`` of a piece of furniture or a wall."""
-    if np.any(p < room.lo + clearance) or np.any(p > room.hi - clearance):
-        return True
-    for prim in room.prims:
-        q = prim.params
-        if prim.kind == "box":
-            if np.all(p > q[:3] - clearance) and np.all(p < q[3:] + clearance):
-                return True
-        elif prim.kind == "cylinder":
-            if (np.hypot(p[0] - q[0], p[1] - q[1]) < q[2] + clearance
-                    and q[3] - clearance < p[2] < q[4] + clearance):
-                return True
-        elif np.linalg.norm(p - q[:3]) < q[3] + clearance:
-            return True
-    return False

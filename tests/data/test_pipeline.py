@@ -259,3 +259,18 @@ def test_point_matching_pairs_are_unique_even_when_negatives_are_scarce():
             for v in range(6)]  # 30 matches, 72 possible non-matches
     pairs, labels = V.TUPLES.get("point_match")(many, np.random.default_rng(0))
     assert len(set(pairs)) == len(pairs) == 60
+
+
+def test_point_matching_negatives_come_from_the_same_building_when_it_has_another_point():
+    # four buildings of five points of three views, ids interleaved as in a shard;
+    # building "d" has one point only: its negatives must pair it with another building
+    index = [{"building": b, "point": p, "view": v, "info": {}}
+             for p in range(5) for b in "abc" for v in range(3)]
+    index += [{"building": "d", "point": 0, "view": v, "info": {}} for v in range(3)]
+    for seed in range(5):
+        pairs, labels = V.TUPLES.get("point_match")(index, np.random.default_rng(seed))
+        neg = [(index[i], index[j]) for (i, j), y in zip(pairs, labels) if y[0] == 1]
+        assert len(neg) == int(labels[:, 1].sum()) == 3 * 5 * 3 + 3
+        assert all((a["building"], a["point"]) != (b["building"], b["point"]) for a, b in neg)
+        for a, b in neg:  # same building unless the first view's building has one point
+            assert (a["building"] == b["building"]) == (a["building"] != "d")

@@ -13,6 +13,7 @@ from taskonomy_tf.data import decode_raw
 from taskonomy_tf.data.geometry import euler_to_matrix
 from taskonomy_tf.synth import SynthConfig, generate
 from taskonomy_tf.synth.embedded import embedded_dataset, is_ready
+from taskonomy_tf.synth.shortcuts import normal_top_share, view_shortcuts
 from taskonomy_tf.tasks import OutputKind, list_tasks
 
 CFG = SynthConfig(buildings=2, points=3, views=3, size=64, seed=7)
@@ -203,3 +204,18 @@ def test_an_interrupted_build_resumes(tmp_path):
     resumed = embedded_dataset(cfg, cache=tmp_path / "b", workers=1, progress=False)
     for shard in sorted(whole.glob("*.tfrecord")):
         assert (resumed / shard.name).read_bytes() == shard.read_bytes()
+
+
+def test_the_labels_are_not_one_box_and_one_filter_read_twice(tmp_path):
+    # issue 21's shortcuts, on buildings the embedded data does not hold: a box
+    # room put 99% of a view's pixels on six normal directions, and 2D keypoints
+    # that were the edges' derivative filter read again correlated 0.56 with them
+    cfg = SynthConfig(buildings=4, points=5, views=3, size=96, seed=23)
+    raw = generate(tmp_path / "raw", cfg, workers=2, progress=False)
+    top6, corr = zip(*(view_shortcuts(b, stem) for b, stem, _ in views(raw)))
+    assert len(top6) == 60
+    assert np.median(top6) < 0.85 and np.median(corr) < 0.4
+    assert normal_top_share(np.full((4, 4, 3), 128, np.uint8)) == 1.0  # no geometry
+    two = np.zeros((10, 10, 3), np.uint8)
+    two[:, :3] = 7  # 30 pixels of one normal, 70 of another
+    assert normal_top_share(two, k=1) == 0.7 and normal_top_share(two) == 1.0
