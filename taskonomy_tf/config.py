@@ -64,6 +64,11 @@ class NetworksConfig:
             fraction of its floor's (the lower of the best constant
             prediction's and the untrained network's) has not learnt its
             task: the pipeline stops (``allow_weak``: a warning instead).
+        seeds: sets of task networks the pipeline trains, each with its own
+            seed and its own transfer grid; the bootstrap resamples them
+            with the readouts, so intervals and stability shares cover
+            retraining (1: they do not; each more costs a whole run's
+            networks and transfers).
     """
 
     encoder: str = "small"
@@ -78,6 +83,7 @@ class NetworksConfig:
     steps_per_execution: int = 10
     max_constant_ratio: float = 0.9
     allow_weak: bool = False
+    seeds: int = 1
 
 
 @dataclasses.dataclass

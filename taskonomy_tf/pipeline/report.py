@@ -88,10 +88,18 @@ def _structure_blocks(tasks, tax, boot, display_name) -> list[tuple]:
             "better among themselves than from another family? "
             "Each contrast is a ratio of mean first-order affinities (A->A over B->A), with a "
             f"percentile interval over {boot['resamples']} resamples of {_resampled(boot)} and "
-            f"of the {boot.get('replicates', 1)} readout replicates. A ratio above 1 whose "
+            f"of {_replicates(boot)}. A ratio above 1 whose "
             "interval excludes 1 is a measured structure.")
     return [("h3", "Structure check: cluster contrasts"), ("p", text),
             ("table", head + (["paper, same six tasks"] if paper else []), rows)]
+
+
+def _replicates(boot: dict) -> str:
+    """What the bootstrap drew besides the images: readouts, or network sets and readouts."""
+    n, r = boot.get("networks", 1), boot.get("replicates", 1)
+    if n > 1:
+        return f"the {n} sets of task networks and their readout replicates ({r} in all)"
+    return f"the {r} readout replicates"
 
 
 def _resampled(boot: dict) -> str:
@@ -126,7 +134,10 @@ def _blocks(ctx) -> list[tuple]:
                f"{res['transfers']['transfer_split']!r} split, {cfg.transfers.steps} steps, "
                f"{cfg.transfers.seeds} replicate seeds per candidate (losses averaged over "
                f"them), evaluated image by image on 'test'; max order {cfg.transfers.max_order}; "
-               f"seed {cfg.seed}.")]
+               f"seed {cfg.seed}"
+               + (f"; {cfg.networks.seeds} sets of task networks, each with its own seed and "
+                  "transfer grid, their losses averaged" if cfg.networks.seeds > 1 else "")
+               + ".")]
     skipped = res["data"].get("skipped") or {}
     if skipped:
         b.append(("p", f"Skipped ({len(skipped)}, not supplied by the data): " + "; ".join(
@@ -173,14 +184,18 @@ def _blocks(ctx) -> list[tuple]:
         transfers = boot["transfers"][key]
         stable = [t for t, share in transfers.items() if share >= 0.9]
         b += [("h3", "How stable is this choice?"),
-              ("p", f"Over {boot['resamples']} resamples of {_resampled(boot)} and of the "
-                    f"{boot.get('replicates', 1)} readout replicates: supervised in "
+              ("p", f"Over {boot['resamples']} resamples of {_resampled(boot)} and of "
+                    f"{_replicates(boot)}: supervised in "
                     + ", ".join(f"{display_name(t)} {v:.0%}" for t, v in roots.items()) + ". "
                     + (f"{len(stable)} transfer(s) chosen in at least 90% of resamples; "
                        if stable else "No transfer is chosen in 90% of resamples; ")
-                    + "the others change with the resample. The task networks were trained "
-                      "once: a run with another --seed retrains them too (docs/results.md "
-                      "shows how much that moves)."),
+                    + "the others change with the resample. "
+                    + (f"The resamples draw the {boot['networks']} sets of task networks too, "
+                       "so these shares cover retraining the networks."
+                       if boot.get("networks", 1) > 1 else
+                       "The task networks were trained once, so retraining them is not "
+                       "covered here (networks.seeds=1; set it to 2 or more, or compare runs "
+                       "with other --seed values: docs/results.md shows how much that moves).")),
               ("table", ["transfer", "share of resamples"],
                [[_transfer_name(k, display_name), f"{v:.0%}"] for k, v in transfers.items()]),
               ("img", figs["heatmap_intervals"], "affinities with intervals")]

@@ -109,39 +109,48 @@ class WeakNetworkError(UserError, RuntimeError):
     """A task network does no better than its constant baseline."""
 
 
+def network_sets(ctx: Context) -> list[tuple[str, int]]:
+    """(models folder, training seed) of each set of task networks
+    (``networks.seeds``): ``models`` with the run's seed, then
+    ``models.<k>`` with 1,000,000 + 1,000 x the run's seed + k, disjoint
+    from every run's first set (run seeds 0, 1, 2 share no network)."""
+    n = ctx.config.networks.seeds
+    if n < 1:
+        raise InputError(f"networks.seeds must be at least 1, got {n}")
+    seed = ctx.config.seed
+    return [("models", seed)] + [(f"models.{k}", 1_000_000 + 1_000 * seed + k)
+                                 for k in range(1, n)]
+
+
 def stage_train(ctx: Context) -> dict:
-    """One network per task under ``models/<task>``, each compared with its
-    floor on ``val``: the lower of its constant baseline's loss (the best
-    input-independent prediction, fitted on the training split) and the
-    untrained network's. Stops the run when one has not learnt its task
-    (see ``networks.max_constant_ratio``)."""
+    """One network per task under ``models/<task>`` (per set of networks:
+    ``network_sets``), each compared with its floor on ``val``: the lower of
+    its constant baseline's loss (the best input-independent prediction,
+    fitted on the training split) and the untrained network's. Stops the run
+    when one has not learnt its task (see ``networks.max_constant_ratio``)."""
     from tqdm import tqdm
 
     from taskonomy_tf.training import TrainConfig, train_and_evaluate
-    from taskonomy_tf.training.loop import floor_ratios
 
     cfg = ctx.config
-    metrics = {}
-    for task in tqdm(ctx.tasks, desc="train", unit="task", disable=not ctx.progress):
+    sets = network_sets(ctx)
+    every: dict[str, list[dict]] = {t: [] for t in ctx.tasks}
+    jobs = [(folder, seed, task) for folder, seed in sets for task in ctx.tasks]
+    for folder, seed, task in tqdm(jobs, desc="train", unit="network", disable=not ctx.progress):
         # validated once at the end, resumable half way, no TensorBoard: about 4 s
         # less per network than the command's per-epoch defaults
         tc = TrainConfig.from_experiment(cfg, task, steps_per_epoch=-(-cfg.networks.steps // 2),
                                          validation_freq=0, tensorboard=False, verbose=0)
-        tc = dataclasses.replace(tc, data=dataclasses.replace(cfg.data, path=str(ctx.data)))
-        train_and_evaluate(tc, ctx.out / "models" / task, resume=True)
-        m = json.loads((ctx.out / "models" / task / "metrics.json").read_text())
-        final = m.get("final", {})
-        ratios = floor_ratios(m, final["val_loss"]) if "val_loss" in final else {}
-        metrics[task] = {"constant_val_loss": m["constant"].get("val_loss"),
-                         "untrained_val_loss": m.get("untrained", {}).get("val_loss"),
-                         "val_loss": final.get("val_loss"),
-                         "ratio_to_constant": ratios.get("ratio_to_constant"),
-                         "floor": ratios.get("floor"),
-                         "ratio_to_floor": ratios.get("ratio_to_floor"),
-                         "steps": m["epochs"][-1]["step"] if m.get("epochs") else None}
+        tc = dataclasses.replace(tc, seed=seed,
+                                 data=dataclasses.replace(cfg.data, path=str(ctx.data)))
+        train_and_evaluate(tc, ctx.out / folder / task, resume=True)
+        every[task].append(_network_metrics(ctx.out / folder / task))
+    metrics = {t: {**v[0], **({"ratio_to_floor_per_set": [m["ratio_to_floor"] for m in v]}
+                             if len(v) > 1 else {})} for t, v in every.items()}
     limit = cfg.networks.max_constant_ratio
-    weak = {t: v["ratio_to_floor"] for t, v in metrics.items()
-            if v["ratio_to_floor"] is not None and v["ratio_to_floor"] > limit}
+    weak = {t: max(r for r in (m["ratio_to_floor"] for m in v) if r is not None)
+            for t, v in every.items()
+            if any(m["ratio_to_floor"] is not None and m["ratio_to_floor"] > limit for m in v)}
     if weak and not cfg.networks.allow_weak:
         raise WeakNetworkError(
             "networks no better than their floor (validation loss / the lower of the "
@@ -150,12 +159,29 @@ def stage_train(ctx: Context) -> dict:
             + ", ".join(f"{t} {r:.2f}" for t, r in weak.items())
             + "; a taxonomy of them would rank noise. Train longer (--train-steps) or pass "
             "--allow-weak-networks")
-    return {"models": "models", "metrics": metrics, "weak": weak}
+    return {"models": "models", "sets": [folder for folder, _ in sets], "metrics": metrics,
+            "weak": weak}
+
+
+def _network_metrics(workdir: Path) -> dict:
+    from taskonomy_tf.training.loop import floor_ratios
+
+    m = json.loads((workdir / "metrics.json").read_text())
+    final = m.get("final", {})
+    ratios = floor_ratios(m, final["val_loss"]) if "val_loss" in final else {}
+    return {"constant_val_loss": m["constant"].get("val_loss"),
+            "untrained_val_loss": m.get("untrained", {}).get("val_loss"),
+            "val_loss": final.get("val_loss"),
+            "ratio_to_constant": ratios.get("ratio_to_constant"),
+            "floor": ratios.get("floor"),
+            "ratio_to_floor": ratios.get("ratio_to_floor"),
+            "steps": m["epochs"][-1]["step"] if m.get("epochs") else None}
 
 
 def stage_transfers(ctx: Context) -> dict:
     """The first-order grid (and the beam up to ``max_order``) -> ``losses.csv``."""
     from taskonomy_tf.taxonomy.ahp import ahp_scores
+    from taskonomy_tf.taxonomy.losses import merge_network_replicates
     from taskonomy_tf.transfer import replicate_seeds, run_grid
     from taskonomy_tf.transfer.schedule import transfer_split
 
@@ -171,18 +197,24 @@ def stage_transfers(ctx: Context) -> dict:
     from taskonomy_tf.transfer.sources import parse_sources
 
     sources = parse_sources(cfg.transfers.sources)
-    result = run_grid(list(ctx.tasks), ctx.out / "models", ctx.data, ctx.out / "transfers",
-                      max_order=cfg.transfers.max_order, n_images=cfg.transfers.images,
-                      steps=cfg.transfers.steps, batch_size=cfg.transfers.batch_size,
-                      learning_rate=cfg.transfers.learning_rate,
-                      seeds=replicate_seeds(cfg.seed, cfg.transfers.seeds),
-                      image_size=cfg.data.image_size, workers=cfg.transfers.workers,
-                      train_split=train_split,
-                      progress=ctx.progress, score=ahp_scores, prefilter=prefilter,
-                      sources=sources, oracle=cfg.transfers.oracle)
-    jobs = sorted((ctx.out / "transfers" / "jobs").glob("*.json"))
+    tables, jobs = [], []
+    for folder, _ in network_sets(ctx):  # one grid per set of networks, in its own folder
+        out = ctx.out / folder.replace("models", "transfers", 1)
+        result = run_grid(list(ctx.tasks), ctx.out / folder, ctx.data, out,
+                          max_order=cfg.transfers.max_order, n_images=cfg.transfers.images,
+                          steps=cfg.transfers.steps, batch_size=cfg.transfers.batch_size,
+                          learning_rate=cfg.transfers.learning_rate,
+                          seeds=replicate_seeds(cfg.seed, cfg.transfers.seeds),
+                          image_size=cfg.data.image_size, workers=cfg.transfers.workers,
+                          train_split=train_split,
+                          progress=ctx.progress, score=ahp_scores, prefilter=prefilter,
+                          sources=sources, oracle=cfg.transfers.oracle)
+        tables.append(result.table)
+        jobs += sorted((out / "jobs").glob("*.json"))
+    table = tables[0] if len(tables) == 1 else merge_network_replicates(
+        tables, ctx.out / "transfers" / "losses_networks.csv")
     seconds = sum(json.loads(p.read_text())["seconds"] for p in jobs)
-    return {"losses": str(result.table.relative_to(ctx.out)), "jobs": len(jobs),
+    return {"losses": str(table.relative_to(ctx.out)), "jobs": len(jobs),
             "job_seconds": round(seconds, 1), "transfer_split": train_split,
             **({"prefilter": {"estimator": cfg.transfers.estimator, "k": cfg.transfers.prefilter,
                               "kept": prefilter}} if prefilter else {})}

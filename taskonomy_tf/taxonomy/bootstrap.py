@@ -10,7 +10,10 @@ without a group resample one by one. Resampling views as if independent
 gave intervals too narrow when buildings differ (the per-building test in
 ``tests/taxonomy``). It also draws the readout replicate seeds with
 replacement (the same draw for every target:
-replicate r of every target is trained with the same seed). Per-image
+replicate r of every target is trained with the same seed); with several
+sets of task networks (``networks.seeds``, replicates ``"k:r"``), it first
+draws network sets with replacement, then the readouts of each drawn set,
+so the intervals cover retraining the networks too. Per-image
 losses are averaged over the drawn replicates, then win rates, AHP and the
 integer program are recomputed. The result gives every affinity and every
 cluster contrast a percentile interval, and, per budget, how often each
@@ -43,6 +46,8 @@ class BootstrapResult:
         transfers: budget -> "target<-a+b" -> share of resamples choosing it.
         solved: budget -> share of resamples with a feasible, optimal program.
         replicates: readout replicates resampled (1: images only).
+        networks: sets of task networks resampled (1: retraining the
+            networks is not covered).
         groups: how many groups (or images) were resampled, at most, per target.
         unit: ``groups`` (test images resampled in their groups) or ``images``.
     """
@@ -57,10 +62,12 @@ class BootstrapResult:
     replicates: int = 1
     groups: int = 0
     unit: str = "groups"
+    networks: int = 1
 
     def to_json(self) -> dict:
         return {"schema_version": 3, "resamples": self.resamples, "confidence": self.confidence,
-                "replicates": self.replicates, "groups": self.groups, "unit": self.unit,
+                "replicates": self.replicates, "networks": self.networks,
+                "groups": self.groups, "unit": self.unit,
                 "affinity": [{"sources": list(s), "target": t, **v}
                              for (s, t), v in self.affinity.items()],
                 "contrasts": self.contrasts,
@@ -109,6 +116,27 @@ def _as_replicates(m: np.ndarray) -> np.ndarray:
     return m[:, None, :] if m.ndim == 2 else m
 
 
+def _replicate_layout(names: tuple) -> list[np.ndarray]:
+    """The replicate columns per network set: seeds ``"k:r"`` grouped by k
+    (in order of first appearance); other seeds are one set."""
+    if not all(isinstance(n, str) and ":" in n for n in names):
+        return [np.arange(len(names))]
+    nets: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        nets.setdefault(n.split(":", 1)[0], []).append(i)
+    return [np.array(v) for v in nets.values()]
+
+
+def _draw_replicates(layout: list[np.ndarray], rng) -> np.ndarray:
+    """A two-stage draw: network sets with replacement, then each drawn
+    set's readout replicates with replacement (one set: the readouts only)."""
+    if len(layout) == 1:
+        return layout[0][rng.integers(0, len(layout[0]), len(layout[0]))]
+    nets = rng.integers(0, len(layout), len(layout))
+    return np.concatenate([layout[k][rng.integers(0, len(layout[k]), len(layout[k]))]
+                           for k in nets])
+
+
 def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
               resamples: int = 200, confidence: float = 0.95, seed: int = 0,
               unused=(), allow_random: bool = False,
@@ -132,6 +160,8 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     rng = np.random.default_rng(seed)
     rng_replicates = np.random.default_rng([seed, 1])  # its own stream: see below
     mats = {t: (v[0], v[1], _as_replicates(v[-1])) for t, v in matrices.items()}
+    seed_names = {t: tuple(v[2]) if len(v) == 4 else tuple(range(mats[t][2].shape[1]))
+                  for t, v in matrices.items()}
     full = tables_from_matrices({t: (c, m) for t, (c, _, m) in mats.items()})["affinities"]
     values: dict = {(r.sources, r.target): [] for r in full.records}
     contrast_full = cluster_contrasts(full)
@@ -139,6 +169,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     counts = {"roots": {b: {} for b in budgets}, "transfers": {b: {} for b in budgets}}
     solved = {b: 0 for b in budgets}
     replicates = {m.shape[1] for _, _, m in mats.values()}
+    layouts = {names: _replicate_layout(names) for names in seed_names.values()}
     grouped = {tuple(ids): _group_members(ids, group_of) for _, ids, _ in mats.values()}
     for _ in range(resamples):
         group_draws: dict = {}  # targets whose images cover the same groups share the draw
@@ -149,10 +180,11 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
             image_draws[ids] = np.concatenate([members[g] for g in group_draws[groups]])
         # from a stream of their own: with identical replicates (or one), every
         # resample is exactly the images-only resample of the same seed
-        seed_draws = {r: rng_replicates.integers(0, r, r) for r in sorted(replicates)}
+        seed_draws = {names: _draw_replicates(layout, rng_replicates)
+                      for names, layout in sorted(layouts.items())}
         drawn = {}
         for t, (c, ids, m) in mats.items():
-            sub = m[:, seed_draws[m.shape[1]]][:, :, image_draws[tuple(ids)]]
+            sub = m[:, seed_draws[seed_names[t]]][:, :, image_draws[tuple(ids)]]
             drawn[t] = (c, sub.mean(1))
         table = tables_from_matrices(drawn)["affinities"]
         for r in table.records:
@@ -179,4 +211,5 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
                            share(counts["transfers"]),
                            {b: n / resamples for b, n in solved.items()}, contrasts,
                            max(replicates), max(len(g) for g, _ in grouped.values()),
-                           "groups" if group_of else "images")
+                           "groups" if group_of else "images",
+                           max(len(layout) for layout in layouts.values()))

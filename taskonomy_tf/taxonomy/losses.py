@@ -13,7 +13,9 @@ replicate seed)::
 (the target's own network), ``pixels``, ``random`` and ``constant`` (the
 best input-independent prediction). ``seed`` names the readout replicate;
 candidates that are not retrained (``self``, ``constant``) leave it empty,
-and a table without the column has one replicate. Per-image losses are
+and a table without the column has one replicate. A run that trains
+several sets of task networks (``networks.seeds``) writes ``k:r`` (readout
+seed r on network set k) and ``k`` for ``self`` (``merge_network_replicates``). Per-image losses are
 averaged over a candidate's replicates before win rates. For each target,
 the candidates' win rates on the shared test images give (reference
 sections 5 and 7): affinities (AHP over every candidate except ``pixels``
@@ -28,9 +30,11 @@ import csv
 import math
 import os
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
+from taskonomy_tf.fileio import atomic_path
 from taskonomy_tf.taxonomy.ahp import ahp, win_rates
 from taskonomy_tf.taxonomy.table import (
     CONSTANT,
@@ -85,28 +89,42 @@ def read_losses(path: str | os.PathLike) -> dict[str, dict[tuple[str, ...], dict
     return out
 
 
+def network_of(seed: str) -> str:
+    """The network replicate of a replicate seed ``"k:r"`` (``k``); a seed
+    without a network part names no network (``""``)."""
+    return seed.split(":", 1)[0] if ":" in seed else ""
+
+
 def loss_matrix(by_source: dict[tuple[str, ...], dict], target: str):
     """(candidates, images, seeds, losses (n, R, m)) on the images every
     candidate has; R = the replicate seeds of the retrained candidates
     (which must all have the same ones), over which candidates that are not
-    retrained repeat their one row.
+    retrained repeat their one row. With network replicates (seeds
+    ``"k:r"``: readout seed r on the k-th set of task networks) a candidate
+    retrained only with the networks (``self``: seeds ``"k"``) repeats its
+    row k over that network's readouts.
 
     Raises:
         TableError: candidates on different images or different seeds.
     """
     candidates = sorted(by_source, key=lambda s: (len(s), s))
     seed_sets = {c: sorted(by_source[c]) for c in candidates}
-    trained = {tuple(v) for v in seed_sets.values() if v != [""]}
+    trained = {tuple(v) for v in seed_sets.values() if v != [""] and ":" in v[0]}
+    trained = trained or {tuple(v) for v in seed_sets.values() if v != [""]}
     if len(trained) > 1:
         a, b = sorted(trained)[:2]
         raise TableError(f"target {target!r}: candidates trained with different seeds "
                          f"({','.join(a)} and {','.join(b)}); every retrained candidate "
                          "needs the same replicate seeds")
     seeds = list(next(iter(trained))) if trained else [""]
+    networks = sorted({network_of(s) for s in seeds} - {""})
     for c, v in seed_sets.items():
         if "" in v and len(v) > 1:
             raise TableError(f"target {target!r}: candidate {'+'.join(c)} has rows with and "
                              "without a seed")
+        if networks and v != [""] and ":" not in v[0] and v != networks:
+            raise TableError(f"target {target!r}: candidate {'+'.join(c)} has network "
+                             f"replicates {','.join(v)}, the readouts {','.join(networks)}")
     per_image = [set(images) for c in candidates for images in by_source[c].values()]
     images = sorted(set.intersection(*per_image))
     shared = set(images)
@@ -122,8 +140,12 @@ def loss_matrix(by_source: dict[tuple[str, ...], dict], target: str):
                                  "matched by image id")
     if not images:
         raise TableError(f"target {target!r}: no test image is shared by all candidates")
-    m = np.array([[[by_source[c][s if s in by_source[c] else ""][i] for i in images]
-                   for s in seeds] for c in candidates])
+
+    def row(c, s):
+        cells = by_source[c]
+        return cells[s] if s in cells else cells.get(network_of(s)) or cells[""]
+
+    m = np.array([[[row(c, s)[i] for i in images] for s in seeds] for c in candidates])
     return candidates, images, seeds, m
 
 
@@ -165,6 +187,24 @@ def tables_from_matrices(matrices: dict[str, tuple], meta: dict | None = None
         "wins_vs_pixels": TransferTable(gain, sorted({r.target for r in gain}),
                                         "wins_vs_pixels", meta),
     }
+
+
+def merge_network_replicates(tables: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """One losses table from the grids of several sets of task networks:
+    table k's readout seed r becomes ``k:r`` and its rows without a seed
+    (``self``, ``constant``: retrained, or refitted, only with the networks)
+    get ``k``. Written atomically to ``out``; returns its path."""
+    out = Path(out)
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*COLUMNS[:4], SEED, COLUMNS[4]])
+        for k, table in enumerate(tables):
+            with open(table, newline="") as src:
+                for row in csv.DictReader(src):
+                    seed = (row.get(SEED) or "").strip()
+                    w.writerow([*(row[c] for c in COLUMNS[:4]),
+                                f"{k}:{seed}" if seed else str(k), row["loss"]])
+    return out
 
 
 def loss_matrices(path: str | os.PathLike) -> dict[str, tuple]:

@@ -277,3 +277,52 @@ def test_every_command_trains_the_experiments_networks_section(split_records, tm
         assert config.data.image_size == 40 and config.task == "edges"
         assert config.steps == changed.steps
     assert seen[0].data.path == str(split_records)  # the pipeline's converted records
+
+
+@pytest.mark.slow
+def test_networks_seeds_trains_a_grid_per_network_set_and_resamples_them(tmp_path,
+                                                                        monkeypatch):
+    """networks.seeds=2: a second set of networks with its own seed and its
+    own grid; the taxonomy averages both grids' losses and the bootstrap
+    draws the two sets, which the report says."""
+    import csv
+
+    from taskonomy_tf.synth.planted import PlantedConfig, write_planted
+    from taskonomy_tf.taxonomy.losses import tables_from_losses
+
+    monkeypatch.setenv("TASKONOMY_TF_CACHE", str(tmp_path / "cache"))
+    card = tmp_path / "card"
+    write_planted(card, PlantedConfig(samples=80, size=32, families=("disk", "light"), seed=4))
+    cfg = override(quick_experiment(), [
+        f"data.path={card}", "data.image_size=32", "networks.steps=2", "networks.batch_size=4",
+        "networks.allow_weak=true", "networks.seeds=2", "transfers.images=16",
+        "transfers.steps=2", "transfers.seeds=2", "taxonomy.resamples=10", "seed=3",
+        "tasks=disk_two,disk_full"])
+    out = tmp_path / "run"
+    ctx = run_pipeline(cfg, out, progress=False)
+
+    seeds = [json.loads((out / folder / "disk_full" / "config.json").read_text())["seed"]
+             for folder in ("models", "models.1")]
+    assert seeds == [3, 1_003_001]
+    assert ctx.results["transfers"]["losses"] == "transfers/losses_networks.csv"
+
+    def rows(path):
+        with open(path) as f:
+            return [(r["candidate"], r["sources"], r["target"], r["image"], r["seed"],
+                     r["loss"]) for r in csv.DictReader(f)]
+
+    merged = rows(out / "transfers" / "losses_networks.csv")
+    for k, folder in enumerate(("transfers", "transfers.1")):
+        own = [(*r[:4], f"{k}:{r[4]}" if r[4] else str(k), r[5])
+               for r in rows(out / folder / "losses.csv")]
+        assert [r for r in merged if r[4].split(":")[0] == str(k)] == own
+    self_losses = {k: [r[5] for r in merged if r[0] == "self" and r[4] == k] for k in "01"}
+    assert self_losses["0"] != self_losses["1"]  # two networks, not one trained twice
+    boot = json.loads((out / "taxonomy" / "bootstrap.json").read_text())
+    assert boot["networks"] == 2 and boot["replicates"] == 4
+    aff = json.loads((out / "taxonomy" / "affinities.json").read_text())["records"]
+    both = tables_from_losses(out / "transfers" / "losses_networks.csv")["affinities"]
+    assert {(tuple(r["sources"]), r["target"]): r["value"] for r in aff} == {
+        (r.sources, r.target): r.value for r in both.records}
+    report = (out / "report.md").read_text()
+    assert "2 sets of task networks" in report and "cover retraining the networks" in report

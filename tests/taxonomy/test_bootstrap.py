@@ -123,3 +123,64 @@ def test_building_intervals_cover_the_truth_as_often_as_they_claim(group_of, low
         lo, hi = result.interval(("a",), "t")
         covered.append(lo <= 0.5 <= hi)
     assert low <= np.mean(covered) <= high, np.mean(covered)
+
+
+def _two_network_sets(tmp_path, offset):
+    """losses.csv of two grids (network sets) of target x: sources y and z,
+    three readout seeds each; in set k, y's losses move by offset[k] and
+    self's by 0.01 k. Returns the merged table's matrices."""
+    import csv
+
+    from taskonomy_tf.taxonomy.losses import loss_matrices, merge_network_replicates
+
+    rng = np.random.default_rng(4)
+    images = [f"b{i // 6}/{i % 6}/0" for i in range(60)]  # 10 buildings
+    base = {"y": 2 + rng.uniform(0, 1, 60), "z": 2 + rng.uniform(0, 1, 60)}
+    own = 2 + rng.uniform(0, 1, 60)
+    tables = []
+    for k in range(2):
+        path = tmp_path / f"set{k}.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["candidate", "sources", "target", "image", "seed", "loss"])
+            for i, image in enumerate(images):
+                w.writerow(["self", "self", "x", image, "", own[i] + 0.01 * k])
+                for s in ("y", "z"):
+                    for r in range(3):
+                        shift = offset[k] if s == "y" else 0.0
+                        w.writerow(["transfer", s, "x", image, r, base[s][i] + shift])
+        tables.append(path)
+    merged = merge_network_replicates(tables, tmp_path / "merged.csv")
+    return loss_matrices(merged), own
+
+
+def test_network_sets_are_merged_and_resampled_as_the_independent_units(tmp_path):
+    (mats, own) = _two_network_sets(tmp_path, [-0.2, 0.2])
+    cands, images, seeds, m = mats["x"]
+    assert seeds == ["0:0", "0:1", "0:2", "1:0", "1:1", "1:2"]
+    # self is retrained with its network only: repeated over that set's readouts
+    order = {img: i for i, img in enumerate(f"b{i // 6}/{i % 6}/0" for i in range(60))}
+    own_sorted = own[[order[i] for i in images]]
+    np.testing.assert_allclose(m[cands.index(("self",)), :3], np.tile(own_sorted, (3, 1)))
+    np.testing.assert_allclose(m[cands.index(("self",)), 3:], np.tile(own_sorted + 0.01, (3, 1)))
+    nested = bootstrap(mats, resamples=300, seed=5)
+    # the same six replicates, as if they were exchangeable readouts of one set
+    flat = bootstrap({"x": (cands, images, [str(i) for i in range(6)], m)}, resamples=300,
+                     seed=5)
+    assert nested.networks == 2 and flat.networks == 1 and nested.replicates == 6
+    assert nested.to_json()["networks"] == 2
+    width = {name: np.subtract(*reversed(r.interval(("y",), "x")))
+             for name, r in [("nested", nested), ("flat", flat)]}
+    # y beats z in one set and loses in the other: two independent draws, not six
+    assert width["nested"] > 1.25 * width["flat"]
+    assert nested.affinity[(("y",), "x")]["value"] == flat.affinity[(("y",), "x")]["value"]
+
+
+def test_a_table_whose_self_rows_name_other_networks_than_its_readouts_is_refused():
+    from taskonomy_tf.taxonomy.losses import loss_matrix
+    from taskonomy_tf.taxonomy.table import TableError
+
+    cells = {("self",): {"0": {"a": 1.0}, "2": {"a": 1.0}},
+             ("y",): {"0:0": {"a": 2.0}, "1:0": {"a": 2.0}}}
+    with pytest.raises(TableError, match="network replicates 0,2, the readouts 0,1"):
+        loss_matrix(cells, "x")
