@@ -269,8 +269,17 @@ def _agreement_blocks(cmp: dict, display_name) -> list[tuple]:
     t = cmp["targets"]
     from taskonomy_tf.taxonomy.compare import yardstick_summary
 
-    out = [("h2", "Agreement with the published affinities"),
-           ("p", yardstick_summary(cmp)),
+    left = cmp.get("left_out") or {}
+    out = [("h2", "Agreement with the published affinities")]
+    if left:
+        out.append(("p", "Left out of this comparison, as sources and as targets: "
+                         + ", ".join(f"{display_name(k)} (validation loss {v:.2f} of its floor)"
+                                     for k, v in left.items())
+                         + ". These networks did not learn their tasks (above "
+                           "networks.max_constant_ratio, kept by networks.allow_weak): an "
+                           "untrained network's code ranks by chance in every target it "
+                           "enters, and says nothing about the task it was meant for."))
+    out += [("p", yardstick_summary(cmp)),
            ("p", "Per target: Spearman's rho between the two rankings of its sources, how many "
                  "of the published top 3 are in ours, and what two unrelated rankings of that "
                  f"many sources give ({cmp['confidence']:.0%} range)."),

@@ -326,3 +326,37 @@ def test_networks_seeds_trains_a_grid_per_network_set_and_resamples_them(tmp_pat
         (r.sources, r.target): r.value for r in both.records}
     report = (out / "report.md").read_text()
     assert "2 sets of task networks" in report and "cover retraining the networks" in report
+
+
+def test_networks_that_did_not_learn_are_left_out_of_the_comparison_with_the_paper(tmp_path):
+    """Ours is the paper's 16k table on seven tasks, except that one source,
+    whose network "did not learn", ranks first into every target: with it
+    the rankings disagree; left out (as the train stage's ``weak`` says),
+    ours agrees with the paper exactly, and the report names it."""
+    from taskonomy_tf.pipeline.report import _agreement_blocks
+    from taskonomy_tf.pipeline.stages import Context, published_agreement
+    from taskonomy_tf.published import published_path
+    from taskonomy_tf.taxonomy import load_table
+    from taskonomy_tf.taxonomy.compare import restrict
+    from taskonomy_tf.taxonomy.table import Transfer, TransferTable
+
+    tasks = ["autoencoding", "depth_zbuffer", "edges", "keypoints2d", "normals", "reshading",
+             "segment_unsup2d"]
+    paper = restrict(load_table(published_path("16k")), tasks)
+    scrambled = TransferTable([Transfer(r.sources, r.target, 0.9 if r.sources == (
+        "segment_unsup2d",) else r.value) for r in paper.records], paper.targets)
+    cfg = override(ExperimentConfig(), ["report.reference=none", f"tasks={','.join(tasks)}"])
+
+    def agreement(weak):
+        ctx = Context(cfg, tmp_path, progress=False, results={"train": {"weak": weak}})
+        assert published_agreement(ctx, scrambled, 1) == "taxonomy/agreement.json"
+        return json.loads((tmp_path / "taxonomy" / "agreement.json").read_text())
+
+    kept = agreement({})
+    assert "segment_unsup2d" in kept["tasks"] and kept["mean_spearman"] < 0.9
+    left = agreement({"segment_unsup2d": 1.01})
+    assert "segment_unsup2d" not in left["tasks"] and len(left["targets"]) == 6
+    assert left["mean_spearman"] == pytest.approx(1.0)
+    assert left["left_out"] == {"segment_unsup2d": 1.01}
+    text = " ".join(str(b[1]) for b in _agreement_blocks(left, str))
+    assert "Left out of this comparison" in text and "segment_unsup2d (validation loss 1.01" in text
