@@ -7,7 +7,7 @@ readouts of 60 steps on 256 images with 2 seeds, 30 bootstrap resamples;
 weak networks are reported, not refused.
 
 Run time: about 1 minute on a 2-core x86_64 CPU machine once the embedded data
-is built (47 s the first time). Expected result: a complete report; the
+is built (about 2 minutes the first time). Expected result: a complete report; the
 networks are short of their constants' loss by a little, and the taxonomy
 ranks near-noise (use embedded_default for numbers).
 """
