@@ -105,8 +105,8 @@ def _replicates(boot: dict) -> str:
 def _resampled(boot: dict) -> str:
     """What the bootstrap drew: the test images' groups (buildings), or images."""
     if boot.get("unit", "images") == "groups":
-        return (f"the {boot['groups']} groups (buildings) the test images come in, each "
-                "with all its images")
+        return (f"the {boot['groups']} groups (buildings) the test images come in (each "
+                "with all its images)")
     return "the test images"
 
 

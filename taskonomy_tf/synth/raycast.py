@@ -215,7 +215,7 @@ def cast(o: np.ndarray, d: np.ndarray, room: Room) -> Hits:
 
 def inside_solid(p: np.ndarray, room: Room, clearance: float = 0.3) -> bool:
     """Whether a point is within ``clearance`` of a solid or of the room's shell."""
-    if depth_inside(room, p) < clearance:
+    if depth_inside(room.planes, room.bows, p) < clearance:
         return True
     for prim in room.prims:
         q = prim.params

@@ -264,27 +264,27 @@ def _bows(rng, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.array(rows).reshape(-1, 3)
 
 
-def depth_inside(room: Room, p: np.ndarray) -> float:
-    """How far (m) the point ``p`` (3,) is inside the room's shell (negative: outside)."""
-    planes = float(np.min(room.planes[:, 3] - room.planes[:, :3] @ p))
-    if len(room.bows) == 0:
-        return planes
-    bows = room.bows[:, 2] - np.hypot(p[0] - room.bows[:, 0], p[1] - room.bows[:, 1])
-    return min(planes, float(bows.min()))
+def depth_inside(planes: np.ndarray, bows: np.ndarray, p: np.ndarray) -> float:
+    """How far (m) the point ``p`` (3,) is inside a shell of ``planes`` (K, 4)
+    and ``bows`` (M, 3) (``Room``'s fields; negative: outside)."""
+    depth = float(np.min(planes[:, 3] - planes[:, :3] @ p))
+    if len(bows):
+        depth = min(depth, float(np.min(bows[:, 2] - np.hypot(p[0] - bows[:, 0],
+                                                              p[1] - bows[:, 1]))))
+    return depth
 
 
 def _light(rng, planes: np.ndarray, bows: np.ndarray, lo: np.ndarray, hi: np.ndarray
            ) -> np.ndarray:
     """A ceiling light: a point 10 cm below the ceiling (sloped or not), at
     least 50 cm from every wall and at least 2 m above the floor."""
-    shell = Room("", "", lo, hi, planes, bows, [], [], [], np.zeros((0, 3)))
     ceiling = planes[:, 2] > 0.3
     while True:
         p = np.array([*rng.uniform(lo[:2] + 0.5, hi[:2] - 0.5), hi[2] - 0.1])
         while np.any(planes[ceiling, :3] @ p > planes[ceiling, 3] - 0.1) and p[2] > lo[2] + 2.0:
             p[2] -= 0.05
-        walls = Room("", "", lo, hi, planes[~ceiling], bows, [], [], [], np.zeros((0, 3)))
-        if depth_inside(shell, p) >= 0.1 and depth_inside(walls, p) >= 0.5:
+        if (depth_inside(planes, bows, p) >= 0.1
+                and depth_inside(planes[~ceiling], bows, p) >= 0.5):
             return p
 
 
@@ -342,7 +342,7 @@ def room_corners(room: Room) -> np.ndarray:
         if abs(np.linalg.det(m)) < 1e-9:
             continue
         v = np.linalg.solve(m, planes[[i, j, k], 3])
-        if depth_inside(room, v) >= -1e-7:
+        if depth_inside(room.planes, room.bows, v) >= -1e-7:
             out.append(v)
     signs = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], float)
     for prim in room.prims:
