@@ -109,17 +109,18 @@ class WeakNetworkError(UserError, RuntimeError):
     """A task network does no better than its constant baseline."""
 
 
-def network_sets(ctx: Context) -> list[tuple[str, int]]:
-    """(models folder, training seed) of each set of task networks
-    (``networks.seeds``): ``models`` with the run's seed, then
-    ``models.<k>`` with 1,000,000 + 1,000 x the run's seed + k, disjoint
-    from every run's first set (run seeds 0, 1, 2 share no network)."""
+def network_sets(ctx: Context) -> list[tuple[str, str, int]]:
+    """(models folder, transfers folder, training seed) of each set of task
+    networks (``networks.seeds``): ``models``/``transfers`` with the run's
+    seed, then ``models.<k>``/``transfers.<k>`` with 1,000,000 + 1,000 x the
+    run's seed + k, disjoint from every run's first set (run seeds 0, 1, 2
+    share no network)."""
     n = ctx.config.networks.seeds
     if n < 1:
         raise InputError(f"networks.seeds must be at least 1, got {n}")
     seed = ctx.config.seed
-    return [("models", seed)] + [(f"models.{k}", 1_000_000 + 1_000 * seed + k)
-                                 for k in range(1, n)]
+    return [("models", "transfers", seed)] + [
+        (f"models.{k}", f"transfers.{k}", 1_000_000 + 1_000 * seed + k) for k in range(1, n)]
 
 
 def stage_train(ctx: Context) -> dict:
@@ -135,7 +136,7 @@ def stage_train(ctx: Context) -> dict:
     cfg = ctx.config
     sets = network_sets(ctx)
     every: dict[str, list[dict]] = {t: [] for t in ctx.tasks}
-    jobs = [(folder, seed, task) for folder, seed in sets for task in ctx.tasks]
+    jobs = [(folder, seed, task) for folder, _, seed in sets for task in ctx.tasks]
     for folder, seed, task in tqdm(jobs, desc="train", unit="network", disable=not ctx.progress):
         # validated once at the end, resumable half way, no TensorBoard: about 4 s
         # less per network than the command's per-epoch defaults
@@ -147,10 +148,10 @@ def stage_train(ctx: Context) -> dict:
         every[task].append(_network_metrics(ctx.out / folder / task))
     metrics = {t: {**v[0], **({"ratio_to_floor_per_set": [m["ratio_to_floor"] for m in v]}
                              if len(v) > 1 else {})} for t, v in every.items()}
-    limit = cfg.networks.max_constant_ratio
-    weak = {t: max(r for r in (m["ratio_to_floor"] for m in v) if r is not None)
-            for t, v in every.items()
-            if any(m["ratio_to_floor"] is not None and m["ratio_to_floor"] > limit for m in v)}
+    worst = {t: max((m["ratio_to_floor"] for m in v if m["ratio_to_floor"] is not None),
+                    default=None) for t, v in every.items()}
+    weak = {t: r for t, r in worst.items()
+            if r is not None and r > cfg.networks.max_constant_ratio}
     if weak and not cfg.networks.allow_weak:
         raise WeakNetworkError(
             "networks no better than their floor (validation loss / the lower of the "
@@ -159,7 +160,7 @@ def stage_train(ctx: Context) -> dict:
             + ", ".join(f"{t} {r:.2f}" for t, r in weak.items())
             + "; a taxonomy of them would rank noise. Train longer (--train-steps) or pass "
             "--allow-weak-networks")
-    return {"models": "models", "sets": [folder for folder, _ in sets], "metrics": metrics,
+    return {"models": "models", "sets": [folder for folder, _, _ in sets], "metrics": metrics,
             "weak": weak}
 
 
@@ -198,9 +199,9 @@ def stage_transfers(ctx: Context) -> dict:
 
     sources = parse_sources(cfg.transfers.sources)
     tables, jobs = [], []
-    for folder, _ in network_sets(ctx):  # one grid per set of networks, in its own folder
-        out = ctx.out / folder.replace("models", "transfers", 1)
-        result = run_grid(list(ctx.tasks), ctx.out / folder, ctx.data, out,
+    for models, transfers, _ in network_sets(ctx):  # a grid per set of networks
+        out = ctx.out / transfers
+        result = run_grid(list(ctx.tasks), ctx.out / models, ctx.data, out,
                           max_order=cfg.transfers.max_order, n_images=cfg.transfers.images,
                           steps=cfg.transfers.steps, batch_size=cfg.transfers.batch_size,
                           learning_rate=cfg.transfers.learning_rate,

@@ -43,8 +43,8 @@ TEXTURE_GAIN = 3.6e4  # 16-bit units per unit of gradient (Sobel, sigma 1 px at 
 # magnitude over the scales kept per pixel, and its square root (the spread of
 # the real files). Scales are pixels of a 128 px image (the same scene scale at
 # any size). One scale alone (sigma 1 px) is a second derivative of the image
-# at the 2D edges' scale: the two maps then correlated 0.54 per view (median);
-# with the three scales, 0.24 (/tmp measurement in issue 21's note). The gain
+# at the 2D edges' scale: the two maps then correlated 0.56 per view (median);
+# with the three scales, 0.18-0.25 (bench/embedded_shortcuts.py). The gain
 # keeps the single-scale map's median over pixels (which was calibrated on the
 # real sample point_202_view_5: median 0.11 of the 0.005 clip); texture edges
 # are calibrated on that sample too: median 0.11 of the 0.08 clip, 2% saturated.

@@ -2,11 +2,12 @@
 
 A building is a few rooms side by side. A room is its bounding box cut by
 a few more planes (corners cut at free angles, a ceiling sloping down to
-one wall), so it stays convex but its surfaces are not all axis-aligned;
-its four box walls have windows and doors (holes: rays leaving through them
-hit no geometry). Inside stand furniture built from boxes, vertical
-cylinders and spheres, each piece turned by its own angle about the
-vertical, curved decor, and clutter: boxes at arbitrary orientations.
+one wall) and by vertical cylinders (bowed walls), so it stays convex but
+its surfaces are not all axis-aligned; its four box walls have windows and
+doors (holes: rays leaving through them hit no geometry). Inside stand
+furniture built from boxes, vertical cylinders and spheres, each piece
+turned by its own angle about the vertical, curved decor, boards leaning on
+the walls and clutter: boxes at arbitrary orientations.
 
 Units are metres; the world's z axis points up.
 """
@@ -216,8 +217,8 @@ def _box_planes(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _cuts(rng, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Planes that cut the box: one to three of its vertical corners cut off
-    at a free angle (0.6-1.6 m along each wall), and in half the rooms a
+    """Planes that cut the box: two to four of its vertical corners cut off
+    at a free angle (0.8-2 m along each wall), and in three rooms of four a
     ceiling that slopes down by 0.3-0.8 m (never below 2.2 m) to one wall
     over 1.5-3 m. (K, 4) outward unit normals and offsets."""
     rows = []

@@ -32,7 +32,7 @@ import numpy as np
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.taxonomy.bip import TaxonomyError, build_instance, solve_instance
 from taskonomy_tf.taxonomy.compare import cluster_contrasts
-from taskonomy_tf.taxonomy.losses import tables_from_matrices
+from taskonomy_tf.taxonomy.losses import network_of, tables_from_matrices
 
 
 @dataclasses.dataclass
@@ -119,11 +119,11 @@ def _as_replicates(m: np.ndarray) -> np.ndarray:
 def _replicate_layout(names: tuple) -> list[np.ndarray]:
     """The replicate columns per network set: seeds ``"k:r"`` grouped by k
     (in order of first appearance); other seeds are one set."""
-    if not all(isinstance(n, str) and ":" in n for n in names):
+    if not all(isinstance(n, str) and network_of(n) for n in names):
         return [np.arange(len(names))]
     nets: dict[str, list[int]] = {}
     for i, n in enumerate(names):
-        nets.setdefault(n.split(":", 1)[0], []).append(i)
+        nets.setdefault(network_of(n), []).append(i)
     return [np.array(v) for v in nets.values()]
 
 

@@ -15,8 +15,9 @@ best input-independent prediction). ``seed`` names the readout replicate;
 candidates that are not retrained (``self``, ``constant``) leave it empty,
 and a table without the column has one replicate. A run that trains
 several sets of task networks (``networks.seeds``) writes ``k:r`` (readout
-seed r on network set k) and ``k`` for ``self`` (``merge_network_replicates``). Per-image losses are
-averaged over a candidate's replicates before win rates. For each target,
+seed r on network set k) and ``k`` for ``self`` and ``constant``
+(``merge_network_replicates``). Per-image losses are averaged over a
+candidate's replicates before win rates. For each target,
 the candidates' win rates on the shared test images give (reference
 sections 5 and 7): affinities (AHP over every candidate except ``pixels``
 and ``constant``, summing to 1 with ``self`` included, as in the released
