@@ -147,16 +147,37 @@ def pixel_sparse_ce(y_true, y_pred, seed=None):
     return -ops.sum(onehot * ops.log_softmax(y_pred, axis=-1), -1)
 
 
+def fixed_pixels(n: int):
+    """The pixels every image is scored on (the draw a sampling loss makes
+    without a generator): min(SEGMENT_PIXELS, n) distinct indices into a
+    map of n pixels (row-major), (k,) int32, the same at every call."""
+    return ops.cast(ops.top_k(random.uniform((1, n), seed=0), min(SEGMENT_PIXELS, n))[1][0],
+                    "int32")
+
+
 def _pixel_sample(b, n: int, seed):
     """(b, SEGMENT_PIXELS) int32 pixel indices in [0, n), distinct within an
     image: a new draw per image from ``seed`` (a ``SeedGenerator``) at every
-    call; with ``seed`` None (scoring), one fixed draw shared by every image,
-    so an image's score does not depend on the batch it is scored in."""
+    call; with ``seed`` None (scoring), ``fixed_pixels`` for every image, so
+    an image's score does not depend on the batch it is scored in."""
     k = min(SEGMENT_PIXELS, n)
     if seed is None:
-        fixed = ops.top_k(random.uniform((1, n), seed=0), k)[1]
-        return ops.cast(ops.broadcast_to(fixed, (b, k)), "int32")
+        return ops.broadcast_to(fixed_pixels(n)[None], (b, k))
     return ops.cast(ops.top_k(random.uniform((b, n), seed=seed), k)[1], "int32")
+
+
+def segment_points(seg, emb):
+    """The segmentation metric of P pixels per image: seg (B, P) segment ids,
+    emb (B, P, C) float32 embeddings -> (B,), the mean over the P^2 pairs of
+    the logistic loss of "same segment" against sigma = 2 / (1 + e^d), d the
+    squared embedding distance clipped to [0, SEGMENT_CLIP]."""
+    sq = ops.sum(emb * emb, -1)
+    d = sq[:, :, None] + sq[:, None, :] - 2 * ops.einsum("bic,bjc->bij", emb, emb)
+    d = ops.clip(d, 0.0, SEGMENT_CLIP)
+    sigma = ops.clip(2.0 / (1.0 + ops.exp(d)), EPS, 1 - EPS)
+    seg = ops.cast(seg, "int32")
+    same = ops.cast(ops.equal(seg[:, :, None], seg[:, None, :]), "float32")
+    return -ops.mean(same * ops.log(sigma) + (1 - same) * ops.log(1 - sigma), axis=(1, 2))
 
 
 @LOSSES.register("segment_metric")
@@ -166,13 +187,14 @@ def segment_metric(y_true, y_pred, seed=None):
     idx = _pixel_sample(b, h * w, seed)
     emb = ops.take_along_axis(ops.reshape(y_pred, (b, h * w, c)), idx[..., None], axis=1)
     seg = ops.take_along_axis(ops.reshape(ops.cast(y_true, "int32"), (b, h * w)), idx, axis=1)
-    sq = ops.sum(emb * emb, -1)
-    d = sq[:, :, None] + sq[:, None, :] - 2 * ops.einsum("bic,bjc->bij", emb, emb)
-    d = ops.clip(d, 0.0, SEGMENT_CLIP)
-    sigma = ops.clip(2.0 / (1.0 + ops.exp(d)), EPS, 1 - EPS)
-    same = ops.cast(ops.equal(seg[:, :, None], seg[:, None, :]), "float32")
-    per_image = -ops.mean(same * ops.log(sigma) + (1 - same) * ops.log(1 - sigma), axis=(1, 2))
+    per_image = segment_points(seg, emb)
     return ops.broadcast_to(per_image[:, None, None], (b, h, w))
+
+
+# The sampling losses on pixels drawn beforehand: kind -> fn(labels (B, P, 1),
+# predictions (B, P, C)) -> (B,) each image's value. A transfer readout of such
+# a target computes its output at those pixels only (``transfer.readout``).
+POINT_LOSSES = {"segment_metric": lambda y, pred: segment_points(ops.squeeze(y, -1), pred)}
 
 
 @LOSSES.register("pose_norm")

@@ -17,7 +17,7 @@ import tensorflow as tf
 from taskonomy_tf.data.records import id_strings
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.constant import best_constant
-from taskonomy_tf.models.losses import LOSSES, masked_row_means
+from taskonomy_tf.models.losses import LOSSES, POINT_LOSSES, masked_row_means
 from taskonomy_tf.tasks import TaskSpec
 
 CONSTANT_EXAMPLES = 2048  # training examples the constant is fitted on (a sample at scale)
@@ -42,6 +42,27 @@ def per_image_losses(spec: TaskSpec, y, pred, w, chunk: int = 256) -> np.ndarray
     out = [np.asarray(fn(y[i:i + chunk], pred[i:i + chunk], w[i:i + chunk]))
            for i in range(0, len(y), chunk)]
     return np.concatenate(out).astype("float64") if out else np.zeros(0)
+
+
+def per_image_point_losses(spec: TaskSpec, y, pred, valid, chunk: int = 256) -> np.ndarray:
+    """A sampling loss (``models.losses.POINT_LOSSES``) per image on pixels
+    drawn beforehand: y (N, P, 1) labels and pred (N, P, C) predictions at
+    them, valid (N,) the image's valid pixels -> (N,) float64, each image's
+    value, 0 where nothing is valid (as ``per_image_losses`` scores the
+    whole map on those pixels)."""
+    y, valid = np.asarray(y, "float32"), np.asarray(valid)
+    pred = np.asarray(pred, "float32")
+    fn = _per_point_fn(spec.loss, _spec(y), _spec(pred))
+    out = [np.asarray(fn(y[i:i + chunk], pred[i:i + chunk])) for i in range(0, len(y), chunk)]
+    values = np.concatenate(out).astype("float64") if out else np.zeros(0)
+    return np.where(valid > 0, values, 0.0)
+
+
+@functools.cache
+def _per_point_fn(kind: str, y_spec: tf.TensorSpec, p_spec: tf.TensorSpec):
+    fn = POINT_LOSSES[kind]
+    return tf.function(lambda y, p: tf.cast(fn(y, p), tf.float32),
+                       input_signature=(y_spec, p_spec))
 
 
 def _spec(array: np.ndarray) -> tf.TensorSpec:

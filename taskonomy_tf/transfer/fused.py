@@ -163,9 +163,11 @@ def head_seeds(seeds, layer: str) -> list[int]:
     return [zlib.crc32(f"{int(s)}:{layer}".encode()) & 0x7FFFFFFF for s in seeds]
 
 
-def readout_block(x, spec: TaskSpec, seeds, stride: int, name: str, views: int = 1):
+def readout_block(x, spec: TaskSpec, seeds, stride: int, name: str, views: int = 1,
+                  pixels=None):
     """H readout heads on (B, s, s, H * c): the residual predictions,
-    (B, f s, f s, H, C) for dense targets, (B, H, C) for vector ones.
+    (B, f s, f s, H, C) for dense targets, (B, H, C) for vector ones, and
+    (B, P, H, C) at given output pixels when ``pixels`` is given.
 
     Args:
         x: the heads' inputs; for a ``views``-view target, every view's
@@ -180,13 +182,16 @@ def readout_block(x, spec: TaskSpec, seeds, stride: int, name: str, views: int =
             concatenated on channels before its decoder, as the task
             networks concatenate per-view codes before their FC heads
             (reference section 3).
+        pixels: a dense target's (B, P, H) int32 row-major indices into
+            the output map, per head: the output is computed there only
+            (``GroupedPointConv``).
     """
     heads = len(seeds)
     x = readout_streams(x, seeds, name)
     if views > 1:
         x = layers.Lambda(lambda t: _join_views(t, heads, views), name=f"{name}_join_views")(x)
     if spec.is_dense:
-        return _dense_decoder(x, spec, seeds, stride // spec.output_stride, name)
+        return _dense_decoder(x, spec, seeds, stride // spec.output_stride, name, pixels)
     return _fc_decoder(x, spec, seeds, name)
 
 
@@ -220,19 +225,85 @@ def _join_views(x, heads: int, views: int):
     return ops.reshape(x, (-1, s, s, heads * views * c))
 
 
-def _dense_decoder(x, spec: TaskSpec, seeds, factor: int, name: str):
-    """The target's ``small`` conv decoder per head -> (B, f s, f s, H, C)."""
+def _dense_decoder(x, spec: TaskSpec, seeds, factor: int, name: str, pixels=None):
+    """The target's ``small`` conv decoder per head -> (B, f s, f s, H, C),
+    or (B, P, H, C) at ``pixels`` (B, P, H)."""
     heads = len(seeds)
     for i, width in enumerate(PRESETS["small"]["convs"]):
         x = GroupedConv2D(heads, width, 3, seeds=head_seeds(seeds, f"dec_conv{i}"),
                           name=f"{name}_dec_conv{i}")(x)
         x = layers.LeakyReLU(LEAK, name=f"{name}_dec_act{i}")(
             layers.BatchNormalization(**BN, name=f"{name}_dec_bn{i}")(x))
+    if pixels is not None:
+        return GroupedPointConv(heads, spec.channels, factor, seeds=head_seeds(seeds, "out"),
+                                initializer=output_initializer(spec.loss), dtype="float32",
+                                name=f"{name}_out")([x, pixels])
     x = GroupedConv2D(heads, spec.channels * factor * factor, 1,
                       seeds=head_seeds(seeds, "out"), initializer=output_initializer(spec.loss),
                       dtype="float32", name=f"{name}_out")(x)
     return layers.Lambda(lambda t: _shuffle_heads(t, heads, factor), dtype="float32",
                          name=f"{name}_shuffle")(x)
+
+
+@saving.register_keras_serializable(package="taskonomy_tf")
+class GroupedPointConv(GroupedConv2D):
+    """A dense head's last layer (``GroupedConv2D`` 1x1 to f * f * C channels,
+    then the pixel shuffle) evaluated at given output pixels only.
+
+    The weights are those of ``GroupedConv2D(groups, f * f * channels, 1,
+    seeds=...)``, drawn from the same seeds, so the outputs equal the full
+    map's at those pixels. A sampling loss (the segmentation metric's 300
+    of 4,096 pixels at 64 px) then never makes the (B, S, S, H, C) map, its
+    pixel shuffle, nor their gradients: each pixel's feature vector (its
+    code cell's) is expanded by a one-hot of its position inside the cell
+    (f * f of them) and multiplied by the head's kernel.
+
+    Inputs: ``[x, pixels]``: x (B, s, s, H * w) features; pixels (B, P, H)
+    int32, row-major indices into each head's (f s, f s) output map.
+    Output: (B, P, H, channels).
+
+    Args:
+        groups: heads; channels: C; factor: f (output side / s).
+    """
+
+    def __init__(self, groups: int, channels: int, factor: int, seeds=None,
+                 initializer: str = "glorot_uniform", **kwargs):
+        for key in ("filters", "kernel_size", "strides"):
+            kwargs.pop(key, None)
+        super().__init__(groups, channels * factor * factor, 1, 1, seeds, initializer,
+                         **kwargs)
+        self.channels, self.factor = int(channels), int(factor)
+
+    def build(self, input_shape):
+        super().build(input_shape[0])
+
+    def call(self, inputs):
+        x, pixels = inputs
+        s, f, heads = x.shape[1], self.factor, self.groups
+        width = x.shape[-1] // heads
+        pixels = ops.cast(pixels, "int32")
+        row, col = pixels // (s * f), pixels % (s * f)
+        cell = (row // f) * s + col // f  # (B, P, H): the code cell of each pixel
+        sub = (row % f) * f + col % f  # its place in the cell, the shuffle's order
+        feats = ops.reshape(x, (-1, s * s, heads, width))
+        z = ops.take_along_axis(feats, cell[..., None], axis=1)  # (B, P, H, w)
+        onehot = ops.one_hot(sub, f * f, dtype=z.dtype)  # (B, P, H, f f)
+        z = ops.reshape(onehot[..., :, None] * z[..., None, :], (*ops.shape(z)[:3], f * f * width))
+        # kernel (1, 1, w, H f f C) -> per head (f f w, C), rows in z's order
+        kernel = ops.reshape(ops.cast(self.kernel, z.dtype), (width, heads, f * f, self.channels))
+        kernel = ops.reshape(ops.transpose(kernel, (1, 2, 0, 3)),
+                             (heads, f * f * width, self.channels))
+        return ops.einsum("bphk,hkc->bphc", z, kernel)
+
+    def compute_output_shape(self, input_shape):
+        x, pixels = input_shape
+        return (*pixels, self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("filters", "kernel_size", "strides"):
+            config.pop(key)
+        return {**config, "channels": self.channels, "factor": self.factor}
 
 
 def _fc_decoder(x, spec: TaskSpec, seeds, name: str):

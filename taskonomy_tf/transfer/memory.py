@@ -15,12 +15,25 @@ import math
 import numpy as np
 
 from taskonomy_tf.models.constant import constant_bytes
+from taskonomy_tf.models.decoders import PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.losses import INDEX_LABEL_LOSSES, PAIRWISE_LOSSES, SEGMENT_PIXELS
 from taskonomy_tf.tasks import TaskSpec, get_task
-from taskonomy_tf.transfer.readout import PIXELS, SCORE_BYTES, ReadoutArrays, fc_parameters
+from taskonomy_tf.transfer.readout import (
+    PIXELS,
+    SCORE_BYTES,
+    ReadoutArrays,
+    fc_parameters,
+    point_count,
+    uses_points,
+)
 
 GB = 2**30
+# What one program costs whatever its heads: its traced functions, the
+# runtime's buffers for them. Measured (2-core x86_64, TF 2.21): a program
+# of one 32 px segmentation head grew the process by 240-290 MB, of which
+# about 35 MB its arrays and 50 MB the head.
+PROGRAM_BYTES = 192 * 2**20
 
 
 def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) -> int:
@@ -29,29 +42,37 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
 
     About 16 float32 copies of the batch's outputs (the prediction, the
     pixel shuffle, their gradients and the optimizer's work, the scoring's
-    copies) and, for a loss of pixel pairs (the segmentation metric), about
-    24 float32 (P, P) pair matrices per image (P = ``SEGMENT_PIXELS``).
-    A vector target's head adds its fully connected weights
-    (:func:`fc_parameters`). Calibration (2-core x86_64, TF 2.21): a 2.5D
-    segmentation target at 64 px, batch 16, 26 heads in one program:
-    10.5 GB resident, of which about 1.5 GB is not the heads' (9.0 GB
-    measured for the heads, 10.6 GB estimated).
+    copies). A target whose loss samples pixels (the segmentation metric)
+    is predicted at its P = ``SEGMENT_PIXELS`` pixels only
+    (``readout.uses_points``): about 8 float32 copies of each pixel's
+    prediction and one-hot expanded features (C + f f w values, w the
+    decoder's width) and of the (P, P) pair matrices per image.
+    Calibration (2-core x86_64, TF 2.21): 26 heads of a 64 px segmentation
+    target at batch 16 in one program grew the process by 2.17 GB, about
+    1.45 GB of it the heads' (2.5 GB estimated). A vector target's head
+    adds its fully connected weights (:func:`fc_parameters`).
     """
     spec = get_task(target)
-    outputs = int(np.prod(spec.output_shape(image_size)))
-    pairs = SEGMENT_PIXELS ** 2 if spec.loss in PAIRWISE_LOSSES else 0
-    return 4 * batch_size * (16 * outputs + 24 * pairs) + 28 * fc_parameters(spec, image_size)
+    fc = 28 * fc_parameters(spec, image_size)
+    if uses_points(spec):
+        factor = code_stride(image_size) // spec.output_stride
+        width = PRESETS["small"]["convs"][-1]
+        outputs = point_count(spec, image_size) * (spec.channels + factor * factor * width)
+        pairs = SEGMENT_PIXELS ** 2 if spec.loss in PAIRWISE_LOSSES else 0
+        return 4 * batch_size * 8 * (outputs + pairs) + fc
+    return 4 * batch_size * 16 * int(np.prod(spec.output_shape(image_size))) + fc
 
 
 def arrays_bytes(train: ReadoutArrays, test: ReadoutArrays) -> int:
     """Memory (bytes) a readout job holds whatever its heads: the training
     arrays three times (the arrays, their packed targets, the ``tf.constant``
-    copies the batches are gathered from) and the test arrays twice (the
-    arrays and one batch's repeated copies, bounded by ``SCORE_BYTES``)."""
+    copies the batches are gathered from), the test arrays twice (the
+    arrays and one batch's repeated copies, bounded by ``SCORE_BYTES``) and
+    a program's own cost (``PROGRAM_BYTES``)."""
     def size(a: ReadoutArrays) -> int:
         return sum(x.nbytes for x in (a.codes, a.y, a.w, a.images) if x is not None)
 
-    return 3 * size(train) + size(test) + SCORE_BYTES
+    return 3 * size(train) + size(test) + SCORE_BYTES + PROGRAM_BYTES
 
 
 def heads_per_program(budget: int, fixed: int, per_head: int) -> int:
@@ -162,7 +183,7 @@ def job_plan(target: str, candidates: list[tuple[str, ...]], n_train: int, n_tes
     # labels, weights and images are read first, the weights normalised once
     read = (sample - per["codes"]) * (n_train + n_test) + per["weight"] * n_train
     prior = read + constant_bytes(spec.loss, n_train, per["label_shape"], spec.channels)
-    arrays = 3 * n_train * sample + n_test * sample + SCORE_BYTES
+    arrays = 3 * n_train * sample + n_test * sample + SCORE_BYTES + PROGRAM_BYTES
     per_head = head_step_bytes(spec, image_size, min(batch_size, n_train))
     heads = len(candidates) * seeds
     fits = min(heads, heads_per_program(budget, arrays, per_head)) if budget else heads

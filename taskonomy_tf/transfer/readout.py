@@ -27,7 +27,13 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.decoders import PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.layers import OutputPrior
-from taskonomy_tf.models.losses import LOSSES, PAIRWISE_LOSSES, masked_row_means
+from taskonomy_tf.models.losses import (
+    LOSSES,
+    POINT_LOSSES,
+    SEGMENT_PIXELS,
+    fixed_pixels,
+    masked_row_means,
+)
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
@@ -55,7 +61,8 @@ def plan_heads(candidates: list[tuple[str, ...]], seeds: list[int]) -> list[Head
 
 
 def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str],
-                   image_size: int, prior: np.ndarray | None = None) -> keras.Model:
+                   image_size: int, prior: np.ndarray | None = None,
+                   points: bool | None = None) -> keras.Model:
     """The fused model of ``heads`` for one target.
 
     Args:
@@ -64,16 +71,23 @@ def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
         image_size: the images' side (the codes' side is ``image_size /
             code_stride``).
         prior: the target's constant prediction, one example's shape.
+        points: predict at given pixels only (default: where the target's
+            loss samples them, ``uses_points``); ``False`` gives the whole
+            map, with the same weights.
 
     Inputs (a dict):
         ``codes``: (B, R, K V, c, c, 8) float32, replicate r's batch of the K
             sources' codes of each of the target's V views (source-major;
             when there are sources); ``images``: (B, R, S, S, 3) in [-1, 1]
-            ((B, R, V, S, S, 3) for V > 1), only when a head reads ``pixels``.
+            ((B, R, V, S, S, 3) for V > 1), only when a head reads ``pixels``;
+            ``points``: (B, P, H) int32, for a target whose loss samples
+            pixels (``POINT_LOSSES``): each head's P = ``point_count``
+            pixels, row-major indices into its (S', S') output map.
 
     Returns:
-        A model whose output is (B, S', S', H, C) for dense targets and
-        (B, H, C) for vector ones: every head's prediction.
+        A model whose output is (B, S', S', H, C) for dense targets, (B, P,
+        H, C) at the given pixels for a sampling loss's, and (B, H, C) for
+        vector ones: every head's prediction.
 
     Raises:
         InputError: a head reading a source not in ``sources``.
@@ -116,6 +130,15 @@ def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
                                                     REPRESENTATION_CHANNELS)), (0, 4, 1, 2, 3, 5)),
             name="pixels_codes")(side_codes)  # (B, R, V, c, c, 8)
         parts.append(side_codes)
+    if points is None:
+        points = uses_points(spec)
+    if points and not spec.is_dense:
+        raise InputError(f"{spec.name}: only a dense target is predicted at pixels")
+    pixels_at = None
+    if points:
+        pixels_at = keras.Input((point_count(spec, image_size), len(heads)), dtype="int32",
+                                name="points")
+        inputs["points"] = pixels_at
     codes = parts[0] if len(parts) == 1 else layers.Concatenate(axis=2, name="slots_in")(parts)
     flat = layers.Reshape((replicates * len(slots), side, side, REPRESENTATION_CHANNELS),
                           name="slots")(codes)
@@ -129,16 +152,40 @@ def build_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
             for v in range(views)]
         x = per_view[0] if views == 1 else layers.Lambda(
             lambda ts: ops.concatenate(ts, axis=0), name=f"order{order}_views")(per_view)
+        block_points = None if pixels_at is None else layers.Lambda(
+            _take_last(block), name=f"order{order}_points")(pixels_at)
         outputs.append(readout_block(x, spec, [heads[i].seed for i in block], stride,
-                                     f"order{order}", views))
+                                     f"order{order}", views, block_points))
         built += block
     out = outputs[0] if len(outputs) == 1 else layers.Concatenate(axis=-2, name="heads")(outputs)
     if built != sorted(built):  # blocks follow the orders: back to the heads' order
         back = np.argsort(built).astype(np.int32)
         out = layers.Lambda(lambda t: ops.take(t, ops.convert_to_tensor(back), axis=-2),
                             name="heads_in_order")(out)
-    out = HeadPrior(spec.output_shape(image_size), prior, name="prior")(out)
+    if pixels_at is None:
+        out = HeadPrior(spec.output_shape(image_size), prior, name="prior")(out)
+    else:
+        out = HeadPointPrior(spec.output_shape(image_size), prior, name="prior")([out, pixels_at])
     return keras.Model(inputs, out, name=f"readouts_{spec.name}")
+
+
+def _take_last(index: list[int]):
+    """t (..., H) -> (..., len(index)): the columns ``index`` of the last axis."""
+    index = np.asarray(index, np.int32)
+    return lambda t: ops.take(t, ops.convert_to_tensor(index), axis=-1)
+
+
+def uses_points(spec: TaskSpec) -> bool:
+    """Whether ``spec``'s readouts predict at sampled pixels only (a dense
+    target whose loss samples them: ``POINT_LOSSES``)."""
+    return spec.is_dense and spec.loss in POINT_LOSSES
+
+
+def point_count(spec: TaskSpec, image_size: int) -> int:
+    """Pixels a sampling loss reads per image: ``SEGMENT_PIXELS``, or the
+    whole map when it is smaller."""
+    side = spec.output_shape(image_size)[0]
+    return min(SEGMENT_PIXELS, side * side)
 
 
 @saving.register_keras_serializable(package="taskonomy_tf")
@@ -153,6 +200,19 @@ class HeadPrior(OutputPrior):
 
 
 @saving.register_keras_serializable(package="taskonomy_tf")
+class HeadPointPrior(OutputPrior):
+    """``HeadPrior`` at sampled pixels: inputs ``[x, points]``, x (B, P, H, C)
+    residuals at points (B, P, H) (row-major indices into the (S, S) map),
+    the prior (S, S, C) read at each head's pixels and added. Non-trainable.
+    """
+
+    def call(self, inputs):
+        x, points = inputs
+        flat = ops.reshape(self.prior, (-1, self.prior_shape[-1]))
+        return ops.cast(x, "float32") + ops.take(flat, ops.cast(points, "int32"), axis=0)
+
+
+@saving.register_keras_serializable(package="taskonomy_tf")
 class HeadsLoss(keras.losses.Loss):
     """The sum over heads of each head's task loss on its replicate's batch.
 
@@ -161,52 +221,47 @@ class HeadsLoss(keras.losses.Loss):
     ``y_pred`` is (B, ..., H, C), head h reading replicate ``replicates[h]``.
     Each head's term is the registered loss (``TaskSpec.loss``) reduced by
     its masked mean, exactly as a lone readout computes it, so the gradient
-    of every head is its own. All heads' values come from one call of the
-    loss on the (H B) examples, except for a sampling loss (the segmentation
-    metric, ``PAIRWISE_LOSSES``), which draws new pixels at every step from
-    each head's own generator (seeded by ``seeds[h]``): a head draws the same
-    pixels whichever heads share its program.
+    of every head is its own; all heads' values come from one call of the
+    loss on the (H B) examples.
+
+    A sampling loss (``POINT_LOSSES``: the segmentation metric) gets its
+    pixels drawn beforehand, each head its own (``train_readouts``):
+    ``y_true`` is then (B, P, H, 2), each head's labels at its P pixels and
+    a weight, ``y_pred`` (B, P, H, C) its predictions there. The weight of
+    an image's pixels is its valid pixels over P, so that, as the loss of
+    the whole map does, images weigh by their valid pixels.
 
     Args:
         kind: a key of ``models.losses.LOSSES``.
         replicates: the replicate index of each head.
-        seeds: each head's seed (``Head.seed``), for a sampling loss's draws.
     """
 
-    def __init__(self, kind: str, replicates, name: str | None = None, seeds=None,
-                 **kwargs):
+    def __init__(self, kind: str, replicates, name: str | None = None, **kwargs):
         kwargs.pop("reduction", None)
         super().__init__(name=name or f"heads_{kind}", reduction="sum", **kwargs)
         self.kind = kind
         self.replicates = [int(r) for r in replicates]
-        self.seeds = ([int(s) for s in seeds] if seeds is not None
-                      else list(range(len(self.replicates))))
-        self.fn = LOSSES.get(kind)
-        self.generators = ([keras.random.SeedGenerator(s) for s in self.seeds]
-                           if kind in PAIRWISE_LOSSES else None)
+        self.points = kind in POINT_LOSSES
+        self.fn = POINT_LOSSES[kind] if self.points else LOSSES.get(kind)
 
     def call(self, y_true, y_pred):
         heads = len(self.replicates)
-        # every head's (target, prediction) pair, heads first: (H, B, ..., C)
-        packed = ops.take(ops.cast(y_true, "float32"),
-                          ops.convert_to_tensor(self.replicates, "int32"), axis=-2)
-        packed = ops.moveaxis(packed, -2, 0)
+        packed = ops.cast(y_true, "float32")
+        if not self.points:  # every head's (target, prediction) pair, heads first
+            packed = ops.take(packed, ops.convert_to_tensor(self.replicates, "int32"), axis=-2)
+        packed = ops.moveaxis(packed, -2, 0)  # (H, B, ..., C + 1)
         pred = ops.moveaxis(ops.cast(y_pred, "float32"), -2, 0)
         weight = packed[..., -1]  # the shape of the loss's values: (H, B, ...)
-        if self.generators:  # each head samples from its own generator
-            values = ops.stack([ops.cast(self.fn(packed[h, ..., :-1], pred[h],
-                                                 self.generators[h]), "float32")
-                                for h in range(heads)])
-        else:
-            values = ops.cast(self.fn(ops.reshape(packed, (-1, *packed.shape[2:]))[..., :-1],
-                                      ops.reshape(pred, (-1, *pred.shape[2:])), None),
-                              "float32")
+        values = ops.cast(self.fn(ops.reshape(packed, (-1, *packed.shape[2:]))[..., :-1],
+                                  ops.reshape(pred, (-1, *pred.shape[2:])), *(
+                                      () if self.points else (None,))), "float32")
+        if self.points:  # (H B,) per image -> over its pixels
+            values = ops.broadcast_to(values[:, None], (ops.shape(values)[0], weight.shape[-1]))
         return ops.sum(masked_row_means(ops.reshape(values, (heads, -1)),
                                         ops.reshape(weight, (heads, -1))))
 
     def get_config(self):
-        return {"kind": self.kind, "replicates": self.replicates, "name": self.name,
-                "seeds": self.seeds}
+        return {"kind": self.kind, "replicates": self.replicates, "name": self.name}
 
 
 def pack_targets(y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -305,8 +360,6 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
         return np.concatenate(parts)
     import tensorflow as tf
 
-    from taskonomy_tf.training.evaluate import per_image_losses
-
     spec = get_task(target)
     replicates = len(data_seeds)
     batch_size = min(batch_size, len(train.y))
@@ -318,44 +371,92 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
         learning_rate / 10, max(1, steps - warmup), alpha=0.01,
         warmup_target=learning_rate, warmup_steps=warmup)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=HeadsLoss(spec.loss, [h.replicate for h in heads],
-                                 seeds=[h.seed for h in heads]),
+                  loss=HeadsLoss(spec.loss, [h.replicate for h in heads]),
                   steps_per_execution=min(steps_per_execution, steps))
     order = np.stack([batch_order(len(train.y), steps, batch_size, s) for s in data_seeds], 1)
-    packed = pack_targets(train.y, train.w)
-    arrays = {"y": packed}
+    points = uses_points(spec)
+    arrays = {}
+    if points:  # labels per pixel and each image's valid pixels, to draw from
+        count = point_count(spec, image_size)
+        arrays["labels"] = np.asarray(train.y, np.float32).reshape(len(train.y), -1, 1)
+        arrays["valid"] = np.asarray(train.w, np.float32).reshape(len(train.y), -1).sum(1) / count
+    else:
+        arrays["y"] = pack_targets(train.y, train.w)
     if sources:
         arrays["codes"] = train.codes
     pixels = any(h.sources == (PIXELS,) for h in heads)
     if pixels:
         arrays["images"] = train.images
+    consts = {k: tf.constant(v) for k, v in arrays.items()}
+    head_replicates = tf.constant([h.replicate for h in heads], tf.int32)
 
-    def gather(idx):  # idx (R, B) -> one step's inputs, replicate axis after the batch
+    def draw(step, idx):
+        """Each head's pixels of this step, from its seed and the step (the
+        same in any program), and its labels there: (B, P, H) and
+        (B, P, H, 2)."""
+        n = arrays["labels"].shape[1]
+        noise = tf.stack([tf.random.stateless_uniform(
+            (batch_size, n), tf.stack([tf.constant(h.seed, tf.int64), step])) for h in heads])
+        chosen = tf.math.top_k(noise, count).indices  # (H, B, P)
+        rows = tf.gather(idx, head_replicates)  # (H, B): each head's replicate's images
+        labels = tf.gather(tf.gather(consts["labels"], rows), chosen, batch_dims=2)
+        valid = tf.broadcast_to(tf.gather(consts["valid"], rows)[..., None, None],
+                                tf.shape(labels))
+        y = tf.transpose(tf.concat([labels, valid], -1), [1, 2, 0, 3])
+        return tf.transpose(chosen, [1, 2, 0]), y
+
+    def gather(step, idx):  # idx (R, B) -> one step's inputs, replicate axis after the batch
         out = {k: tf.transpose(tf.gather(v, idx), [1, 0] + list(range(2, v.ndim + 1)))
-               for k, v in consts.items()}
+               for k, v in consts.items() if k in ("codes", "images", "y")}
+        if points:
+            out["points"], y = draw(step, idx)
+            return out, y
         y = out.pop("y")  # (B, R, ..., C + 1) -> (B, ..., R, C + 1)
         rank = y.shape.rank
         return out, tf.transpose(y, [0] + list(range(2, rank - 1)) + [1, rank - 1])
 
-    consts = {k: tf.constant(v) for k, v in arrays.items()}
-    ds = tf.data.Dataset.from_tensor_slices(order).map(gather).prefetch(2)
+    ds = tf.data.Dataset.from_tensor_slices(order).enumerate().map(gather).prefetch(2)
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    losses = []
-    # test images per predicted batch: every head's outputs of a batch in
-    # at most SCORE_BYTES (64 images for most targets; 9 for 26 heads of a
-    # 64 px segmentation target, whose outputs are 1 MB per image and head)
-    per_image = 4 * len(heads) * int(np.prod(spec.output_shape(image_size)))
+    return _score(model, spec, heads, sources, test, image_size, replicates, pixels)
+
+
+def _score(model, spec: TaskSpec, heads: list[Head], sources: list[str], test: ReadoutArrays,
+           image_size: int, replicates: int, pixels: bool) -> np.ndarray:
+    """(H, N_test) float64: every head's loss on every test image, in
+    batches whose predictions take at most ``SCORE_BYTES`` (64 images for
+    most targets); a sampling loss on its fixed pixels (``fixed_pixels``,
+    as ``per_image_losses`` scores a whole map)."""
+    from taskonomy_tf.training.evaluate import per_image_losses, per_image_point_losses
+
+    points = uses_points(spec)
+    shape = spec.output_shape(image_size)
+    fixed = None
+    if points:
+        fixed = np.asarray(fixed_pixels(shape[0] * shape[1]))
+        shape = (len(fixed), shape[-1])
+    per_image = 4 * len(heads) * int(np.prod(shape))
     step = int(np.clip(SCORE_BYTES // per_image, 1, 64))
+    losses = []
     for start in range(0, len(test.y), step):
         sl = slice(start, start + step)
         feed = {"codes": np.repeat(test.codes[sl, None], replicates, 1)} if sources else {}
         if pixels:
             feed["images"] = np.repeat(test.images[sl, None], replicates, 1)
+        b = len(test.y[sl])
+        if points:
+            feed["points"] = np.broadcast_to(fixed[None, :, None],
+                                             (b, len(fixed), len(heads))).astype(np.int32)
         pred = np.asarray(model.predict_on_batch(feed))  # (b, ..., H, C)
         pred = np.moveaxis(pred, -2, 1)  # (b, H, ..., C)
-        b, h = pred.shape[:2]
+        h = pred.shape[1]
+        pred = pred.reshape(b * h, *pred.shape[2:])
+        if points:
+            y = np.asarray(test.y[sl]).reshape(b, -1, test.y.shape[-1])[:, fixed]
+            w = np.asarray(test.w[sl]).reshape(b, -1).sum(1)
+            y, w = np.repeat(y, h, 0), np.repeat(w, h, 0)
+            losses.append(per_image_point_losses(spec, y, pred, w).reshape(b, h))
+            continue
         y = np.repeat(test.y[sl, None], h, 1).reshape(b * h, *test.y.shape[1:])
         w = np.repeat(test.w[sl, None], h, 1).reshape(b * h, *test.w.shape[1:])
-        losses.append(per_image_losses(spec, y, pred.reshape(b * h, *pred.shape[2:]), w)
-                      .reshape(b, h))
+        losses.append(per_image_losses(spec, y, pred, w).reshape(b, h))
     return np.concatenate(losses).T

@@ -88,13 +88,16 @@ def test_a_network_of_a_distance_loss_does_not_start_stuck_at_its_constant():
         assert float(tf.norm(grad)) > 0, task  # the last layer learns from the first step
         zero_start = float(tf.norm(out)) == 0
         assert zero_start == (task == "normals")  # only the distance loss starts random
-    # the same for readouts into a segmentation target
+    # the same for readouts into a segmentation target (predicting at 300 pixels)
     heads = plan_heads([("a",)], [0])
     readout = build_readouts("segment_unsup2d", heads, ["a"], 32)
     codes = np.maximum(rng.normal(size=(4, 1, 1, 8, 8, 8)), 0).astype("float32")
-    packed = pack_targets(ids, np.ones((4, 32, 32)))[..., None, :]
+    pixels = np.stack([rng.permutation(32 * 32)[:300] for _ in range(4)])[..., None]
+    picked = np.take_along_axis(ids.reshape(4, -1, 1), pixels, 1)
+    packed = pack_targets(picked, np.ones((4, 300)))[..., None, :]
     with tf.GradientTape() as tape:
-        loss = HeadsLoss("segment_metric", [0], seeds=[0])(packed, readout({"codes": codes}))
+        loss = HeadsLoss("segment_metric", [0])(packed, readout({"codes": codes,
+                                                                 "points": pixels}))
     kernel = readout.get_layer("order1_out").kernel
     assert float(tf.norm(tape.gradient(loss, kernel))) > 0
 

@@ -111,7 +111,7 @@ def test_the_memory_budget_reads_the_container_limit(tmp_path, monkeypatch):
 def test_the_budget_counts_the_job_arrays_before_the_heads():
     import numpy as np
 
-    from taskonomy_tf.transfer.memory import arrays_bytes, heads_per_program
+    from taskonomy_tf.transfer.memory import PROGRAM_BYTES, arrays_bytes, heads_per_program
     from taskonomy_tf.transfer.readout import SCORE_BYTES, ReadoutArrays
 
     def arrays(n):
@@ -120,7 +120,7 @@ def test_the_budget_counts_the_job_arrays_before_the_heads():
 
     per_image = (128 + 192 + 64) * 4
     fixed = arrays_bytes(arrays(100), arrays(10))
-    assert fixed == 3 * 100 * per_image + 10 * per_image + SCORE_BYTES
+    assert fixed == 3 * 100 * per_image + 10 * per_image + SCORE_BYTES + PROGRAM_BYTES
     assert heads_per_program(fixed + 10 * 1000, fixed, 1000) == 10
     assert heads_per_program(fixed // 2, fixed, 1000) == 1  # always at least one head
 
@@ -177,16 +177,20 @@ print(json.dumps({"budget": budget, "fixed": fixed, "per_head": per_head, "fits"
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's "
                     "/proc/self/clear_refs to measure a peak")
 def test_a_budgeted_job_fits_the_containers_limit_and_an_unbudgeted_one_does_not(tmp_path):
-    """Six segmentation heads (205 MB of estimated step memory each at 32
-    px, batch 16; about 80 MB measured) under a container limit whose
-    budget (half of it) leaves room for one and a half beside the job's
-    arrays: trained in programs the budget sets (one head each), the
-    process grows by less than the budget; in one program (no budget), by
-    more, so the limit is what kept the first within it."""
+    """Six segmentation heads (95 MB of estimated step memory each at 32
+    px, batch 16, predicted at 300 pixels; about 50 MB measured) under a
+    container limit whose budget (half of it) leaves room for one and a
+    quarter beside the job's arrays and a program's own cost: trained in
+    programs the budget sets (one head each), the process grows by less
+    than the budget; in one program (no budget), by more (about 490 MB), so
+    the limit is what kept the first within it."""
+    from taskonomy_tf.transfer.memory import PROGRAM_BYTES
+
     limit = tmp_path / "memory.limit_in_bytes"
-    per_head = 4 * 16 * (16 * 32 * 32 * 64 + 24 * 300 ** 2)
+    per_head = 4 * 16 * 8 * (300 * (64 + 16 * 16) + 300 ** 2)
     fixed = 3 * 64 * (2 * 8 * 8 * 8 + 2 * 32 * 32) * 4 + 8 * (2 * 8 * 8 * 8 + 2 * 32 * 32) * 4
-    limit.write_text(str(2 * (fixed + 16 * 2**20 + per_head + per_head // 2)))
+    fixed += PROGRAM_BYTES
+    limit.write_text(str(2 * (fixed + 16 * 2**20 + per_head + per_head // 4)))
     script = tmp_path / "budgeted.py"
     script.write_text(BUDGETED)
     runs = {}
