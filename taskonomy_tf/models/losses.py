@@ -191,10 +191,17 @@ def segment_metric(y_true, y_pred, seed=None):
     return ops.broadcast_to(per_image[:, None, None], (b, h, w))
 
 
+def segment_metric_points(y_true, y_pred, seed=None):
+    """``segment_metric`` on pixels drawn beforehand: y_true (B, P, 1)
+    segment ids, y_pred (B, P, C) -> (B,), each image's value."""
+    return segment_points(ops.squeeze(y_true, -1), y_pred)
+
+
 # The sampling losses on pixels drawn beforehand: kind -> fn(labels (B, P, 1),
-# predictions (B, P, C)) -> (B,) each image's value. A transfer readout of such
-# a target computes its output at those pixels only (``transfer.readout``).
-POINT_LOSSES = {"segment_metric": lambda y, pred: segment_points(ops.squeeze(y, -1), pred)}
+# predictions (B, P, C), seed=None) -> (B,) each image's value. A transfer
+# readout of such a target computes its output at those pixels only
+# (``transfer.readout``).
+POINT_LOSSES = {"segment_metric": segment_metric_points}
 
 
 @LOSSES.register("pose_norm")

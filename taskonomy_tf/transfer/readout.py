@@ -253,8 +253,7 @@ class HeadsLoss(keras.losses.Loss):
         pred = ops.moveaxis(ops.cast(y_pred, "float32"), -2, 0)
         weight = packed[..., -1]  # the shape of the loss's values: (H, B, ...)
         values = ops.cast(self.fn(ops.reshape(packed, (-1, *packed.shape[2:]))[..., :-1],
-                                  ops.reshape(pred, (-1, *pred.shape[2:])), *(
-                                      () if self.points else (None,))), "float32")
+                                  ops.reshape(pred, (-1, *pred.shape[2:])), None), "float32")
         if self.points:  # (H B,) per image -> over its pixels
             values = ops.broadcast_to(values[:, None], (ops.shape(values)[0], weight.shape[-1]))
         return ops.sum(masked_row_means(ops.reshape(values, (heads, -1)),
