@@ -22,12 +22,12 @@ import json
 # targets whose trained best source it ranked first (docs/estimators.md,
 # "Checked against trained transfers"; bench/cheap_taxonomy.py).
 CHECKED = {
-    "rsa": "mean Spearman 0.55 / 0.58 / 0.63, best source found for 5 / 5 / 3 of 6 targets",
-    "ridge": "mean Spearman 0.45 / 0.58 / 0.72, best source found for 3 / 3 / 4 of 6 targets",
-    "local": "mean Spearman 0.67 (seed 0), best source found for 5 of 6 targets",
-    "knn": "mean Spearman 0.52 / 0.45 / 0.53, best source found for 3 / 3 / 4 of 6 targets",
-    "logme": "mean Spearman 0.45 / 0.58 / 0.60, best source found for 2 / 3 / 3 of 6 targets",
-    "hscore": "mean Spearman -0.11 / 0.19 / -0.18, best source found for 0 / 1 / 0 of 6 "
+    "rsa": "mean Spearman 0.68 / 0.65 / 0.70, best source found for 4 / 3 / 5 of 6 targets",
+    "ridge": "mean Spearman 0.62 / 0.67 / 0.65, best source found for 5 / 3 / 4 of 6 targets",
+    "local": "mean Spearman 0.70 / 0.67 / 0.70, best source found for 3 / 3 / 4 of 6 targets",
+    "knn": "mean Spearman 0.67 / 0.58 / 0.70, best source found for 4 / 2 / 3 of 6 targets",
+    "logme": "mean Spearman 0.48 / 0.65 / 0.38, best source found for 4 / 3 / 3 of 6 targets",
+    "hscore": "mean Spearman -0.40 / 0.26 / 0.04, best source found for 0 / 2 / 1 of 6 "
               "targets: it does not predict trained transfers",
 }
 
