@@ -268,8 +268,6 @@ class GroupedPointConv(GroupedConv2D):
 
     def __init__(self, groups: int, channels: int, factor: int, seeds=None,
                  initializer: str = "glorot_uniform", **kwargs):
-        for key in ("filters", "kernel_size", "strides"):
-            kwargs.pop(key, None)
         super().__init__(groups, channels * factor * factor, 1, 1, seeds, initializer,
                          **kwargs)
         self.channels, self.factor = int(channels), int(factor)
