@@ -100,7 +100,8 @@ class TransfersConfig:
         prefilter: train only each target's ``prefilter`` best sources by
             ``estimator`` (the baselines always); 0 trains every source.
         estimator: the cheap estimate that ranks sources for the prefilter
-            (``taskonomy_tf.estimate.METHODS``: ridge, knn, rsa, logme, hscore).
+            (``taskonomy_tf.estimate.METHODS``: readout, local, ridge, knn, rsa,
+            logme, hscore).
         sources: your own encoders as sources, ``NAME=FILE.keras`` each
             (``transfer.sources``: images in [-1, 1] to a feature map).
         oracle: also read each target out of every other task's true labels
@@ -122,7 +123,7 @@ class TransfersConfig:
     max_order: int = 1
     workers: int = 1
     prefilter: int = 0
-    estimator: str = "ridge"
+    estimator: str = "readout"
     sources: tuple[str, ...] = ()
     oracle: bool = False
     mode: str = "train"

@@ -1,4 +1,5 @@
-"""Cheap transferability estimates on frozen features: LogME, H-score, RSA.
+"""Cheap transferability estimates on frozen features: a closed-form readout,
+ridge, k-NN and local probes, LogME, H-score, RSA.
 
 numpy and scipy only: features come from the transfer feature cache (or
 anywhere else), so a ranking of sources costs seconds instead of a grid of

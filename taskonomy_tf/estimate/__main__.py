@@ -1,7 +1,7 @@
 """``python -m taskonomy_tf.estimate``: rank sources without training transfers.
 
-    python -m taskonomy_tf.estimate --method local|ridge|knn|rsa|logme|hscore --tasks A,B,...
-        --models DIR
+    python -m taskonomy_tf.estimate --method readout|local|ridge|knn|rsa|logme|hscore
+        --tasks A,B,... --models DIR
         [--data DIR] [--split val] [--images N] [--cache DIR] [--out FILE]
         [--check LOSSES.csv]
 

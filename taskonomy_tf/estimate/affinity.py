@@ -18,10 +18,12 @@ from taskonomy_tf.estimate.hscore import hscore
 from taskonomy_tf.estimate.labels import discretise
 from taskonomy_tf.estimate.logme import logme
 from taskonomy_tf.estimate.probe import knn_probe, local_probe, ridge_probe
+from taskonomy_tf.estimate.readout_probe import SourceFit, readout_losses
 from taskonomy_tf.estimate.rsa import rsa
+from taskonomy_tf.taxonomy.ahp import ahp_scores
 from taskonomy_tf.taxonomy.table import Transfer, TransferTable
 
-METHODS = ("local", "ridge", "knn", "rsa", "logme", "hscore")
+METHODS = ("readout", "local", "ridge", "knn", "rsa", "logme", "hscore")
 
 
 def score(method: str, source_codes, target_labels, regression: bool, target_codes=None,
@@ -29,12 +31,13 @@ def score(method: str, source_codes, target_labels, regression: bool, target_cod
     """One estimate: ``source_codes`` (n, ...) against the target's labels
     (local, ridge and k-NN probes on held-out ``groups``, LogME, H-score) or
     the target network's own codes (RSA). ``local`` probes a dense target's
-    pixels (``dense``: its (targets, weights, classes)) and falls back to
-    ``ridge`` for the others."""
+    pixels (``dense``: its (targets, weights, classes, loss)) and falls
+    back to ``ridge`` for the others, as ``readout`` does (whose dense
+    targets ``estimate_table`` scores jointly)."""
     if method == "local" and dense is not None:
         return local_probe(source_codes, dense[0], dense[1], _groups(groups, source_codes),
                            classes=dense[2])
-    if method in ("local", "ridge"):
+    if method in ("local", "ridge", "readout"):
         return ridge_probe(source_codes, target_labels, regression, _groups(groups, source_codes))
     if method == "knn":
         return knn_probe(source_codes, target_labels, regression, _groups(groups, source_codes))
@@ -64,9 +67,15 @@ def estimate_table(method: str, codes: dict[str, np.ndarray],
     """
     raw: dict[str, dict[str, float]] = {}
     seconds = 0.0
+    joint = {}
+    if method == "readout":
+        start = time.perf_counter()
+        joint = readout_table(codes, dense or {}, groups)
+        raw.update(joint)
+        seconds += time.perf_counter() - start
     for target in labels:
         for source in codes:
-            if source == target:
+            if source == target or target in joint:
                 continue
             start = time.perf_counter()
             raw.setdefault(target, {})[source] = float(score(
@@ -81,6 +90,27 @@ def estimate_table(method: str, codes: dict[str, np.ndarray],
             records.append(Transfer((source,), target, float(scaled)))
     return TransferTable(records, sorted(raw), f"estimate_{method}",
                          {"method": method, "raw": raw, "seconds": round(seconds, 3)})
+
+
+def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=None
+                  ) -> dict[str, dict[str, float]]:
+    """``readout``'s scores of the dense targets: per target, the AHP
+    affinities of its sources from their per-image held-out losses
+    (``readout_probe``), as trained transfers are scored. Each source's
+    features are fitted once for every target."""
+    losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
+    for source, c in codes.items():
+        if set(dense) - {source}:
+            fit = SourceFit(c, _groups(groups, c))
+        for t in set(dense) - {source}:
+            y, w, classes, loss = dense[t]
+            losses[t][source] = readout_losses(fit, y, w, loss, classes)
+    out = {}
+    for t, rows in losses.items():
+        names = sorted(rows)
+        if len(names) >= 2:
+            out[t] = dict(zip(names, map(float, ahp_scores(np.stack([rows[s] for s in names])))))
+    return out
 
 
 def ranking_agreement(estimate: TransferTable, trained: TransferTable) -> dict[str, dict]:

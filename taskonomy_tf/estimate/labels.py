@@ -100,12 +100,13 @@ DENSE_RULES = {"masked_l1": False, "masked_l2": False, "pixel_sparse_ce": True}
 
 
 def dense_targets(spec, y: np.ndarray, w: np.ndarray):
-    """``(targets, weights, classes)`` as trained, for the local probe
-    (``classes``: the class count of per-pixel class ids, else 0), or None
-    for a task whose loss has no per-pixel rule."""
+    """``(targets, weights, classes, loss)`` as trained, for the local and
+    readout probes (``classes``: the class count of per-pixel class ids,
+    else 0; ``loss``: the task's loss name), or None for a task whose loss
+    has no per-pixel rule."""
     if not spec.is_dense or spec.loss not in DENSE_RULES:
         return None
-    return y, w, spec.channels if DENSE_RULES[spec.loss] else 0
+    return y, w, spec.channels if DENSE_RULES[spec.loss] else 0, spec.loss
 
 
 def discretise(columns: np.ndarray, bins: int = BINS) -> np.ndarray:

@@ -61,8 +61,8 @@ class Estimable:
         skipped: target -> the one-line reason it is not scored (it stays a source).
         ids: (N,) the record ids (their groups: ``taxonomy.bootstrap.group_of_id``).
         dense: dense target -> ``(targets (N, H, W, C), weights (N, H, W),
-            classes)`` as trained (``classes``: the class count of per-pixel
-            class ids, else 0), for the local probe.
+            classes, loss)`` as trained (``classes``: the class count of
+            per-pixel class ids, else 0), for the local and readout probes.
     """
 
     codes: dict

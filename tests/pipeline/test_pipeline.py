@@ -162,8 +162,8 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
     label names, autoencoding (which needs only the card's images) joins as a
     source, two transfer worker processes know the card's tasks from the
     records alone, and the report grades the planted truth. With transfers.prefilter=2
-    each target trains exactly its two best sources by the ridge probe, and the
-    baselines."""
+    each target trains exactly its two best sources by the default estimator
+    (the closed-form readout), and the baselines."""
     import csv
 
     from taskonomy_tf.synth.planted import PlantedConfig, write_planted
@@ -181,7 +181,7 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
 
     kept = ctx.results["transfers"]["prefilter"]["kept"]
     estimates = json.loads((out / "transfers" / "estimate.json").read_text())
-    assert estimates["measure"] == "estimate_ridge"
+    assert estimates["measure"] == "estimate_readout"
     assert {tuple(r["sources"]) for r in estimates["records"]
             if r["target"] == "disk_full"} == {("disk_two",), ("light_full",), ("autoencoding",)}
     assert set(kept) == set(tasks)

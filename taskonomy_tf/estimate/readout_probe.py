@@ -1,0 +1,200 @@
+"""A readout in closed form: per-image held-out losses of a dense target
+predicted from a frozen code, without training anything.
+
+A trained dense readout (``transfer/fused.py``) is a small convolutional
+network on the code: two 3 x 3 convolutions with ReLU (each output cell sees
+the 5 x 5 code cells around it) and a 1 x 1 convolution with a pixel
+shuffle to the target's pixels. This probe keeps that shape and drops the
+training: each code cell's 5 x 5 neighbourhood (channels standardised, as
+the readout's input BatchNorm does) goes through a fixed random projection
+and a ReLU (``FEATURES`` random features: a kernel approximation of the
+hidden layer), and one ridge regression, shared by every cell, maps them to
+the cell's f x f pixels. It is fitted on all but one fold of groups and
+predicts the held-out fold (whole groups: views of one building share its
+room), so every image gets a prediction from a fit that never saw its
+building. Each image is then scored with the target's own per-pixel rule
+(``RULES``: the training loss, masked by the label's weights), which gives
+a (sources, images) loss matrix scored the way trained transfers are: win
+rates and AHP (``taxonomy.ahp``).
+
+Every source's features, Gram matrices and their eigendecompositions are
+computed once and reused by every target and penalty; the penalty is chosen
+by the held-out folds' squared error, in closed form. numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from taskonomy_tf.errors import InputError
+from taskonomy_tf.estimate.probe import FOLDS, group_folds
+
+# Random ReLU features per cell and the neighbourhood they see: chosen on the
+# default run's seeds 0 and 1 (docs/estimators.md). 256 features left the
+# ranking of the 2D targets dependent on the projection's draw (mean Spearman
+# 0.68-0.82 across three draws); with 512 on the 3 x 3 neighbourhood (the
+# readout's first convolution) it agreed at 0.87-0.92 in both seeds and draws,
+# better than the 5 x 5 one the two convolutions reach together (0.82-0.85).
+FEATURES = 512
+RADIUS = 1
+# ridge penalties, relative to the mean eigenvalue of the fitted folds' Gram matrix
+PENALTIES = tuple(10.0 ** np.arange(-3, 3))
+# per-pixel rules of the dense losses (``models.losses``): the name of the rule
+RULES = {"masked_l1": "l1", "masked_l2": "l2", "pixel_sparse_ce": "ce"}
+CE_FLOOR = 1e-4  # a ridge's class scores are clipped here before their log
+
+
+class SourceFit:
+    """One source's code features on N images, and for every held-out fold
+    the Gram matrix of the other folds, eigendecomposed.
+
+    Args:
+        codes: (N, c, c, k) frozen codes.
+        groups: (N,) each image's group (held out together).
+    """
+
+    def __init__(self, codes: np.ndarray, groups, features: int = FEATURES,
+                 radius: int = RADIUS, folds: int = FOLDS, seed: int = 0):
+        codes = np.asarray(codes, np.float32)
+        if codes.ndim != 4 or codes.shape[1] != codes.shape[2]:
+            raise InputError(f"readout probe: codes of shape {codes.shape}; expected "
+                             "(images, cells, cells, channels)")
+        self.images, self.cells = len(codes), codes.shape[1]
+        cells = self.cells * self.cells
+        folds = group_folds(groups, folds, seed)
+        # cells reordered fold by fold, so that each fold is one contiguous block
+        self.order = np.concatenate([(i[:, None] * cells + np.arange(cells)).ravel()
+                                     for i in folds])
+        ends = np.cumsum([len(i) * cells for i in folds])
+        self.blocks = [slice(a, b) for a, b in zip(np.r_[0, ends[:-1]], ends)]
+        self.x = cell_features(codes, features, radius, seed)[self.order]  # (N c c, D + 1)
+        self.grams = [(self.x[b].T @ self.x[b]).astype(np.float64) for b in self.blocks]
+        total = sum(self.grams)
+        self.eig = [np.linalg.eigh(total - g) for g in self.grams]
+
+    def predict(self, t: np.ndarray, penalties=PENALTIES) -> np.ndarray:
+        """Held-out predictions (N c c, q) of per-cell targets ``t`` (N c c,
+        q), each fold from the others, at the penalty whose held-out squared
+        error is least."""
+        t = np.asarray(t, np.float32)[self.order]
+        xt = [(self.x[b].T @ t[b]).astype(np.float64) for b in self.blocks]
+        total = sum(xt)
+        tt = [float(np.sum(np.square(t[b], dtype=np.float64))) for b in self.blocks]
+        weights = []  # per fold: the eigenbasis right-hand side and the penalty scale
+        errors = np.zeros(len(penalties))
+        for k, (ev, q) in enumerate(self.eig):
+            rhs, scale = q.T @ (total - xt[k]), max(ev.mean(), 1e-12)
+            weights.append((rhs, scale))
+            for j, lam in enumerate(penalties):
+                w = q @ (rhs / (ev + lam * scale)[:, None])
+                errors[j] += tt[k] - 2 * np.sum(w * xt[k]) + np.sum(w * (self.grams[k] @ w))
+        lam = penalties[int(np.argmin(errors))]
+        out = np.empty(t.shape, np.float32)
+        for k, (ev, q) in enumerate(self.eig):
+            rhs, scale = weights[k]
+            w = q @ (rhs / (ev + lam * scale)[:, None])
+            out[self.order[self.blocks[k]]] = self.x[self.blocks[k]] @ w.astype(np.float32)
+        return out
+
+
+def cell_features(codes: np.ndarray, features: int = FEATURES, radius: int = RADIUS,
+                  seed: int = 0) -> np.ndarray:
+    """(N, c, c, k) codes -> (N c c, features + 1) float32: each cell's
+    (2 radius + 1)^2 neighbourhood (zeros beyond the border) of
+    channel-standardised codes, a random Gaussian projection and a ReLU,
+    and a constant column."""
+    n, c, _, k = codes.shape
+    flat = codes.reshape(-1, k)
+    z = ((codes - flat.mean(0)) / (flat.std(0) + 1e-6)).astype(np.float32)
+    padded = np.pad(z, ((0, 0), (radius, radius), (radius, radius), (0, 0)))
+    side = 2 * radius + 1
+    hood = np.concatenate([padded[:, dy:dy + c, dx:dx + c] for dy in range(side)
+                           for dx in range(side)], -1).reshape(n * c * c, -1)
+    rng = np.random.default_rng(seed)
+    proj = rng.standard_normal((hood.shape[1], features)) / np.sqrt(hood.shape[1])
+    bias = rng.uniform(-1.0, 1.0, features)
+    out = np.ones((len(hood), features + 1), np.float32)
+    np.matmul(hood.astype(np.float32), proj.astype(np.float32), out=out[:, :features])
+    out[:, :features] += bias.astype(np.float32)
+    np.maximum(out[:, :features], 0, out=out[:, :features])
+    return out
+
+
+def to_cells(y: np.ndarray, c: int) -> np.ndarray:
+    """(N, H, W, C) -> (N c c, f f C) with f = H / c: each code cell's pixels."""
+    n, h, _, ch = y.shape
+    f = h // c
+    return (y[:, :c * f, :c * f].reshape(n, c, f, c, f, ch).transpose(0, 1, 3, 2, 4, 5)
+            .reshape(n * c * c, f * f * ch))
+
+
+def from_cells(t: np.ndarray, n: int, c: int, ch: int) -> np.ndarray:
+    """The inverse of ``to_cells``: (N c c, f f C) -> (N, f c, f c, C)."""
+    f = int(round(np.sqrt(t.shape[1] // ch)))
+    return (t.reshape(n, c, c, f, f, ch).transpose(0, 1, 3, 2, 4, 5)
+            .reshape(n, c * f, c * f, ch))
+
+
+def cell_targets(y: np.ndarray, w: np.ndarray, rule: str, classes: int, c: int) -> np.ndarray:
+    """What the ridge fits, per cell: regression labels standardised per
+    channel over the valid pixels (the readouts train on standardised
+    labels), invalid pixels set to the mean (0); class ids one-hot."""
+    if rule == "ce":
+        onehot = (np.asarray(y)[..., 0, None].astype(np.int64) == np.arange(classes))
+        return to_cells(onehot.astype(np.float32), c)
+    y = np.asarray(y, np.float32)
+    valid = np.asarray(w, np.float32)[..., None] > 0
+    count = max(float(valid.sum()), 1.0)
+    mean = (y * valid).sum((0, 1, 2)) / count
+    std = np.sqrt((np.square(y - mean) * valid).sum((0, 1, 2)) / count) + 1e-6
+    return to_cells(np.where(valid, (y - mean) / std, 0.0).astype(np.float32), c)
+
+
+def per_image_losses(target: np.ndarray, pred: np.ndarray, w: np.ndarray, rule: str,
+                     y: np.ndarray | None = None) -> np.ndarray:
+    """(N,) float64: each image's weighted mean of the per-pixel rule.
+
+    Args:
+        target: (N, H, W, C) the fitted targets (``cell_targets`` back in
+            image layout); pred: the same shape, the predictions.
+        w: (N, H, W) pixel weights (0: no label).
+        y: for ``ce``, the (N, H, W, 1) class ids (``pred``: class scores).
+    """
+    if rule == "l1":
+        values = np.abs(target - pred).mean(-1)
+    elif rule == "l2":
+        values = np.square(target - pred).mean(-1)
+    elif rule == "ce":
+        logits = np.log(np.clip(pred, CE_FLOOR, None))
+        logits -= logits.max(-1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        ids = np.asarray(y)[..., 0].astype(np.int64)
+        values = -np.take_along_axis(log_p, ids[..., None], -1)[..., 0]
+    else:
+        raise InputError(f"readout probe: no per-pixel rule {rule!r}; expected one of "
+                         f"{', '.join(sorted(set(RULES.values())))}")
+    w = np.asarray(w, np.float64).reshape(len(values), -1)
+    v = np.asarray(values, np.float64).reshape(len(values), -1)
+    total = w.sum(1)
+    return np.divide((v * w).sum(1), total, out=np.zeros(len(v)), where=total > 0)
+
+
+def readout_losses(fit: SourceFit, y: np.ndarray, w: np.ndarray, loss: str,
+                   classes: int = 0) -> np.ndarray:
+    """(N,) held-out per-image losses of a dense target from one source.
+
+    Args:
+        fit: the source's ``SourceFit`` on the same N images.
+        y: (N, H, W, C) targets (class ids (N, H, W, 1) for ``pixel_sparse_ce``);
+        w: (N, H, W) weights; loss: the target's loss (a key of ``RULES``).
+    """
+    if loss not in RULES:
+        raise InputError(f"readout probe: loss {loss!r} has no per-pixel rule; expected one "
+                         f"of {', '.join(RULES)}")
+    rule, c = RULES[loss], fit.cells
+    channels = classes if rule == "ce" else np.shape(y)[-1]
+    t = cell_targets(y, w, rule, classes, c)
+    pred = from_cells(fit.predict(t), len(y), c, channels)
+    side = pred.shape[1]
+    return per_image_losses(from_cells(t, len(y), c, channels), pred,
+                            np.asarray(w)[:, :side, :side], rule, np.asarray(y)[:, :side, :side])

@@ -1,0 +1,150 @@
+"""The closed-form readout probe: its algebra against brute force, its loss
+rules against the training losses, and rankings with a planted answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from taskonomy_tf.estimate import estimate_table
+from taskonomy_tf.estimate.probe import group_folds
+from taskonomy_tf.estimate.readout_probe import (
+    PENALTIES,
+    SourceFit,
+    cell_features,
+    from_cells,
+    per_image_losses,
+    readout_losses,
+    to_cells,
+)
+
+
+def test_cells_round_trip():
+    y = np.random.default_rng(0).normal(size=(3, 16, 16, 2))
+    t = to_cells(y, 4)
+    assert t.shape == (3 * 16, 16 * 2)
+    np.testing.assert_array_equal(t[5].reshape(4, 4, 2), y[0, 4:8, 4:8])  # cell (1, 1)
+    np.testing.assert_array_equal(from_cells(t, 3, 4, 2), y)
+
+
+def test_predictions_equal_a_ridge_solved_fold_by_fold():
+    """Each fold's prediction is the ridge fitted on the other folds' cells
+    (np.linalg.solve), at the penalty whose held-out squared error, computed
+    from the predictions themselves, is least."""
+    rng = np.random.default_rng(1)
+    n, c = 24, 4
+    codes = rng.normal(size=(n, c, c, 3))
+    groups = np.repeat(np.arange(8), 3)
+    fit = SourceFit(codes, groups, features=20, folds=4)
+    t = rng.normal(size=(n * c * c, 5)).astype(np.float32)
+    x = cell_features(np.asarray(codes, np.float32), 20)
+    cells = c * c
+    folds = [(f[:, None] * cells + np.arange(cells)).ravel() for f in group_folds(groups, 4)]
+
+    def brute(lam):
+        out = np.zeros_like(t, dtype=np.float64)
+        for held in folds:
+            rest = np.setdiff1d(np.arange(len(t)), held)
+            g = x[rest].T.astype(np.float64) @ x[rest]
+            scale = np.trace(g) / len(g)
+            ridge = np.linalg.solve(g + lam * scale * np.eye(len(g)), x[rest].T @ t[rest])
+            out[held] = x[held] @ ridge
+        return out
+
+    errors = [np.sum((brute(lam) - t) ** 2) for lam in PENALTIES]
+    want = brute(PENALTIES[int(np.argmin(errors))])
+    np.testing.assert_allclose(fit.predict(t), want, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("loss", ["masked_l1", "masked_l2", "pixel_sparse_ce"])
+def test_loss_rules_equal_the_training_losses(loss):
+    """Per image, the numpy rule equals ``training.evaluate.per_image_losses``
+    with the registered loss (class scores taken as log-probabilities),
+    unlabelled pixels and an image without any label included."""
+    from taskonomy_tf.tasks import get_task
+    from taskonomy_tf.training.evaluate import per_image_losses as trained
+
+    spec = get_task({"masked_l1": "normals", "masked_l2": "curvature",
+                     "pixel_sparse_ce": "segment_semantic"}[loss])
+
+    rng = np.random.default_rng(2)
+    n, s = 5, 8
+    w = (rng.random((n, s, s)) > 0.3).astype(np.float32)
+    w[2] = 0
+    if loss == "pixel_sparse_ce":
+        y = rng.integers(0, spec.channels, (n, s, s, 1))
+        pred = rng.random((n, s, s, spec.channels)).astype(np.float32)
+        ours = per_image_losses(None, pred, w, "ce", y)
+        theirs = trained(spec, y, np.log(np.clip(pred, 1e-4, None)), w)
+    else:
+        y = rng.normal(size=(n, s, s, spec.channels)).astype(np.float32)
+        pred = rng.normal(size=(n, s, s, spec.channels)).astype(np.float32)
+        ours = per_image_losses(y, pred, w, {"masked_l1": "l1", "masked_l2": "l2"}[loss])
+        theirs = trained(spec, y, pred, w)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert ours[2] == 0
+
+
+def _planted(rng, n=60, c=8, f=4):
+    """A dense target made of a non-linear function of a 3 x 3 code
+    neighbourhood, and sources that carry it with graded noise."""
+    z = rng.normal(size=(n, c, c, 2))
+    pattern = rng.normal(size=(f, f))
+    padded = np.pad(z[..., 0], ((0, 0), (1, 1), (1, 1)))
+    local = padded[:, 1:-1, 1:-1] + 0.5 * (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1])
+    cell = np.abs(local) + 0.5 * z[..., 1]
+    y = (cell[:, :, None, :, None] * pattern[None, None, :, None, :]).reshape(n, c * f, c * f, 1)
+    codes = {}
+    for name, noise in (("a", 0.05), ("b", 0.6), ("c", 1.5)):
+        codes[name] = np.concatenate([z + noise * rng.normal(size=z.shape),
+                                      rng.normal(size=(n, c, c, 2))], -1)
+    codes["d"] = rng.normal(size=(n, c, c, 4))
+    return codes, y, np.ones(y.shape[:3], np.float32)
+
+
+def test_the_ranking_follows_the_planted_noise():
+    """Sources carrying the target with more noise rank lower, a noise code
+    last; a code that explains the target beats the constant prediction (a
+    code of zeros: the ridge's mean of each pixel of a cell) on almost every
+    image, a noise code on about half of them at most."""
+    rng = np.random.default_rng(5)
+    codes, y, w = _planted(rng)
+    groups = np.repeat(np.arange(12), 5)
+    codes["t"] = rng.normal(size=codes["d"].shape)
+    table = estimate_table("readout", codes, {"t": (None, True)}, groups,
+                           {"t": (y, w, 0, "masked_l1")})
+    ranked = sorted(table.for_target("t"), key=lambda r: -r.value)
+    assert [r.sources[0] for r in ranked] == ["a", "b", "c", "d"]
+    fits = {k: SourceFit(v, groups) for k, v in codes.items()}
+    good = readout_losses(fits["a"], y, w, "masked_l1")
+    noise = readout_losses(fits["d"], y, w, "masked_l1")
+    constant = readout_losses(SourceFit(np.zeros_like(codes["d"]), groups), y, w, "masked_l1")
+    assert np.mean(good < constant) > 0.9
+    assert np.mean(noise < constant) < 0.6
+
+
+def test_held_out_groups_cannot_be_recalled():
+    """A code that only names each group, whose target is one random value
+    per group: fitted on the other groups it predicts no better than the
+    mean; with each image held out alone, the group's other images give it."""
+    rng = np.random.default_rng(6)
+    n, c = 48, 4
+    groups = np.repeat(np.arange(16), 3)
+    name = np.zeros((n, c, c, 16))
+    name[np.arange(n), :, :, groups] = 1.0
+    y = np.broadcast_to(rng.normal(size=(16, 1, 1, 1)), (16, c * 2, c * 2, 1))[groups]
+    w = np.ones(y.shape[:3])
+    held = readout_losses(SourceFit(name, groups), y, w, "masked_l2")
+    alone = readout_losses(SourceFit(name, np.arange(n)), y, w, "masked_l2")
+    assert held.mean() > 0.9  # standardised labels: the mean's loss is about 1
+    assert np.mean(alone < 0.2 * held) > 0.6  # images held out alone: most groups recalled
+
+
+def test_bad_codes_and_losses_are_refused():
+    from taskonomy_tf.errors import InputError
+
+    with pytest.raises(InputError, match="expected .images, cells, cells, channels."):
+        SourceFit(np.zeros((4, 3, 2, 1)), np.arange(4))
+    fit = SourceFit(np.random.default_rng(0).normal(size=(6, 2, 2, 1)), np.arange(6), features=4)
+    with pytest.raises(InputError, match="loss 'soft_ce' has no per-pixel rule"):
+        readout_losses(fit, np.zeros((6, 4, 4, 1)), np.ones((6, 4, 4)), "soft_ce")
