@@ -18,7 +18,7 @@ from taskonomy_tf.estimate.hscore import hscore
 from taskonomy_tf.estimate.labels import discretise
 from taskonomy_tf.estimate.logme import logme
 from taskonomy_tf.estimate.probe import knn_probe, local_probe, ridge_probe
-from taskonomy_tf.estimate.readout_probe import SourceFit, readout_losses
+from taskonomy_tf.estimate.readout_probe import DenseTarget, SourceFit, readout_losses
 from taskonomy_tf.estimate.rsa import rsa
 from taskonomy_tf.taxonomy.ahp import ahp_scores
 from taskonomy_tf.taxonomy.table import Transfer, TransferTable
@@ -99,12 +99,15 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
     (``readout_probe``), as trained transfers are scored. Each source's
     features are fitted once for every target."""
     losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
+    prepared: dict[tuple[str, int], DenseTarget] = {}  # per target and code size
     for source, c in codes.items():
         if set(dense) - {source}:
             fit = SourceFit(c, _groups(groups, c))
-        for t in set(dense) - {source}:
-            y, w, classes, loss = dense[t]
-            losses[t][source] = readout_losses(fit, y, w, loss, classes)
+        for t in sorted(set(dense) - {source}):
+            if (t, fit.cells) not in prepared:
+                y, w, classes, loss = dense[t]
+                prepared[t, fit.cells] = DenseTarget(y, w, loss, classes, fit.cells)
+            losses[t][source] = readout_losses(fit, prepared[t, fit.cells])
     out = {}
     for t, rows in losses.items():
         names = sorted(rows)

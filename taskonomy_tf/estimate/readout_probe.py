@@ -67,7 +67,7 @@ class SourceFit:
                                      for i in folds])
         ends = np.cumsum([len(i) * cells for i in folds])
         self.blocks = [slice(a, b) for a, b in zip(np.r_[0, ends[:-1]], ends)]
-        self.x = cell_features(codes, features, radius, seed)[self.order]  # (N c c, D + 1)
+        self.x = cell_features(codes, features, radius, seed, self.order)  # (N c c, D + 1)
         self.grams = [(self.x[b].T @ self.x[b]).astype(np.float64) for b in self.blocks]
         total = sum(self.grams)
         self.eig = [np.linalg.eigh(total - g) for g in self.grams]
@@ -98,26 +98,30 @@ class SourceFit:
 
 
 def cell_features(codes: np.ndarray, features: int = FEATURES, radius: int = RADIUS,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, order: np.ndarray | None = None) -> np.ndarray:
     """(N, c, c, k) codes -> (N c c, features + 1) float32: each cell's
     (2 radius + 1)^2 neighbourhood (zeros beyond the border) of
     channel-standardised codes, a random Gaussian projection and a ReLU,
-    and a constant column."""
+    and a constant column; rows in ``order`` when given."""
     n, c, _, k = codes.shape
     flat = codes.reshape(-1, k)
     z = ((codes - flat.mean(0)) / (flat.std(0) + 1e-6)).astype(np.float32)
     padded = np.pad(z, ((0, 0), (radius, radius), (radius, radius), (0, 0)))
     side = 2 * radius + 1
-    hood = np.concatenate([padded[:, dy:dy + c, dx:dx + c] for dy in range(side)
-                           for dx in range(side)], -1).reshape(n * c * c, -1)
+    parts = [padded[:, dy:dy + c, dx:dx + c] for dy in range(side) for dx in range(side)]
+    parts.append(np.ones((n, c, c, 1), np.float32))
+    hood = np.concatenate(parts, -1).reshape(n * c * c, -1)
+    if order is not None:
+        hood = hood[order]
     rng = np.random.default_rng(seed)
-    proj = rng.standard_normal((hood.shape[1], features)) / np.sqrt(hood.shape[1])
-    bias = rng.uniform(-1.0, 1.0, features)
-    out = np.ones((len(hood), features + 1), np.float32)
-    np.matmul(hood.astype(np.float32), proj.astype(np.float32), out=out[:, :features])
-    out[:, :features] += bias.astype(np.float32)
-    np.maximum(out[:, :features], 0, out=out[:, :features])
-    return out
+    inputs = hood.shape[1] - 1
+    # the projection and the bias in one product; the constant input passes through
+    proj = np.zeros((inputs + 1, features + 1), np.float32)
+    proj[:inputs, :features] = rng.standard_normal((inputs, features)) / np.sqrt(inputs)
+    proj[inputs, :features] = rng.uniform(-1.0, 1.0, features)
+    proj[inputs, features] = 1.0
+    out = hood @ proj
+    return np.maximum(out, 0, out=out)
 
 
 def to_cells(y: np.ndarray, c: int) -> np.ndarray:
@@ -179,22 +183,38 @@ def per_image_losses(target: np.ndarray, pred: np.ndarray, w: np.ndarray, rule: 
     return np.divide((v * w).sum(1), total, out=np.zeros(len(v)), where=total > 0)
 
 
-def readout_losses(fit: SourceFit, y: np.ndarray, w: np.ndarray, loss: str,
-                   classes: int = 0) -> np.ndarray:
-    """(N,) held-out per-image losses of a dense target from one source.
+class DenseTarget:
+    """A dense target prepared once for every source whose codes have
+    ``cells`` x ``cells`` cells: what the ridge fits per cell and what each
+    image is scored against.
 
     Args:
-        fit: the source's ``SourceFit`` on the same N images.
         y: (N, H, W, C) targets (class ids (N, H, W, 1) for ``pixel_sparse_ce``);
         w: (N, H, W) weights; loss: the target's loss (a key of ``RULES``).
     """
-    if loss not in RULES:
-        raise InputError(f"readout probe: loss {loss!r} has no per-pixel rule; expected one "
-                         f"of {', '.join(RULES)}")
-    rule, c = RULES[loss], fit.cells
-    channels = classes if rule == "ce" else np.shape(y)[-1]
-    t = cell_targets(y, w, rule, classes, c)
-    pred = from_cells(fit.predict(t), len(y), c, channels)
-    side = pred.shape[1]
-    return per_image_losses(from_cells(t, len(y), c, channels), pred,
-                            np.asarray(w)[:, :side, :side], rule, np.asarray(y)[:, :side, :side])
+
+    def __init__(self, y: np.ndarray, w: np.ndarray, loss: str, classes: int = 0,
+                 cells: int = 16):
+        if loss not in RULES:
+            raise InputError(f"readout probe: loss {loss!r} has no per-pixel rule; expected "
+                             f"one of {', '.join(RULES)}")
+        self.rule, self.cells = RULES[loss], cells
+        self.channels = classes if self.rule == "ce" else np.shape(y)[-1]
+        self.t = cell_targets(y, w, self.rule, classes, cells)  # (N c c, f f C)
+        self.image = from_cells(self.t, len(y), cells, self.channels)
+        side = self.image.shape[1]
+        self.w, self.y = np.asarray(w)[:, :side, :side], np.asarray(y)[:, :side, :side]
+
+    def losses(self, pred: np.ndarray) -> np.ndarray:
+        """(N,) per-image losses of per-cell predictions (N c c, f f C)."""
+        return per_image_losses(self.image, from_cells(pred, len(self.y), self.cells,
+                                                       self.channels), self.w, self.rule, self.y)
+
+
+def readout_losses(fit: SourceFit, target: DenseTarget) -> np.ndarray:
+    """(N,) held-out per-image losses of a dense target from one source (the
+    same N images, the same cells)."""
+    if fit.cells != target.cells or fit.images != len(target.y):
+        raise InputError(f"readout probe: codes of {fit.images} images x {fit.cells} cells, "
+                         f"a target prepared for {len(target.y)} x {target.cells}")
+    return target.losses(fit.predict(target.t))

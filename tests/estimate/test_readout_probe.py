@@ -10,6 +10,7 @@ from taskonomy_tf.estimate import estimate_table
 from taskonomy_tf.estimate.probe import group_folds
 from taskonomy_tf.estimate.readout_probe import (
     PENALTIES,
+    DenseTarget,
     SourceFit,
     cell_features,
     from_cells,
@@ -116,9 +117,10 @@ def test_the_ranking_follows_the_planted_noise():
     ranked = sorted(table.for_target("t"), key=lambda r: -r.value)
     assert [r.sources[0] for r in ranked] == ["a", "b", "c", "d"]
     fits = {k: SourceFit(v, groups) for k, v in codes.items()}
-    good = readout_losses(fits["a"], y, w, "masked_l1")
-    noise = readout_losses(fits["d"], y, w, "masked_l1")
-    constant = readout_losses(SourceFit(np.zeros_like(codes["d"]), groups), y, w, "masked_l1")
+    target = DenseTarget(y, w, "masked_l1", cells=8)
+    good = readout_losses(fits["a"], target)
+    noise = readout_losses(fits["d"], target)
+    constant = readout_losses(SourceFit(np.zeros_like(codes["d"]), groups), target)
     assert np.mean(good < constant) > 0.9
     assert np.mean(noise < constant) < 0.6
 
@@ -134,8 +136,9 @@ def test_held_out_groups_cannot_be_recalled():
     name[np.arange(n), :, :, groups] = 1.0
     y = np.broadcast_to(rng.normal(size=(16, 1, 1, 1)), (16, c * 2, c * 2, 1))[groups]
     w = np.ones(y.shape[:3])
-    held = readout_losses(SourceFit(name, groups), y, w, "masked_l2")
-    alone = readout_losses(SourceFit(name, np.arange(n)), y, w, "masked_l2")
+    target = DenseTarget(y, w, "masked_l2", cells=c)
+    held = readout_losses(SourceFit(name, groups), target)
+    alone = readout_losses(SourceFit(name, np.arange(n)), target)
     assert held.mean() > 0.9  # standardised labels: the mean's loss is about 1
     assert np.mean(alone < 0.2 * held) > 0.6  # images held out alone: most groups recalled
 
@@ -145,6 +148,9 @@ def test_bad_codes_and_losses_are_refused():
 
     with pytest.raises(InputError, match="expected .images, cells, cells, channels."):
         SourceFit(np.zeros((4, 3, 2, 1)), np.arange(4))
-    fit = SourceFit(np.random.default_rng(0).normal(size=(6, 2, 2, 1)), np.arange(6), features=4)
     with pytest.raises(InputError, match="loss 'soft_ce' has no per-pixel rule"):
-        readout_losses(fit, np.zeros((6, 4, 4, 1)), np.ones((6, 4, 4)), "soft_ce")
+        DenseTarget(np.zeros((6, 4, 4, 1)), np.ones((6, 4, 4)), "soft_ce", cells=2)
+    fit = SourceFit(np.random.default_rng(0).normal(size=(6, 2, 2, 1)), np.arange(6), features=4)
+    with pytest.raises(InputError, match="a target prepared for 6 x 4"):
+        readout_losses(fit, DenseTarget(np.zeros((6, 8, 8, 1)), np.ones((6, 8, 8)), "masked_l1",
+                                        cells=4))
