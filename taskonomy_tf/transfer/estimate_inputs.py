@@ -30,6 +30,12 @@ def labels_by_id(dataset, task: str, ids: np.ndarray) -> tuple[np.ndarray, np.nd
     Raises:
         InputError: an id the stream never yields.
     """
+    return labels_by_ids(dataset, [task], ids)[task]
+
+
+def labels_by_ids(dataset, tasks: list[str], ids: np.ndarray) -> dict[str, tuple]:
+    """``labels_by_id`` of several tasks from one pass over a stream that
+    carries them all: task -> ``(targets, weights)`` in the order of ``ids``."""
     where = {str(i): k for k, i in enumerate(ids)}
     ys: list = [None] * len(ids)
     ws: list = [None] * len(ids)
@@ -38,15 +44,17 @@ def labels_by_id(dataset, task: str, ids: np.ndarray) -> tuple[np.ndarray, np.nd
         for b, i in enumerate(np.asarray(ident).astype(bytes).astype(str)):
             k = where.get(i)
             if k is not None and ys[k] is None:
-                ys[k], ws[k] = np.asarray(y[task][b]), np.asarray(w[task][b])
+                ys[k] = [np.asarray(y[t][b]) for t in tasks]
+                ws[k] = [np.asarray(w[t][b]) for t in tasks]
                 missing -= 1
         if not missing:
             break
     if missing:
         absent = [i for i, k in where.items() if ys[k] is None]
-        raise InputError(f"task {task!r}: no label record for {len(absent)} encoded image(s), "
-                         f"e.g. {absent[0]!r}")
-    return np.stack(ys), np.stack(ws)
+        raise InputError(f"task {'/'.join(tasks)!r}: no label record for {len(absent)} encoded "
+                         f"image(s), e.g. {absent[0]!r}")
+    return {t: (np.stack([row[j] for row in ys]), np.stack([row[j] for row in ws]))
+            for j, t in enumerate(tasks)}
 
 
 @dataclasses.dataclass
@@ -93,16 +101,38 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
             raise AssertionError(f"{task}: encoded other records than {next(iter(codes))}")
         ids = task_ids
     labels, skipped, dense = {}, {}, {}
+    single = []
     for task in workdirs:
-        spec = get_task(task)
-        if spec.views > 1:
-            skipped[task] = (f"labelled on tuples of {spec.views} views; the estimators score "
-                             "one image's code")
+        if get_task(task).views > 1:
+            skipped[task] = (f"labelled on tuples of {get_task(task).views} views; the "
+                             "estimators score one image's code")
+        else:
+            single.append(task)
+
+    def read(tasks):
+        ds = make_dataset(data, tasks, split=split, batch_size=64, image_size=image_size,
+                          shuffle=False, augment=False, with_ids=True)
+        return labels_by_ids(ds, tasks, ids)
+
+    by_input: dict[str, list[str]] = {}
+    for task in single:
+        by_input.setdefault(get_task(task).input, []).append(task)
+    read_labels = {}
+    for tasks in by_input.values():
+        try:  # every task of one input rule from one pass over the split
+            read_labels.update(read(tasks))
+        except InputError:  # a task without labels for some records: each alone
+            for task in tasks:
+                try:
+                    read_labels.update(read([task]))
+                except InputError as exc:
+                    skipped[task] = str(exc)
+    for task in single:
+        if task not in read_labels:
             continue
+        spec = get_task(task)
+        y, w = read_labels[task]
         try:
-            ds = make_dataset(data, task, split=split, batch_size=64, image_size=image_size,
-                              shuffle=False, augment=False, with_ids=True)
-            y, w = labels_by_id(ds, task, ids)
             labels[task] = estimator_labels(spec, y, w)
         except InputError as exc:
             skipped[task] = str(exc)
