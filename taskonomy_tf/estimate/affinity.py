@@ -101,9 +101,11 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
     losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
     prepared: dict[tuple[str, int], DenseTarget] = {}  # per target and code size
     for source, c in codes.items():
-        if set(dense) - {source}:
-            fit = SourceFit(c, _groups(groups, c))
-        for t in sorted(set(dense) - {source}):
+        targets = sorted(set(dense) - {source})
+        if not targets:
+            continue
+        fit = SourceFit(c, _groups(groups, c))
+        for t in targets:
             if (t, fit.cells) not in prepared:
                 y, w, classes, loss = dense[t]
                 prepared[t, fit.cells] = DenseTarget(y, w, loss, classes, fit.cells)

@@ -5,7 +5,7 @@ A trained dense readout (``transfer/fused.py``) is a small convolutional
 network on the code: two 3 x 3 convolutions with ReLU (each output cell sees
 the 5 x 5 code cells around it) and a 1 x 1 convolution with a pixel
 shuffle to the target's pixels. This probe keeps that shape and drops the
-training: each code cell's 5 x 5 neighbourhood (channels standardised, as
+training: each code cell's 3 x 3 neighbourhood (channels standardised, as
 the readout's input BatchNorm does) goes through a fixed random projection
 and a ReLU (``FEATURES`` random features: a kernel approximation of the
 hidden layer), and one ridge regression, shared by every cell, maps them to
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from taskonomy_tf.errors import InputError
-from taskonomy_tf.estimate.probe import FOLDS, group_folds
+from taskonomy_tf.estimate.probe import FOLDS, RIDGE_GRID, group_folds
 
 # Random ReLU features per cell and the neighbourhood they see: chosen on the
 # default run's seeds 0 and 1 (docs/estimators.md). 256 features left the
@@ -37,8 +37,9 @@ from taskonomy_tf.estimate.probe import FOLDS, group_folds
 # better than the 5 x 5 one the two convolutions reach together (0.82-0.85).
 FEATURES = 512
 RADIUS = 1
-# ridge penalties, relative to the mean eigenvalue of the fitted folds' Gram matrix
-PENALTIES = tuple(10.0 ** np.arange(-3, 3))
+# ridge penalties, relative to the mean eigenvalue of the fitted folds' Gram
+# matrix: the ridge probe's grid without its smallest (1e-3 ... 1e2)
+PENALTIES = RIDGE_GRID[1:]
 # per-pixel rules of the dense losses (``models.losses``): the name of the rule
 RULES = {"masked_l1": "l1", "masked_l2": "l2", "pixel_sparse_ce": "ce"}
 CE_FLOOR = 1e-4  # a ridge's class scores are clipped here before their log

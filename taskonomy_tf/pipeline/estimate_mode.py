@@ -19,8 +19,9 @@ import json
 # How each estimator's source rankings agreed with trained first-order
 # affinities where both were measured: the default run (6 tasks, 480 val
 # images), seeds 0 / 1 / 2 (readout: 0-3, on a later machine), mean Spearman
-# over the 6 targets and the targets whose trained best source it ranked first (docs/estimators.md,
-# "Checked against trained transfers"; bench/cheap_taxonomy.py).
+# over the 6 targets and the targets whose trained best source it ranked
+# first (docs/estimators.md, "Checked against trained transfers";
+# bench/cheap_taxonomy.py).
 CHECKED = {
     "readout": "mean Spearman 0.90 / 0.87 / 0.90 / 0.92 (seeds 0-3), best source found for "
                "4 / 3 / 4 / 3 of 6 targets",

@@ -101,22 +101,20 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
             raise AssertionError(f"{task}: encoded other records than {next(iter(codes))}")
         ids = task_ids
     labels, skipped, dense = {}, {}, {}
-    single = []
-    for task in workdirs:
-        if get_task(task).views > 1:
-            skipped[task] = (f"labelled on tuples of {get_task(task).views} views; the "
-                             "estimators score one image's code")
+    specs = {task: get_task(task) for task in workdirs}
+    by_input: dict[str, list[str]] = {}  # single-view tasks by input rule
+    for task, spec in specs.items():
+        if spec.views > 1:
+            skipped[task] = (f"labelled on tuples of {spec.views} views; the estimators "
+                             "score one image's code")
         else:
-            single.append(task)
+            by_input.setdefault(spec.input, []).append(task)
 
     def read(tasks):
         ds = make_dataset(data, tasks, split=split, batch_size=64, image_size=image_size,
                           shuffle=False, augment=False, with_ids=True)
         return labels_by_ids(ds, tasks, ids)
 
-    by_input: dict[str, list[str]] = {}
-    for task in single:
-        by_input.setdefault(get_task(task).input, []).append(task)
     read_labels = {}
     for tasks in by_input.values():
         try:  # every task of one input rule from one pass over the split
@@ -127,10 +125,9 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
                     read_labels.update(read([task]))
                 except InputError as exc:
                     skipped[task] = str(exc)
-    for task in single:
+    for task, spec in specs.items():
         if task not in read_labels:
             continue
-        spec = get_task(task)
         y, w = read_labels[task]
         try:
             labels[task] = estimator_labels(spec, y, w)
