@@ -1,0 +1,115 @@
+"""A pre-filtered grid against the full one, from a finished full grid.
+
+    python -m taskonomy_tf.estimate --method readout --models RUN/models \
+        --config RUN/experiment.json --cache RUN/transfers/cache --out est.json
+    python bench/prefilter.py --run RUN --estimate est.json [--k 3,5] [--budgets 1-8]
+        [--hubs 0,2,3]
+
+``transfers.prefilter=K`` trains, for each target, only the K sources an
+estimator ranks first (the baselines always; a target the estimator cannot
+score keeps every source). A fused readout head's losses do not depend on
+the heads trained beside it (``tests/transfer/test_fused.py``), so the
+pre-filtered grid's losses are exactly the full grid's rows of the kept
+candidates: this script keeps those rows of the run's ``losses.csv``, builds
+the tables as the pipeline does (win rates, AHP over the kept candidates),
+and solves the taxonomy at each budget on both. ``--hubs M`` also trains
+the whole row of every source in the top K of at least M targets (0: none).
+Prints one JSON object: per K and M (``"K/M"``), the targets whose trained
+best source was dropped (``misses``), the
+share of first-order readout heads trained (``heads_trained``: the stage's
+cost scales with it for the filtered targets), and per budget the full and
+the pre-filtered dictionaries and whether they are the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+
+def restrict(matrices: dict, keep: dict[str, list[str]], baselines) -> dict:
+    """target -> (candidates, losses) with only the baselines, ``self`` and
+    the kept first-order sources of each target (a target missing from
+    ``keep`` keeps every candidate)."""
+    out = {}
+    for target, (cands, _, _, m) in matrices.items():
+        kept = keep.get(target)
+        rows = [i for i, c in enumerate(cands)
+                if kept is None or len(c) != 1 or c[0] in baselines or c[0] in kept]
+        out[target] = ([cands[i] for i in rows], m[rows])
+    return out
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True, help="a finished pipeline run's --out (full grid)")
+    p.add_argument("--estimate", required=True, help="an estimate JSON (estimate --out)")
+    p.add_argument("--k", default="3,5", help="comma-separated pre-filter sizes")
+    p.add_argument("--budgets", default="1-8")
+    p.add_argument("--hubs", default="0", help="comma-separated M: sources in the top K of "
+                   ">= M targets keep their whole row (0: no such rule)")
+    a = p.parse_args(argv)
+
+    from taskonomy_tf.taxonomy import load_table, solve_taxonomy
+    from taskonomy_tf.taxonomy.bip import TaxonomyError
+    from taskonomy_tf.taxonomy.compare import BASELINES
+    from taskonomy_tf.taxonomy.losses import loss_matrices, tables_from_matrices
+    from taskonomy_tf.taxonomy.sweep import parse_budgets
+
+    run = Path(a.run)
+    stage = json.loads((run / "stages" / "transfers.json").read_text())
+    matrices = loss_matrices(run / stage["losses"])
+    estimate = load_table(a.estimate, max_value=None)
+    budgets = parse_budgets(a.budgets)
+    fixed = set(BASELINES)
+
+    def roots(table, budget):
+        try:
+            return sorted(solve_taxonomy(table, budget, 1).roots)
+        except TaxonomyError as exc:
+            return f"none ({exc})"
+
+    def first_order_best(table, target):
+        rows = [r for r in table.for_target(target)
+                if len(r.sources) == 1 and r.sources[0] not in fixed]
+        return max(rows, key=lambda r: r.value).sources[0] if rows else None
+
+    full = tables_from_matrices({t: (c, m) for t, (c, _, _, m) in matrices.items()})
+    full_aff = full["affinities"]
+    full_roots = {b: roots(full_aff, b) for b in budgets}
+    first = {t: [c[0] for c in cands if len(c) == 1 and c[0] not in fixed]
+             for t, (cands, _, _, _) in matrices.items()}
+    out = {"run": str(run), "estimate": a.estimate,
+           "estimator": estimate.meta.get("method"), "targets": len(matrices),
+           "transfer_stage_seconds": stage.get("seconds"),
+           "full_dictionary": {f"{b:g}": full_roots[b] for b in budgets}, "k": {}}
+    for k in (int(x) for x in a.k.split(",")):
+        top = {}
+        for t in estimate.targets:
+            ranked = sorted(estimate.for_target(t), key=lambda r: (-r.value, r.sources))
+            top[t] = [r.sources[0] for r in ranked][:k]
+        counts = collections.Counter(s for v in top.values() for s in v)
+        for m in (int(x) for x in a.hubs.split(",")):
+            hubs = sorted(s for s, n in counts.items() if m and n >= m)
+            keep = {t: sorted(set(v) | set(hubs)) for t, v in top.items()}
+            aff = tables_from_matrices(restrict(matrices, keep, fixed))["affinities"]
+            got = {b: roots(aff, b) for b in budgets}
+            misses = {t: first_order_best(full_aff, t) for t in matrices
+                      if t in keep and first_order_best(full_aff, t) not in keep[t]}
+            trained = sum(len([s for s in first[t] if t not in keep or s in keep[t]])
+                          for t in matrices)
+            out["k"][f"{k}/{m}"] = {
+                "hubs": hubs,
+                "unscored_targets": sorted(t for t in matrices if t not in keep),
+                "misses": misses,
+                "heads_trained": round(trained / max(1, sum(map(len, first.values()))), 3),
+                "dictionary": {f"{b:g}": got[b] for b in budgets},
+                "same_dictionary": {f"{b:g}": got[b] == full_roots[b] for b in budgets}}
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
