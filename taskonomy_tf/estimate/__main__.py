@@ -56,16 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     set_verbose(a.verbose)
     quiet_tensorflow()
+    from taskonomy_tf.data.available import ALL
     from taskonomy_tf.estimate import estimate_table, ranking_agreement
     from taskonomy_tf.tasks import get_task
     from taskonomy_tf.taxonomy import tables_from_losses
-    from taskonomy_tf.transfer.schedule import model_image_size, model_workdirs
+    from taskonomy_tf.transfer.schedule import (
+        model_image_size,
+        model_workdirs,
+        tasks_with_networks,
+    )
 
     try:
-        tasks = [get_task(t).name for t in exp.tasks]
-        if len(tasks) < 2:
-            raise InputError("--tasks: need at least 2 tasks")
-        size = a.image_size or model_image_size(model_workdirs(a.models, tasks)[tasks[0]])
         start = time.perf_counter()
         if exp.data.path:
             data = Path(exp.data.path)
@@ -73,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             from taskonomy_tf.synth import embedded_dataset
 
             data = embedded_dataset()
+        if ALL in exp.tasks:  # what the records supply and a finished network exists for
+            tasks = tasks_with_networks(list(exp.tasks), data, a.models, (a.split,))
+        else:
+            tasks = [get_task(t).name for t in exp.tasks]
+        if len(tasks) < 2:
+            raise InputError("--tasks: need at least 2 tasks")
+        size = a.image_size or model_image_size(model_workdirs(a.models, tasks)[tasks[0]])
         from taskonomy_tf.taxonomy.bootstrap import group_of_id
         from taskonomy_tf.transfer.estimate_inputs import gather
 

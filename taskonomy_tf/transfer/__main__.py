@@ -89,22 +89,6 @@ def _canonical(task: str) -> str:
     return get_task(task).name
 
 
-def _available(tasks: list[str], data, models, splits) -> list[str]:
-    """``--tasks all``: the tasks the records supply and ``models`` holds a
-    finished network of; prints a line per skipped task."""
-    from taskonomy_tf.data.available import available_tasks
-    from taskonomy_tf.training.loop import is_finished
-
-    kept, skipped = available_tasks(data, tasks, tuple(dict.fromkeys(splits)))
-    for name in list(kept):
-        if not is_finished(Path(models) / name):
-            kept.remove(name)
-            skipped[name] = f"no finished network in {Path(models) / name}"
-    for name, why in skipped.items():
-        print(f"skipped {name}: {why}")
-    return kept
-
-
 def cmd_grid(a) -> None:
     from taskonomy_tf.fileio import write_json_atomic
     from taskonomy_tf.taxonomy.ahp import ahp_scores
@@ -130,7 +114,9 @@ def cmd_grid(a) -> None:
     train_split = transfer_split(data, t.split)
     tasks = list(exp.tasks)
     if ALL in tasks:
-        tasks = _available(tasks, data, a.models, (train_split, "test"))
+        from taskonomy_tf.transfer.schedule import tasks_with_networks
+
+        tasks = tasks_with_networks(tasks, data, a.models, (train_split, "test"))
     result = run_grid(tasks, a.models, data, a.out, max_order=t.max_order,
                       prefilter=prefilter, train_split=train_split,
                       batch_size=t.batch_size, learning_rate=t.learning_rate,

@@ -74,6 +74,23 @@ def model_workdirs(models: str | os.PathLike, tasks: list[str]) -> dict[str, Pat
     return dirs
 
 
+def tasks_with_networks(tasks: list[str], data, models, splits) -> list[str]:
+    """``--tasks all`` (or any names ``data.available.expand`` reads): the
+    tasks the records in ``data`` supply on every split of ``splits`` and
+    ``models`` holds a finished network of, in catalog order; prints a line
+    per skipped task."""
+    from taskonomy_tf.data.available import available_tasks
+
+    kept, skipped = available_tasks(data, tasks, tuple(dict.fromkeys(splits)))
+    for name in list(kept):
+        if not is_finished(Path(models) / name):
+            kept.remove(name)
+            skipped[name] = f"no finished network in {Path(models) / name}"
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    return kept
+
+
 def transfer_split(data, wanted: str) -> str:
     """The split transfer images come from: ``wanted`` (the paper's ``val``:
     images the task networks never saw) where the data has it, else

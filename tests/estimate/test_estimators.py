@@ -214,3 +214,22 @@ def test_the_local_probe_sees_fine_structure_a_pooled_label_loses():
     assert local_probe(codes, y, w, groups) > 0.9
     classes = (y > 0).astype(np.int64)
     assert local_probe(codes, classes, np.ones(y.shape[:3]), groups, classes=2) > 0.3
+
+
+def test_estimate_cli_runs_every_task_with_a_network(models, split_records, tmp_path, capsys):
+    """``--tasks all`` (the whole-graph configuration's tasks) scores the
+    tasks the records supply and ``--models`` holds a finished network of,
+    and names the ones it skips."""
+    from taskonomy_tf.estimate.__main__ import main
+    from taskonomy_tf.taxonomy import load_table
+
+    out = tmp_path / "est.json"
+    assert main(["--method", "rsa", "--tasks", "all", "--models", str(models), "--data",
+                 str(split_records), "--split", "test", "--images", "8", "--image-size", "32",
+                 "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    table = load_table(out, max_value=None)
+    assert set(table.targets) == {"normals", "edges", "depth_zbuffer"}
+    assert {r.sources[0] for r in table.records} == {"normals", "edges", "depth_zbuffer"}
+    printed = capsys.readouterr().out
+    assert "skipped autoencoding: no finished network" in printed
+    assert table.meta["method"] == "rsa"
