@@ -30,7 +30,10 @@ same mean outside Keras' training loop.
 
 from __future__ import annotations
 
+import functools
+
 from keras import losses, ops, random, saving
+from keras.backend import backend
 
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.registry import Registry
@@ -170,7 +173,27 @@ def segment_points(seg, emb):
     """The segmentation metric of P pixels per image: seg (B, P) segment ids,
     emb (B, P, C) float32 embeddings -> (B,), the mean over the P^2 pairs of
     the logistic loss of "same segment" against sigma = 2 / (1 + e^d), d the
-    squared embedding distance clipped to [0, SEGMENT_CLIP]."""
+    squared embedding distance clipped to [0, SEGMENT_CLIP].
+
+    On TensorFlow the computation is one XLA cluster (``tf.function`` with
+    ``jit_compile``), inside graphs that are not: its elementwise steps
+    over the B P^2 pairs then run fused instead of as separate kernels, each
+    writing a (B, P, P) tensor (loss and gradient 1.6x faster for 416
+    images of 300 pixels on a 2-core CPU, ``bench/segment_points.py``).
+    Other backends compile the whole step already."""
+    if backend() == "tensorflow":
+        return _segment_points_xla()(seg, emb)
+    return _segment_points(seg, emb)
+
+
+@functools.cache
+def _segment_points_xla():
+    import tensorflow as tf
+
+    return tf.function(_segment_points, jit_compile=True, reduce_retracing=True)
+
+
+def _segment_points(seg, emb):
     sq = ops.sum(emb * emb, -1)
     d = sq[:, :, None] + sq[:, None, :] - 2 * ops.einsum("bic,bjc->bij", emb, emb)
     d = ops.clip(d, 0.0, SEGMENT_CLIP)

@@ -277,21 +277,10 @@ class GroupedPointConv(GroupedConv2D):
 
     def call(self, inputs):
         x, pixels = inputs
-        s, f, heads = x.shape[1], self.factor, self.groups
-        width = x.shape[-1] // heads
-        pixels = ops.cast(pixels, "int32")
-        row, col = pixels // (s * f), pixels % (s * f)
-        cell = (row // f) * s + col // f  # (B, P, H): the code cell of each pixel
-        sub = (row % f) * f + col % f  # its place in the cell, the shuffle's order
-        feats = ops.reshape(x, (-1, s * s, heads, width))
-        z = ops.take_along_axis(feats, cell[..., None], axis=1)  # (B, P, H, w)
-        onehot = ops.one_hot(sub, f * f, dtype=z.dtype)  # (B, P, H, f f)
-        z = ops.reshape(onehot[..., :, None] * z[..., None, :], (*ops.shape(z)[:3], f * f * width))
-        # kernel (1, 1, w, H f f C) -> per head (f f w, C), rows in z's order
-        kernel = ops.reshape(ops.cast(self.kernel, z.dtype), (width, heads, f * f, self.channels))
-        kernel = ops.reshape(ops.transpose(kernel, (1, 2, 0, 3)),
-                             (heads, f * f * width, self.channels))
-        return ops.einsum("bphk,hkc->bphc", z, kernel)
+        kernel = ops.cast(self.kernel, x.dtype)
+        if keras.backend.backend() == "tensorflow":  # one XLA cluster, as segment_points
+            return _point_conv_xla()(x, pixels, kernel, self.factor, self.groups, self.channels)
+        return _point_conv(x, pixels, kernel, self.factor, self.groups, self.channels)
 
     def compute_output_shape(self, input_shape):
         x, pixels = input_shape
@@ -302,6 +291,34 @@ class GroupedPointConv(GroupedConv2D):
         for key in ("filters", "kernel_size", "strides"):
             config.pop(key)
         return {**config, "channels": self.channels, "factor": self.factor}
+
+
+def _point_conv(x, pixels, kernel, f: int, heads: int, channels: int):
+    """``GroupedPointConv``'s output: x (B, s, s, H w) features, pixels (B, P,
+    H) int32, kernel (1, 1, w, H f f C) -> (B, P, H, C)."""
+    s = x.shape[1]
+    width = x.shape[-1] // heads
+    pixels = ops.cast(pixels, "int32")
+    row, col = pixels // (s * f), pixels % (s * f)
+    cell = (row // f) * s + col // f  # (B, P, H): the code cell of each pixel
+    sub = (row % f) * f + col % f  # its place in the cell, the shuffle's order
+    feats = ops.reshape(x, (-1, s * s, heads, width))
+    z = ops.take_along_axis(feats, cell[..., None], axis=1)  # (B, P, H, w)
+    onehot = ops.one_hot(sub, f * f, dtype=z.dtype)  # (B, P, H, f f)
+    z = ops.reshape(onehot[..., :, None] * z[..., None, :], (*ops.shape(z)[:3], f * f * width))
+    # kernel (1, 1, w, H f f C) -> per head (f f w, C), rows in z's order
+    kernel = ops.reshape(kernel, (width, heads, f * f, channels))
+    kernel = ops.reshape(ops.transpose(kernel, (1, 2, 0, 3)), (heads, f * f * width, channels))
+    return ops.einsum("bphk,hkc->bphc", z, kernel)
+
+
+@functools.cache
+def _point_conv_xla():
+    """``_point_conv`` as one XLA cluster on TensorFlow (the integers are
+    static: one program per layer)."""
+    import tensorflow as tf
+
+    return tf.function(_point_conv, jit_compile=True, reduce_retracing=True)
 
 
 def _fc_decoder(x, spec: TaskSpec, seeds, name: str):
