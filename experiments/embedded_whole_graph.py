@@ -15,10 +15,10 @@ synthetic targets are expected to be weak, and the report names them.
 Higher orders: ``--set transfers.max_order=2`` adds the beam's pairs (10 per
 target, one more fused job each).
 
-Run time on a 2-core x86_64 CPU machine (docs/results.md, per stage): about
-an hour for the 25 networks and an hour and a half for the 22 transfer
-jobs (the two unsupervised segmentations take 33 minutes each); the
-transfer stage splits across processes with
+Run time on a 2-core x86_64 CPU machine (docs/results.md, docs/performance.md):
+about 55 minutes for the 25 networks and 53 minutes for the 22 transfer
+jobs with ``--workers 2`` (the two unsupervised segmentations take 11
+minutes each, the multi-view targets 7-10); the transfer stage splits across processes with
 ``--workers N``, and the grid across machines with
 ``python -m taskonomy_tf.transfer grid --tasks all --shard I/N`` or
 ``--backend ray``. Expected result: docs/results.md (the comparison with the
