@@ -120,9 +120,9 @@ def test_tasks_all_keeps_what_the_data_supplies_and_reports_the_rest(split_recor
 
 
 def test_transfer_grid_all_takes_the_trained_networks(models, split_records, capsys):
-    from taskonomy_tf.transfer.__main__ import _available
+    from taskonomy_tf.transfer.schedule import tasks_with_networks
 
-    kept = _available(["all"], split_records, models, ("train", "test"))
+    kept = tasks_with_networks(["all"], split_records, models, ("train", "test"))
     assert kept == ["edges", "depth_zbuffer", "normals"]  # catalog order
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 22 and all(line.startswith("skipped ") for line in lines)
