@@ -178,7 +178,7 @@ def segment_points(seg, emb):
     On TensorFlow the computation is one XLA cluster (``tf.function`` with
     ``jit_compile``), inside graphs that are not: its elementwise steps
     over the B P^2 pairs then run fused instead of as separate kernels, each
-    writing a (B, P, P) tensor (loss and gradient 1.8x faster for 416
+    writing a (B, P, P) tensor (loss and gradient 1.5x faster for 416
     images of 300 pixels on a 2-core CPU: docs/performance.md).
     Other backends compile the whole step already."""
     if backend() == "tensorflow":
