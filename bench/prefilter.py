@@ -57,6 +57,7 @@ def main(argv=None) -> dict:
     from taskonomy_tf.taxonomy.compare import BASELINES
     from taskonomy_tf.taxonomy.losses import loss_matrices, tables_from_matrices
     from taskonomy_tf.taxonomy.sweep import parse_budgets
+    from taskonomy_tf.transfer.schedule import prefilter_sources
 
     run = Path(a.run)
     stage = json.loads((run / "stages" / "transfers.json").read_text())
@@ -79,6 +80,7 @@ def main(argv=None) -> dict:
     full = tables_from_matrices({t: (c, m) for t, (c, _, _, m) in matrices.items()})
     full_aff = full["affinities"]
     full_roots = {b: roots(full_aff, b) for b in budgets}
+    best = {t: first_order_best(full_aff, t) for t in matrices}
     first = {t: [c[0] for c in cands if len(c) == 1 and c[0] not in fixed]
              for t, (cands, _, _, _) in matrices.items()}
     out = {"run": str(run), "estimate": a.estimate,
@@ -86,18 +88,14 @@ def main(argv=None) -> dict:
            "transfer_stage_seconds": stage.get("seconds"),
            "full_dictionary": {f"{b:g}": full_roots[b] for b in budgets}, "k": {}}
     for k in (int(x) for x in a.k.split(",")):
-        top = {}
-        for t in estimate.targets:
-            ranked = sorted(estimate.for_target(t), key=lambda r: (-r.value, r.sources))
-            top[t] = [r.sources[0] for r in ranked][:k]
+        top = prefilter_sources(estimate, k)
         counts = collections.Counter(s for v in top.values() for s in v)
         for m in (int(x) for x in a.hubs.split(",")):
             hubs = sorted(s for s, n in counts.items() if m and n >= m)
             keep = {t: sorted(set(v) | set(hubs)) for t, v in top.items()}
             aff = tables_from_matrices(restrict(matrices, keep, fixed))["affinities"]
             got = {b: roots(aff, b) for b in budgets}
-            misses = {t: first_order_best(full_aff, t) for t in matrices
-                      if t in keep and first_order_best(full_aff, t) not in keep[t]}
+            misses = {t: best[t] for t in matrices if t in keep and best[t] not in keep[t]}
             trained = sum(len([s for s in first[t] if t not in keep or s in keep[t]])
                           for t in matrices)
             out["k"][f"{k}/{m}"] = {

@@ -6,6 +6,9 @@ every backend) and serialise with ``get_config``.
 
 from __future__ import annotations
 
+import functools
+
+import keras
 import numpy as np
 from keras import layers, ops, saving
 
@@ -96,3 +99,25 @@ class OutputPrior(layers.Layer):
     def get_config(self):
         # the value travels with the weights, not the config
         return {**super().get_config(), "shape": self.prior_shape}
+
+
+def xla_cluster(fn):
+    """``fn`` (``keras.ops`` only) run as one XLA cluster on TensorFlow: a
+    ``tf.function`` with ``jit_compile``, compiled once per process, called
+    from graphs that are not compiled as a whole (the train steps: XLA's CPU
+    convolutions are slow, docs/performance.md), so that its elementwise
+    steps run fused. Other backends call ``fn`` itself (JAX compiles the
+    whole step already). Positional arguments only; Python integers among
+    them are static."""
+    @functools.cache
+    def compiled():
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True, reduce_retracing=True)
+
+    def call(*args):
+        if keras.backend.backend() == "tensorflow":
+            return compiled()(*args)
+        return fn(*args)
+
+    return call

@@ -30,12 +30,10 @@ same mean outside Keras' training loop.
 
 from __future__ import annotations
 
-import functools
-
 from keras import losses, ops, random, saving
-from keras.backend import backend
 
 from taskonomy_tf.errors import InputError
+from taskonomy_tf.models.layers import xla_cluster
 from taskonomy_tf.registry import Registry
 
 LOSSES = Registry("loss")
@@ -175,22 +173,13 @@ def segment_points(seg, emb):
     the logistic loss of "same segment" against sigma = 2 / (1 + e^d), d the
     squared embedding distance clipped to [0, SEGMENT_CLIP].
 
-    On TensorFlow the computation is one XLA cluster (``tf.function`` with
-    ``jit_compile``), inside graphs that are not: its elementwise steps
+    On TensorFlow the computation is one XLA cluster (``layers.xla_cluster``),
+    inside graphs that are not: its elementwise steps
     over the B P^2 pairs then run fused instead of as separate kernels, each
     writing a (B, P, P) tensor (loss and gradient 1.5x faster for 416
     images of 300 pixels on a 2-core CPU: docs/performance.md).
     Other backends compile the whole step already."""
-    if backend() == "tensorflow":
-        return _segment_points_xla()(seg, emb)
-    return _segment_points(seg, emb)
-
-
-@functools.cache
-def _segment_points_xla():
-    import tensorflow as tf
-
-    return tf.function(_segment_points, jit_compile=True, reduce_retracing=True)
+    return _segment_points_cluster(seg, emb)
 
 
 def _segment_points(seg, emb):
@@ -201,6 +190,9 @@ def _segment_points(seg, emb):
     seg = ops.cast(seg, "int32")
     same = ops.cast(ops.equal(seg[:, :, None], seg[:, None, :]), "float32")
     return -ops.mean(same * ops.log(sigma) + (1 - same) * ops.log(1 - sigma), axis=(1, 2))
+
+
+_segment_points_cluster = xla_cluster(_segment_points)
 
 
 @LOSSES.register("segment_metric")

@@ -245,13 +245,10 @@ def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
     """target -> its ``transfers.prefilter`` best sources by the cheap
     estimator (``estimate_scores``). A target the estimator cannot score
     keeps every source."""
-    cfg = ctx.config
+    from taskonomy_tf.transfer.schedule import prefilter_sources
+
     table, _ = estimate_scores(ctx, split)
-    keep = {}
-    for target in table.targets:
-        ranked = sorted(table.for_target(target), key=lambda r: (-r.value, r.sources))
-        keep[target] = [r.sources[0] for r in ranked][:cfg.transfers.prefilter]
-    return keep
+    return prefilter_sources(table, ctx.config.transfers.prefilter)
 
 
 def random_checks(aff) -> dict[str, list[str]]:

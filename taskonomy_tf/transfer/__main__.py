@@ -101,12 +101,9 @@ def cmd_grid(a) -> None:
             raise InputError("--prefilter K needs --estimate FILE "
                              "(python -m taskonomy_tf.estimate)")
         from taskonomy_tf.taxonomy import load_table
+        from taskonomy_tf.transfer.schedule import prefilter_sources
 
-        table = load_table(a.estimate)
-        prefilter = {}
-        for t in table.targets:
-            ranked = sorted(table.for_target(t), key=lambda r: (-r.value, r.sources))
-            prefilter[t] = [r.sources[0] for r in ranked if r.order == 1][:a.prefilter]
+        prefilter = prefilter_sources(load_table(a.estimate), a.prefilter)
     from taskonomy_tf.transfer.runner import replicate_seeds
 
     exp, t = a.experiment, a.experiment.transfers

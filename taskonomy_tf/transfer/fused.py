@@ -30,6 +30,7 @@ from keras import layers, ops, saving
 
 from taskonomy_tf.models.decoders import DROPOUT, LEAK, PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS
+from taskonomy_tf.models.layers import xla_cluster
 from taskonomy_tf.models.losses import output_initializer
 from taskonomy_tf.tasks import TaskSpec
 
@@ -277,10 +278,8 @@ class GroupedPointConv(GroupedConv2D):
 
     def call(self, inputs):
         x, pixels = inputs
-        kernel = ops.cast(self.kernel, x.dtype)
-        if keras.backend.backend() == "tensorflow":  # one XLA cluster, as segment_points
-            return _point_conv_xla()(x, pixels, kernel, self.factor, self.groups, self.channels)
-        return _point_conv(x, pixels, kernel, self.factor, self.groups, self.channels)
+        return _point_conv_cluster(x, pixels, ops.cast(self.kernel, x.dtype), self.factor,
+                                   self.groups, self.channels)
 
     def compute_output_shape(self, input_shape):
         x, pixels = input_shape
@@ -312,13 +311,7 @@ def _point_conv(x, pixels, kernel, f: int, heads: int, channels: int):
     return ops.einsum("bphk,hkc->bphc", z, kernel)
 
 
-@functools.cache
-def _point_conv_xla():
-    """``_point_conv`` as one XLA cluster on TensorFlow (the integers are
-    static: one program per layer)."""
-    import tensorflow as tf
-
-    return tf.function(_point_conv, jit_compile=True, reduce_retracing=True)
+_point_conv_cluster = xla_cluster(_point_conv)  # one program per layer (its integers)
 
 
 def _fc_decoder(x, spec: TaskSpec, seeds, name: str):

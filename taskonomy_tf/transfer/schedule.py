@@ -91,6 +91,18 @@ def tasks_with_networks(tasks: list[str], data, models, splits) -> list[str]:
     return kept
 
 
+def prefilter_sources(estimate, k: int) -> dict[str, list[str]]:
+    """target -> the ``k`` first-order sources an estimate table (a
+    ``TransferTable`` of cheap scores) ranks first, ties by name: what
+    ``transfers.prefilter=K`` trains beside the baselines."""
+    keep = {}
+    for target in estimate.targets:
+        ranked = sorted((r for r in estimate.for_target(target) if r.order == 1),
+                        key=lambda r: (-r.value, r.sources))
+        keep[target] = [r.sources[0] for r in ranked][:k]
+    return keep
+
+
 def transfer_split(data, wanted: str) -> str:
     """The split transfer images come from: ``wanted`` (the paper's ``val``:
     images the task networks never saw) where the data has it, else
