@@ -35,6 +35,7 @@ from taskonomy_tf.models.losses import (
     masked_row_means,
 )
 from taskonomy_tf.tasks import TaskSpec, get_task
+from taskonomy_tf.transfer.adam import FusedAdam
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
 PIXELS = "pixels"
@@ -369,7 +370,7 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate / 10, max(1, steps - warmup), alpha=0.01,
         warmup_target=learning_rate, warmup_steps=warmup)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    model.compile(optimizer=FusedAdam(schedule),
                   loss=HeadsLoss(spec.loss, [h.replicate for h in heads]),
                   steps_per_execution=min(steps_per_execution, steps))
     order = np.stack([batch_order(len(train.y), steps, batch_size, s) for s in data_seeds], 1)
