@@ -15,9 +15,7 @@ from taskonomy_tf.config import ExperimentConfig
 from taskonomy_tf.data.available import ALL  # light: the catalog only
 from taskonomy_tf.data.card import is_card
 from taskonomy_tf.errors import InputError, UserError
-
-BASELINE_RANDOM = "random"
-BASELINES = ("self", "pixels", "random", "constant")
+from taskonomy_tf.taxonomy.table import BASELINES, CONSTANT, RANDOM  # numbers only: light
 
 
 @dataclasses.dataclass
@@ -256,7 +254,7 @@ def random_checks(aff) -> dict[str, list[str]]:
     untrained (random) encoder's."""
     out = {}
     for t in aff.targets:
-        random = aff.get((BASELINE_RANDOM,), t)
+        random = aff.get((RANDOM,), t)
         if random is None:
             continue
         below = sorted(r.sources[0] for r in aff.for_target(t)
@@ -390,7 +388,7 @@ def network_win_rates(matrices) -> dict:
             continue
         own = losses["self"]
         out[t] = {ref: float(np.mean((own < losses[ref]) + 0.5 * (own == losses[ref])))
-                  for ref in ("constant", "random") if ref in losses}
+                  for ref in (CONSTANT, RANDOM) if ref in losses}
     return out
 
 

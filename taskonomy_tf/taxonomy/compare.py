@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from taskonomy_tf.taxonomy.table import Transfer, TransferTable
-
-BASELINES = ("self", "pixels", "random", "constant")
+from taskonomy_tf.taxonomy.table import BASELINES, Transfer, TransferTable
 
 
 def _canonical(name: str) -> str:

@@ -25,6 +25,11 @@ from taskonomy_tf.fileio import write_json_atomic
 
 SCHEMA_VERSION = 1
 SELF, PIXELS, CONSTANT = "self", "pixels", "constant"
+RANDOM = "random"  # the untrained encoder of the sources' architecture
+# the reference candidates of every target, beside its sources: its own
+# network, a readout from pixels, from the untrained encoder, and the best
+# constant prediction (reference section 4)
+BASELINES = (SELF, PIXELS, RANDOM, CONSTANT)
 # a label-oracle candidate, "oracle:<task>": a readout from a task's true
 # labels instead of its network's code (transfer.oracle)
 ORACLE = "oracle:"
@@ -32,7 +37,6 @@ ORACLE = "oracle:"
 
 def is_oracle(sources) -> bool:
     return any(str(s).startswith(ORACLE) for s in sources)
-RANDOM = "random"  # the untrained encoder of the sources' architecture (a baseline)
 
 
 class TableError(InputError):

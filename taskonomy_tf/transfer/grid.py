@@ -36,9 +36,8 @@ import numpy as np
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.fileio import atomic_path, write_json_atomic
 from taskonomy_tf.tasks import get_task
+from taskonomy_tf.taxonomy.table import BASELINES, CONSTANT, PIXELS, RANDOM, SELF
 
-SELF, PIXELS, RANDOM, CONSTANT = "self", "pixels", "random", "constant"
-BASELINES = (SELF, PIXELS, RANDOM, CONSTANT)
 DETERMINISTIC = (SELF, CONSTANT)  # scored once, not retrained per seed
 # Beam widths per order, from the released 16k data (reference section 4):
 # orders 2 and 3 combine the top 5 first-order sources, order 4 the top 6;

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from taskonomy_tf.errors import InputError
-from taskonomy_tf.taxonomy.table import TransferTable
+from taskonomy_tf.taxonomy.table import BASELINES, TransferTable
 from taskonomy_tf.viz.names import display_name, task_order
-
-BASELINES = ("self", "pixels", "random", "constant")
 
 
 def affinity_matrix(table: TransferTable, sources: list[str] | None = None,
