@@ -15,6 +15,8 @@ to the same numbers as with Keras's Adam.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 from keras import ops, saving
 
@@ -69,7 +71,10 @@ class FusedAdam(keras.optimizers.Optimizer):
         # compiled per optimizer: a compiled function traced with one model's
         # variables must not outlive them
         self._fused = xla_cluster(adam_in_place)
-        self._slots = [(var, self.add_variable_from_reference(var, "momentum"),
+        # the model's variables by weak reference: a tracked attribute holding
+        # them would make them the optimizer's state too (JAX then donates
+        # their buffers twice)
+        self._slots = [(weakref.ref(var), self.add_variable_from_reference(var, "momentum"),
                         self.add_variable_from_reference(var, "velocity")) for var in var_list]
 
     def _moments_of(self, variable):
@@ -79,8 +84,8 @@ class FusedAdam(keras.optimizers.Optimizer):
         step is traced and every variable is initialised."""
         key = id(variable)
         if key not in self._moments:
-            found = [(m, v) for var, m, v in self._slots
-                     if var is variable or var.value is variable]
+            found = [(m, v) for ref, m, v in self._slots
+                     if ref() is variable or getattr(ref(), "value", None) is variable]
             if len(found) != 1:
                 raise ValueError(f"FusedAdam: variable {getattr(variable, 'name', variable)!r} "
                                  "is not one the optimizer was built with")

@@ -82,3 +82,44 @@ def test_fused_models_one_after_another_match_keras_adam(monkeypatch):
         for a, b in zip(_train(keras.optimizers.Adam, seed), _train(FusedAdam, seed),
                         strict=True):
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+
+
+def test_its_state_is_the_moments_only():
+    """Like Keras's Adam: the step count, the learning rate and two moments
+    per variable; never the model's variables themselves (JAX would donate
+    their buffers twice)."""
+    model_vars = [keras.Variable(np.zeros((3, 2), "float32")),
+                  keras.Variable(np.ones(4, "float32"))]
+    ours, theirs = FusedAdam(0.01), keras.optimizers.Adam(0.01)
+    ours.build(model_vars)
+    theirs.build(model_vars)
+    assert len(ours.variables) == len(theirs.variables)
+    assert not any(v is m for v in ours.variables for m in model_vars)
+
+
+@pytest.mark.slow
+def test_fused_updates_under_the_jax_backend():
+    pytest.importorskip("jax")
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, keras\n"
+        "from taskonomy_tf.transfer import adam\n"
+        "adam.FUSE_FROM = 1\n"
+        "def run(opt):\n"
+        "    keras.utils.set_random_seed(0)\n"
+        "    x = np.random.default_rng(0).normal(size=(32, 5)).astype('float32')\n"
+        "    m = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4),"
+        " keras.layers.Dense(2)])\n"
+        "    m.compile(opt, 'mse')\n"
+        "    m.fit(x, x[:, :2], batch_size=8, epochs=3, verbose=0, shuffle=False)\n"
+        "    return [w.numpy() for w in m.weights]\n"
+        "a, b = run(keras.optimizers.Adam(0.01)), run(adam.FusedAdam(0.01))\n"
+        "print(max(float(np.abs(p - q).max()) for p, q in zip(a, b)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) < 1e-6
