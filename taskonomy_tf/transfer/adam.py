@@ -22,9 +22,9 @@ from keras import ops, saving
 
 from taskonomy_tf.models.layers import xla_cluster
 
-# numbers in a variable from which its update is fused: a dense readout's
-# largest kernel (78 heads of 3 x 3 x 16 x 16) has 180 k, a fully connected
-# head's 1-3 M per head
+# numbers in a variable from which its update is fused: the largest kernel of
+# a first-order dense job (78 heads of 3 x 3 x 16 x 16) has 180 k, a fully
+# connected head's kernel 1-3 M per head (78 heads: 82-245 M)
 FUSE_FROM = 1 << 20
 
 
