@@ -130,6 +130,24 @@ def grid_run(models, split_records, tmp_path_factory):
 
 
 @pytest.fixture
+def run_under_jax():
+    """``run_under_jax(code)``: runs the Python ``code`` in a fresh process
+    with ``KERAS_BACKEND=jax`` (skips the test without jax); returns the last
+    line it printed, after asserting that it exited cleanly."""
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    def run(code: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip().splitlines()[-1]
+
+    return run
+
+
+@pytest.fixture
 def free_ports():
     """``free_ports(n)``: n TCP ports on 127.0.0.1 free at the time of the call
     (for localhost MultiWorkerMirroredStrategy clusters)."""

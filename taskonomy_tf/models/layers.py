@@ -103,7 +103,8 @@ class OutputPrior(layers.Layer):
 
 def xla_cluster(fn):
     """``fn`` (``keras.ops`` only) run as one XLA cluster on TensorFlow: a
-    ``tf.function`` with ``jit_compile``, compiled once per process, called
+    ``tf.function`` with ``jit_compile``, made once per ``xla_cluster`` call
+    (module-level wrappers: once per process), called
     from graphs that are not compiled as a whole (the train steps: XLA's CPU
     convolutions are slow, docs/performance.md), so that its elementwise
     steps run fused. Other backends call ``fn`` itself (JAX compiles the

@@ -15,6 +15,7 @@ to the same numbers as with Keras's Adam.
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import keras
@@ -100,17 +101,10 @@ class FusedAdam(keras.optimizers.Optimizer):
         beta_1_power = ops.power(ops.cast(self.beta_1, dtype), step)
         beta_2_power = ops.power(ops.cast(self.beta_2, dtype), step)
         alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        update = self._fused if _size(variable) >= FUSE_FROM else adam_in_place
+        update = self._fused if math.prod(variable.shape) >= FUSE_FROM else adam_in_place
         update(_handle(variable), _handle(m), _handle(v), ops.cast(gradient, dtype), alpha,
                self.beta_1, self.beta_2, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
                 "epsilon": self.epsilon}
-
-
-def _size(variable) -> int:
-    n = 1
-    for d in variable.shape:
-        n *= int(d)
-    return n

@@ -19,8 +19,8 @@ from taskonomy_tf.models.decoders import PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.losses import INDEX_LABEL_LOSSES, PAIRWISE_LOSSES, SEGMENT_PIXELS
 from taskonomy_tf.tasks import TaskSpec, get_task
+from taskonomy_tf.taxonomy.table import PIXELS
 from taskonomy_tf.transfer.readout import (
-    PIXELS,
     SCORE_BYTES,
     ReadoutArrays,
     fc_parameters,

@@ -35,10 +35,10 @@ from taskonomy_tf.models.losses import (
     masked_row_means,
 )
 from taskonomy_tf.tasks import TaskSpec, get_task
+from taskonomy_tf.taxonomy.table import PIXELS
 from taskonomy_tf.transfer.adam import FusedAdam
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
 
-PIXELS = "pixels"
 SCORE_BYTES = 256 * 2**20  # bounds a scoring batch's predictions (its copies: a few times this)
 
 

@@ -27,6 +27,7 @@ from taskonomy_tf.data.records import id_strings
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.constant import best_constant
 from taskonomy_tf.tasks import get_task
+from taskonomy_tf.taxonomy.table import CONSTANT, PIXELS, SELF
 from taskonomy_tf.training.evaluate import per_image_losses, split_arrays
 from taskonomy_tf.training.loop import saved_label_stats
 from taskonomy_tf.transfer.cache import FeatureCache
@@ -37,9 +38,7 @@ from taskonomy_tf.transfer.memory import (
     heads_per_program,
     memory_budget,
 )
-from taskonomy_tf.transfer.readout import PIXELS, ReadoutArrays, plan_heads, train_readouts
-
-SELF, CONSTANT = "self", "constant"
+from taskonomy_tf.transfer.readout import ReadoutArrays, plan_heads, train_readouts
 
 
 @dataclasses.dataclass

@@ -198,11 +198,7 @@ def test_every_task_trains_one_step(fake_records, task):
 
 
 @pytest.mark.slow
-def test_models_train_under_the_jax_backend_without_tensorflow():
-    pytest.importorskip("jax")
-    import subprocess
-    import sys
-
+def test_models_train_under_the_jax_backend_without_tensorflow(run_under_jax):
     code = (
         "import sys, numpy as np\n"
         "from taskonomy_tf.models import build_task_model, compile_task_model\n"
@@ -212,12 +208,7 @@ def test_models_train_under_the_jax_backend_without_tensorflow():
         "h = m.fit(x, y, epochs=1, verbose=0)\n"
         "print('tensorflow' in sys.modules, np.isfinite(h.history['loss'][-1]))\n"
     )
-    import os
-
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False True"
+    assert run_under_jax(code) == "False True"
 
 
 def test_segment_metric_loss_draws_new_pixels_every_step():

@@ -98,12 +98,7 @@ def test_its_state_is_the_moments_only():
 
 
 @pytest.mark.slow
-def test_fused_updates_under_the_jax_backend():
-    pytest.importorskip("jax")
-    import os
-    import subprocess
-    import sys
-
+def test_fused_updates_under_the_jax_backend(run_under_jax):
     code = (
         "import numpy as np, keras\n"
         "from taskonomy_tf.transfer import adam\n"
@@ -119,7 +114,4 @@ def test_fused_updates_under_the_jax_backend():
         "a, b = run(keras.optimizers.Adam(0.01)), run(adam.FusedAdam(0.01))\n"
         "print(max(float(np.abs(p - q).max()) for p, q in zip(a, b)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert float(out.stdout.strip().splitlines()[-1]) < 1e-6
+    assert float(run_under_jax(code)) < 1e-6
