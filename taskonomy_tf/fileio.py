@@ -20,6 +20,8 @@ import functools
 import hashlib
 import json
 import os
+import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,11 +40,42 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
 def temporary_name(path: str | os.PathLike) -> Path:
-    """The hidden temporary name ``atomic_path`` writes ``path`` under: same
-    folder, same suffix (libraries that check extensions accept it)."""
+    """The hidden temporary name ``atomic_path`` writes ``path`` under:
+    ``.<stem>.tmp-<host>-<pid><suffix>`` in the same folder (the same suffix,
+    so libraries that check extensions accept it; host and pid, so a later run
+    can tell a dead writer's leftovers from a live one's file in progress)."""
     path = Path(path)
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    return path.with_name(f".{path.stem}.tmp-{_host()}-{os.getpid()}{path.suffix}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Deletes the temporary files in ``folder`` that ``atomic_path`` left
+    when its process was killed mid-write (written on this host by a process
+    that no longer runs); files in progress, and those of other hosts sharing
+    the folder, stay. Returns the paths removed."""
+    pattern = re.compile(rf"^\..*\.tmp-{re.escape(_host())}-(\d+)")
+    removed = []
+    for path in Path(folder).glob(".*.tmp-*"):
+        match = pattern.match(path.name)
+        if match and not _running(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Builds one ``tf.train.Example`` per view and writes whole shards atomically.
 
-A shard is written to ``.<name>.tmp-<pid>`` and renamed when complete, after
+A shard is written to ``.<name>.tmp-<host>-<pid>`` and renamed when complete, after
 its view index (``<name>.views.json``, ``taskonomy_tf.data.view_index``) and
 its report (``.convert/<name>.json``) are in place: a shard file under its
 final name is always whole and has its index.

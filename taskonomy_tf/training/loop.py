@@ -31,7 +31,7 @@ import tensorflow as tf
 from taskonomy_tf.data import make_dataset, views
 from taskonomy_tf.data.records import find_shards, manifest_records
 from taskonomy_tf.errors import InputError
-from taskonomy_tf.fileio import atomic_path, write_json_atomic
+from taskonomy_tf.fileio import atomic_path, remove_stale_temporaries, write_json_atomic
 from taskonomy_tf.models import build_task_model, compile_task_model, get_encoder
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.callbacks import MetricsJson, NanGuard, TrainingError
@@ -148,8 +148,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     if backup.exists() and not resume:
         raise TrainingError(f"{workdir} holds an unfinished run; pass --resume to continue it "
                             "or choose another --workdir")
-    for stale in workdir.glob(".*.tmp-*"):  # left by a run killed while saving
-        stale.unlink()
+    remove_stale_temporaries(workdir)  # left by a run killed while saving
     data = config.data.path
     if data is None:
         from taskonomy_tf.synth import embedded_dataset

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from taskonomy_tf.console import quiet_worker
 from taskonomy_tf.errors import InputError
-from taskonomy_tf.fileio import write_json_atomic
+from taskonomy_tf.fileio import remove_stale_temporaries, write_json_atomic
 from taskonomy_tf.procs import process_pool
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.loop import is_finished
@@ -285,6 +285,8 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
                 **({"sources": sorted(sources)} if sources else {}),
                 **({"oracle": True} if oracle else {})}
     _settings(out, settings)
+    for folder in (out, out / "jobs", out / "cache"):
+        remove_stale_temporaries(folder)  # a killed run's half-written files
     if prefilter:
         _prefilter_report(tasks, prefilter, out)
     workdirs[RANDOM] = random_encoder(out, image_size, seeds[0], architecture)

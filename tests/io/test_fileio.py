@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from taskonomy_tf.fileio import (
     atomic_path,
+    remove_stale_temporaries,
     sha256_file,
     temporary_name,
     write_bytes_atomic,
@@ -34,6 +36,23 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path):
         tmp.write_bytes(b"half")
         raise RuntimeError("killed while writing")
     assert path.read_bytes() == b"old" and not temporary_name(path).exists()
+
+
+def test_only_a_dead_writers_temporaries_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    mine = temporary_name(tmp_path / "a.json")  # this process: still writing
+    killed = mine.with_name(mine.name.replace(f"-{os.getpid()}.", f"-{dead_pid}."))
+    other_host = tmp_path / f".b.tmp-elsewhere-{dead_pid}.json"  # may be alive there
+    final = tmp_path / "c.json"
+    for path in (mine, killed, other_host, final):
+        path.write_text("{}")
+    assert remove_stale_temporaries(tmp_path) == [killed]
+    assert sorted(tmp_path.iterdir()) == sorted([mine, other_host, final])
 
 
 def test_sha256_file_matches_hashlib(tmp_path):

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from taskonomy_tf.fileio import temporary_name
+
 ROOT = Path(__file__).resolve().parents[2]
 
 TASKS = "normals,edges,depth_zbuffer"
@@ -50,12 +52,16 @@ def test_killed_grid_resumes_to_the_same_table(models, split_records, uninterrup
     proc = subprocess.Popen(_grid_args(models, split_records, tmp_path), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and len(list((tmp_path / "jobs").glob("*.json"))) < 2:
+    while time.time() < deadline and len(list((tmp_path / "jobs").glob("[!.]*.json"))) < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished_before = {p.stem for p in (tmp_path / "jobs").glob("*.json")}
+    finished_before = {p.stem for p in (tmp_path / "jobs").glob("[!.]*.json")}  # not a
+    # temporary file the kill may have left mid-write
     assert 2 <= len(finished_before) < 6 and not (tmp_path / "losses.csv").exists()
+    host_prefix = temporary_name(tmp_path / "jobs" / "x.json").name.rsplit("-", 1)[0]
+    (tmp_path / "jobs" / f"{host_prefix}-{proc.pid}.json").write_text('{"half')  # as if
+    # the kill had come mid-write (it may also have left one of its own)
     done = subprocess.run(_grid_args(models, split_records, tmp_path) + ["--workers", "2"],
                           env=env, capture_output=True, text=True)  # resumed in 2 processes
     assert done.returncode == 0, done.stderr[-2000:]
