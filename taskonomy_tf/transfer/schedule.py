@@ -137,6 +137,8 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
     if not todo:
         return []
     options = {"tasks": list(tasks), **options}
+    if backend == "ray" or workers > 1:  # side by side: the longest first, the tail short
+        todo = longest_first(todo, options["image_size"], options["batch_size"])
     if backend == "local" and workers > 1:
         _run_pool(todo, workdirs, data, out, progress, workers, options)
     elif backend == "local":
@@ -147,6 +149,20 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
     else:
         raise InputError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     return todo
+
+
+def longest_first(jobs: list[Job], image_size: int, batch_size: int) -> list[Job]:
+    """``jobs``, the costliest first (ties in their order), so that workers
+    running side by side do not end on one long job while the others sit
+    idle. A job's cost is taken to grow with what a head's training step
+    holds (``memory.head_step_bytes``: the pair matrices of a segmentation,
+    the fully connected weights of a multi-view target), which ranks the
+    whole graph's measured job times (docs/performance.md): the two
+    unsupervised segmentations, egomotion, semantic segmentation, the other
+    multi-view targets, then the single-view ones."""
+    from taskonomy_tf.transfer.memory import head_step_bytes
+
+    return sorted(jobs, key=lambda j: -head_step_bytes(j.target, image_size, batch_size))
 
 
 def _run_pool(todo, workdirs, data, out, progress, workers, options):

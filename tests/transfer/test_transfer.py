@@ -327,3 +327,20 @@ def test_random_encoders_created_together_are_one_file(tmp_path, monkeypatch):
     path = random_encoder(tmp_path, 16, 0) / "encoder.keras"
     assert (path.stat().st_ino, sha256_file(path)) == (first["inode"], first["sha"])
     assert [p.name for p in path.parent.iterdir()] == ["encoder.keras"]  # no temporary left
+
+
+def test_side_by_side_jobs_start_with_the_longest():
+    from taskonomy_tf.tasks.catalog import CATALOG
+    from taskonomy_tf.transfer.grid import first_order_jobs, targets_of
+    from taskonomy_tf.transfer.schedule import longest_first
+
+    tasks = [spec.name for spec in CATALOG]
+    jobs = first_order_jobs(tasks)
+    ordered = [j.target for j in longest_first(jobs, 64, 16)]
+    assert sorted(ordered) == sorted(targets_of(tasks))
+    # the whole graph's jobs measured over 250 s side by side (docs/performance.md:
+    # 276-641 s; every other job 102-177 s) come first
+    long = {"segment_unsup2d", "segment_unsup25d", "segment_semantic", "egomotion",
+            "point_matching", "fixated_pose", "nonfixated_pose"}
+    assert set(ordered[:len(long)]) == long
+    assert set(ordered[:2]) == {"segment_unsup2d", "segment_unsup25d"}
