@@ -16,9 +16,9 @@ Higher orders: ``--set transfers.max_order=2`` adds the beam's pairs (10 per
 target, one more fused job each).
 
 Run time on a 2-core x86_64 CPU machine (docs/results.md, docs/performance.md):
-about 55 minutes for the 25 networks and 46 minutes for the 22 transfer
-jobs with ``--workers 2`` (the two unsupervised segmentations take 10-11
-minutes each, the multi-view targets 5-7); the transfer stage splits across processes with
+about 55 minutes for the 25 networks and 39 minutes for the 22 transfer
+jobs with ``--workers 2`` (the two unsupervised segmentations take about 8
+minutes each, the multi-view targets 5-7, and run first); the transfer stage splits across processes with
 ``--workers N``, and the grid across machines with
 ``python -m taskonomy_tf.transfer grid --tasks all --shard I/N`` or
 ``--backend ray``. Expected result: docs/results.md (the comparison with the

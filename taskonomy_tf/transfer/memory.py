@@ -44,13 +44,15 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
     pixel shuffle, their gradients and the optimizer's work, the scoring's
     copies). A target whose loss samples pixels (the segmentation metric)
     is predicted at its P = ``SEGMENT_PIXELS`` pixels only
-    (``readout.uses_points``): about 8 float32 copies of each pixel's
+    (``readout.uses_points``): about 5 float32 copies of each pixel's
     prediction and one-hot expanded features (C + f f w values, w the
-    decoder's width) and of the (P, P) pair matrices per image.
-    Calibration (2-core x86_64, TF 2.21): 26 heads of a 64 px segmentation
-    target at batch 16 in one program grew the process by 2.17 GB, about
-    1.45 GB of it the heads' (2.5 GB estimated). A vector target's head
-    adds its fully connected weights (:func:`fc_parameters`).
+    decoder's width) and 3 of the (P, P) pair matrices per image (the
+    loss's derivative kept from the forward pass, its scaled copy and a
+    transient: ``losses.segment_points``). Calibration (2-core x86_64, TF
+    2.21, December 4): 3, 6 and 12 heads of a 32 px segmentation target at
+    batch 16 in one program grew the process by 196, 319 and 547 MB: 38-41
+    MB a head, 48 MB estimated. A vector target's head adds its fully
+    connected weights (:func:`fc_parameters`).
     """
     spec = get_task(target)
     fc = 28 * fc_parameters(spec, image_size)
@@ -59,7 +61,7 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
         width = PRESETS["small"]["convs"][-1]
         outputs = point_count(spec, image_size) * (spec.channels + factor * factor * width)
         pairs = SEGMENT_PIXELS ** 2 if spec.loss in PAIRWISE_LOSSES else 0
-        return 4 * batch_size * 8 * (outputs + pairs) + fc
+        return 4 * batch_size * (5 * outputs + 3 * pairs) + fc
     return 4 * batch_size * 16 * int(np.prod(spec.output_shape(image_size))) + fc
 
 
