@@ -156,10 +156,10 @@ def longest_first(jobs: list[Job], image_size: int, batch_size: int) -> list[Job
     running side by side do not end on one long job while the others sit
     idle. A job's cost is taken to grow with what a head's training step
     holds (``memory.head_step_bytes``: the pair matrices of a segmentation,
-    the fully connected weights of a multi-view target), which ranks the
-    whole graph's measured job times (docs/performance.md): the two
-    unsupervised segmentations, egomotion, semantic segmentation, the other
-    multi-view targets, then the single-view ones."""
+    the fully connected weights of a multi-view target), which puts the
+    whole graph's seven longest jobs (docs/performance.md: the three
+    segmentations and the four multi-view targets, 300-500 s side by side)
+    before every other (86-166 s); the short ones then fill the tail."""
     from taskonomy_tf.transfer.memory import head_step_bytes
 
     return sorted(jobs, key=lambda j: -head_step_bytes(j.target, image_size, batch_size))

@@ -343,4 +343,3 @@ def test_side_by_side_jobs_start_with_the_longest():
     long = {"segment_unsup2d", "segment_unsup25d", "segment_semantic", "egomotion",
             "point_matching", "fixated_pose", "nonfixated_pose"}
     assert set(ordered[:len(long)]) == long
-    assert set(ordered[:2]) == {"segment_unsup2d", "segment_unsup25d"}
