@@ -17,8 +17,8 @@ target, one more fused job each).
 
 Run time on a 2-core x86_64 CPU machine (docs/results.md, docs/performance.md):
 about 55 minutes for the 25 networks and 39 minutes for the 22 transfer
-jobs with ``--workers 2`` (the two unsupervised segmentations take about 8
-minutes each, the multi-view targets 5-7, and run first); the transfer stage splits across processes with
+jobs with ``--workers 2`` (the segmentations and multi-view targets 5-8
+minutes each, run first); the transfer stage splits across processes with
 ``--workers N``, and the grid across machines with
 ``python -m taskonomy_tf.transfer grid --tasks all --shard I/N`` or
 ``--backend ray``. Expected result: docs/results.md (the comparison with the
