@@ -199,7 +199,7 @@ def _pair_terms(dist, same):
     raw = 2.0 / (1.0 + ops.exp(d))
     sigma = ops.clip(raw, EPS, 1 - EPS)
     # d/d dist of -[s log sigma + (1 - s) log(1 - sigma)], where neither clip
-    # is active (the clips pass no gradient): d sigma / d d = -sigma (1 - sigma / 2)
+    # is active (the clips pass no gradient): d raw / d d = -raw (1 - raw / 2)
     live = ops.logical_and(ops.logical_and(dist >= 0.0, dist <= SEGMENT_CLIP),
                            ops.logical_and(raw >= EPS, raw <= 1 - EPS))
     slope = (same / sigma - (1 - same) / (1 - sigma)) * raw * (1 - raw / 2)

@@ -39,6 +39,7 @@ from taskonomy_tf.transfer.grid import (
     targets_of,
     write_losses_table,
 )
+from taskonomy_tf.transfer.memory import head_step_bytes, memory_budget
 
 BACKENDS = ("local", "ray")
 
@@ -160,8 +161,6 @@ def longest_first(jobs: list[Job], image_size: int, batch_size: int) -> list[Job
     whole graph's seven longest jobs (docs/performance.md: the three
     segmentations and the four multi-view targets, 300-500 s side by side)
     before every other (86-166 s); the short ones then fill the tail."""
-    from taskonomy_tf.transfer.memory import head_step_bytes
-
     return sorted(jobs, key=lambda j: -head_step_bytes(j.target, image_size, batch_size))
 
 
@@ -169,8 +168,6 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
     from concurrent.futures import as_completed
 
     from tqdm import tqdm
-
-    from taskonomy_tf.transfer.memory import memory_budget
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     if options.get("budget_bytes") is None:  # jobs side by side share the memory
