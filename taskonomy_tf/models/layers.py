@@ -122,3 +122,55 @@ def xla_cluster(fn):
         return fn(*args)
 
     return call
+
+
+@saving.register_keras_serializable(package="taskonomy_tf")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` whose training step is one fused op
+    on TensorFlow.
+
+    Keras 3 normalises a batch with separate moment, normalisation and
+    moving-average ops (and their gradients); on TensorFlow this layer runs
+    the training step as ``FusedBatchNormV3`` (oneDNN's fused kernel where
+    oneDNN is on) instead: BN and ReLU forward and backward on a (16, 16, 16,
+    1248) float32 batch took 18 ms against 41 ms with the Keras layer on one
+    AVX-512 core (``bench/fused_batch_norm.py``). The outputs are the same
+    function (the batch's mean and biased variance, ``epsilon`` inside the
+    square root), equal to float32 round-off; the moving statistics are
+    updated with the biased variance, as Keras does (the fused op returns
+    the unbiased one, n / (n - 1) larger; it is scaled back). Inference,
+    other backends, masks, renormalisation and axes other than the last run
+    the Keras layer's own code. Weights, config and saved files are the
+    Keras layer's.
+
+    Input: any rank >= 2, channels last; the statistics are over every other
+    axis. Output: the input's shape, in the layer's compute dtype.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        rank = len(inputs.shape)
+        fused = (training and self.trainable and mask is None and not self.renorm
+                 and not self.synchronized and self.scale and self.center
+                 and self.axis in (-1, rank - 1)
+                 and keras.backend.backend() == "tensorflow")
+        if not fused:
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        channels = inputs.shape[-1]
+        x = tf.cast(inputs, "float32")
+        shape = tf.shape(x)
+        if rank != 4:
+            x = tf.reshape(x, (-1, 1, 1, channels))
+        y, mean, variance = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=tf.cast(self.gamma, "float32"), offset=tf.cast(self.beta, "float32"),
+            mean=tf.constant([], "float32"), variance=tf.constant([], "float32"),
+            epsilon=self.epsilon, data_format="NHWC", is_training=True)[:3]
+        count = tf.cast(tf.size(x) // channels, "float32")
+        variance = variance * (count - 1.0) / tf.maximum(count, 1.0)  # unbiased -> biased
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum
+                                    + variance * (1.0 - self.momentum))
+        if rank != 4:
+            y = tf.reshape(y, shape)
+        return ops.cast(y, self.compute_dtype)

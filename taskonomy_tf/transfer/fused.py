@@ -30,7 +30,7 @@ from keras import layers, ops, saving
 
 from taskonomy_tf.models.decoders import DROPOUT, LEAK, PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS
-from taskonomy_tf.models.layers import xla_cluster
+from taskonomy_tf.models.layers import FusedBatchNormalization, xla_cluster
 from taskonomy_tf.models.losses import output_initializer
 from taskonomy_tf.tasks import TaskSpec
 
@@ -202,7 +202,7 @@ def readout_streams(x, seeds, name: str):
     concatenation and a BatchNorm. (B, s, s, H * c) -> (B, s, s, H * 2c)."""
     heads = len(seeds)
     c = x.shape[-1] // heads
-    x = layers.BatchNormalization(**BN, name=f"{name}_input_norm")(x)
+    x = FusedBatchNormalization(**BN, name=f"{name}_input_norm")(x)
     # the two streams of every head at once: 2H groups on the input, twice
     x = layers.Lambda(lambda t: _flat(ops.repeat(_per_head(t, heads), 2, axis=3)),
                       name=f"{name}_streams_in")(x)
@@ -212,9 +212,9 @@ def readout_streams(x, seeds, name: str):
         x = GroupedConv2D(2 * heads, c, 3, seeds=stream_seeds,
                           name=f"{name}_stream_conv{i}")(x)
         x = layers.ReLU(name=f"{name}_stream_relu{i}")(
-            layers.BatchNormalization(**BN, name=f"{name}_stream_bn{i}")(x))
+            FusedBatchNormalization(**BN, name=f"{name}_stream_bn{i}")(x))
     # each head's channels are now [stream 0, stream 1]: their concatenation
-    return layers.BatchNormalization(**BN, name=f"{name}_merge_bn")(x)
+    return FusedBatchNormalization(**BN, name=f"{name}_merge_bn")(x)
 
 
 def _join_views(x, heads: int, views: int):
@@ -234,7 +234,7 @@ def _dense_decoder(x, spec: TaskSpec, seeds, factor: int, name: str, pixels=None
         x = GroupedConv2D(heads, width, 3, seeds=head_seeds(seeds, f"dec_conv{i}"),
                           name=f"{name}_dec_conv{i}")(x)
         x = layers.LeakyReLU(LEAK, name=f"{name}_dec_act{i}")(
-            layers.BatchNormalization(**BN, name=f"{name}_dec_bn{i}")(x))
+            FusedBatchNormalization(**BN, name=f"{name}_dec_bn{i}")(x))
     if pixels is not None:
         return GroupedPointConv(heads, spec.channels, factor, seeds=head_seeds(seeds, "out"),
                                 initializer=output_initializer(spec.loss), dtype="float32",
@@ -329,7 +329,7 @@ def _fc_decoder(x, spec: TaskSpec, seeds, name: str):
         x = GroupedDense(width, seeds=head_seeds(seeds, f"fc{i}"), name=f"{name}_fc{i}")(x)
         x = layers.Reshape((heads * width,), name=f"{name}_fc{i}_flat")(x)
         x = layers.ReLU(name=f"{name}_fc{i}_relu")(
-            layers.BatchNormalization(**BN, name=f"{name}_fc{i}_bn")(x))
+            FusedBatchNormalization(**BN, name=f"{name}_fc{i}_bn")(x))
         x = layers.Reshape((heads, width), name=f"{name}_fc{i}_heads")(x)
         x = HeadsDropout(DROPOUT, seeds=head_seeds(seeds, f"drop{i}"),
                          name=f"{name}_fc{i}_drop")(x)

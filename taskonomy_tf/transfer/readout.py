@@ -26,7 +26,7 @@ from keras import layers, ops, saving
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.models.decoders import PRESETS
 from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
-from taskonomy_tf.models.layers import OutputPrior
+from taskonomy_tf.models.layers import OutputPrior, xla_cluster
 from taskonomy_tf.models.losses import (
     LOSSES,
     POINT_LOSSES,
@@ -246,22 +246,30 @@ class HeadsLoss(keras.losses.Loss):
         self.fn = POINT_LOSSES[kind] if self.points else LOSSES.get(kind)
 
     def call(self, y_true, y_pred):
-        heads = len(self.replicates)
-        packed = ops.cast(y_true, "float32")
-        if not self.points:  # every head's (target, prediction) pair, heads first
-            packed = ops.take(packed, ops.convert_to_tensor(self.replicates, "int32"), axis=-2)
-        packed = ops.moveaxis(packed, -2, 0)  # (H, B, ..., C + 1)
-        pred = ops.moveaxis(ops.cast(y_pred, "float32"), -2, 0)
-        weight = packed[..., -1]  # the shape of the loss's values: (H, B, ...)
-        values = ops.cast(self.fn(ops.reshape(packed, (-1, *packed.shape[2:]))[..., :-1],
-                                  ops.reshape(pred, (-1, *pred.shape[2:])), None), "float32")
-        if self.points:  # (H B,) per image -> over its pixels
-            values = ops.broadcast_to(values[:, None], (ops.shape(values)[0], weight.shape[-1]))
-        return ops.sum(masked_row_means(ops.reshape(values, (heads, -1)),
-                                        ops.reshape(weight, (heads, -1))))
+        return _heads_loss_cluster(y_true, y_pred, self.fn, self.points, tuple(self.replicates))
 
     def get_config(self):
         return {"kind": self.kind, "replicates": self.replicates, "name": self.name}
+
+
+def _heads_loss(y_true, y_pred, fn, points: bool, replicates: tuple):
+    """``HeadsLoss``'s value: the sum over heads of each head's masked mean."""
+    heads = len(replicates)
+    packed = ops.cast(y_true, "float32")
+    if not points:  # every head's (target, prediction) pair, heads first
+        packed = ops.take(packed, ops.convert_to_tensor(replicates, "int32"), axis=-2)
+    packed = ops.moveaxis(packed, -2, 0)  # (H, B, ..., C + 1)
+    pred = ops.moveaxis(ops.cast(y_pred, "float32"), -2, 0)
+    weight = packed[..., -1]  # the shape of the loss's values: (H, B, ...)
+    values = ops.cast(fn(ops.reshape(packed, (-1, *packed.shape[2:]))[..., :-1],
+                         ops.reshape(pred, (-1, *pred.shape[2:])), None), "float32")
+    if points:  # (H B,) per image -> over its pixels
+        values = ops.broadcast_to(values[:, None], (ops.shape(values)[0], weight.shape[-1]))
+    return ops.sum(masked_row_means(ops.reshape(values, (heads, -1)),
+                                    ops.reshape(weight, (heads, -1))))
+
+
+_heads_loss_cluster = xla_cluster(_heads_loss)
 
 
 def pack_targets(y: np.ndarray, w: np.ndarray) -> np.ndarray:
