@@ -261,10 +261,13 @@ def _heads_loss(y_true, y_pred, fn, points: bool, replicates: tuple):
     packed = ops.moveaxis(packed, -2, 0)  # (H, B, ..., C + 1)
     pred = ops.moveaxis(ops.cast(y_pred, "float32"), -2, 0)
     weight = packed[..., -1]  # the shape of the loss's values: (H, B, ...)
-    values = ops.cast(fn(ops.reshape(packed, (-1, *packed.shape[2:]))[..., :-1],
-                         ops.reshape(pred, (-1, *pred.shape[2:])), None), "float32")
+    # dynamic shapes: the cluster, traced once per process, relaxes the
+    # shapes of later jobs' calls to unknown sizes
+    values = ops.cast(fn(ops.reshape(packed, (-1, *ops.shape(packed)[2:]))[..., :-1],
+                         ops.reshape(pred, (-1, *ops.shape(pred)[2:])), None), "float32")
     if points:  # (H B,) per image -> over its pixels
-        values = ops.broadcast_to(values[:, None], (ops.shape(values)[0], weight.shape[-1]))
+        values = ops.broadcast_to(values[:, None],
+                                  (ops.shape(values)[0], ops.shape(weight)[-1]))
     return ops.sum(masked_row_means(ops.reshape(values, (heads, -1)),
                                     ops.reshape(weight, (heads, -1))))
 

@@ -266,6 +266,32 @@ def test_heads_loss_is_each_heads_masked_mean():
     assert float(metric(seg, emb)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_heads_loss_of_one_process_serves_every_shape():
+    """A grid worker runs jobs of several targets: the loss's XLA cluster,
+    traced once per process, then sees relaxed (unknown) shapes. Each call,
+    inside a graph as in a training step, is still each head's masked mean."""
+    import tensorflow as tf
+
+    from taskonomy_tf.models.losses import masked_loss
+    from taskonomy_tf.transfer.readout import HeadsLoss, pack_targets
+
+    rng = np.random.default_rng(9)
+    for kind, shape in [("masked_l1", (8, 8, 3)), ("masked_l2", (6, 6, 1)), ("mse", (5,)),
+                        ("masked_l1", (4, 4, 2)), ("soft_ce", (7,)), ("mse", (3,))]:
+        y = rng.normal(size=(4, *shape)).astype("float32")
+        if kind == "soft_ce":
+            y = np.exp(y) / np.exp(y).sum(-1, keepdims=True)
+        w = (rng.uniform(size=(4, *shape[:-1])) > 0.2).astype("float32")
+        packed = np.stack([pack_targets(y, w), pack_targets(y[::-1], w[::-1])], -2)
+        pred = rng.normal(size=(4, *shape[:-1], 3, shape[-1])).astype("float32")
+        replicates = [1, 0, 1]
+        expected = sum(float(masked_loss(kind)(packed[..., r, :-1], pred[..., h, :],
+                                               packed[..., r, -1]))
+                       for h, r in enumerate(replicates))
+        got = tf.function(HeadsLoss(kind, replicates))(packed, pred)
+        assert float(got) == pytest.approx(expected, rel=1e-5), (kind, shape)
+
+
 @pytest.mark.parametrize("target", ["egomotion", "room_layout", "normals"])
 def test_fc_parameters_are_the_heads_dense_weights(target):
     from taskonomy_tf.tasks import get_task
