@@ -133,7 +133,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
     moving-average ops (and their gradients); on TensorFlow this layer runs
     the training step as ``FusedBatchNormV3`` (oneDNN's fused kernel where
     oneDNN is on) instead: BN and ReLU forward and backward on a (16, 16, 16,
-    1248) float32 batch took 18 ms against 41 ms with the Keras layer on one
+    1248) float32 batch took 19 ms against 43 ms with the Keras layer on one
     AVX-512 core (``bench/readout_ops.py``). The outputs are the same
     function (the batch's mean and biased variance, ``epsilon`` inside the
     square root), equal to float32 round-off; the moving statistics are
