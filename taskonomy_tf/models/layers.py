@@ -109,7 +109,9 @@ def xla_cluster(fn):
     convolutions are slow, docs/performance.md), so that its elementwise
     steps run fused. Other backends call ``fn`` itself (JAX compiles the
     whole step already). Positional arguments only; Python integers among
-    them are static."""
+    them are static. The function is traced once per process and relaxes
+    the shapes of later calls with other shapes to unknown sizes: ``fn``
+    reads sizes it computes with through ``ops.shape``, not ``.shape``."""
     @functools.cache
     def compiled():
         import tensorflow as tf
@@ -159,8 +161,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
         channels = inputs.shape[-1]
         x = tf.cast(inputs, "float32")
-        shape = tf.shape(x)
-        if rank != 4:
+        if rank != 4:  # the op takes NHWC: every other axis on N
             x = tf.reshape(x, (-1, 1, 1, channels))
         y, mean, variance = tf.raw_ops.FusedBatchNormV3(
             x=x, scale=tf.cast(self.gamma, "float32"), offset=tf.cast(self.beta, "float32"),
@@ -172,5 +173,5 @@ class FusedBatchNormalization(layers.BatchNormalization):
         self.moving_variance.assign(self.moving_variance * self.momentum
                                     + variance * (1.0 - self.momentum))
         if rank != 4:
-            y = tf.reshape(y, shape)
+            y = tf.reshape(y, tf.shape(inputs))
         return ops.cast(y, self.compute_dtype)
