@@ -193,28 +193,37 @@ def _pair_distances(emb):
 
 
 def _pair_terms(dist, same):
-    """The per-pair sigma (clipped, as the loss reads it) and the derivative
-    of the mean loss's pair term with respect to ``dist`` (times P^2)."""
+    """Each pair's term of the loss, -log of the probability sigma (clipped,
+    as the loss reads it) gives the pair's label, and the derivative of the
+    mean loss's pair term with respect to ``dist`` (times P^2). ``same``:
+    (B, P, P) bool. One log and one division per pair, the label choosing
+    which, where the formula weighted by the label takes two of each."""
     d = ops.clip(dist, 0.0, SEGMENT_CLIP)
     raw = 2.0 / (1.0 + ops.exp(d))
     sigma = ops.clip(raw, EPS, 1 - EPS)
+    term = -ops.log(ops.where(same, sigma, 1 - sigma))
     # d/d dist of -[s log sigma + (1 - s) log(1 - sigma)], where neither clip
-    # is active (the clips pass no gradient): d raw / d d = -raw (1 - raw / 2)
+    # is active (the clips pass no gradient, and sigma = raw): with d raw /
+    # d d = -raw (1 - raw / 2), 1 - raw / 2 if same, else -raw (1 - raw / 2)
+    # / (1 - raw). The denominator is kept finite where it is not used (raw
+    # = 1 at distance 0): an infinity in a branch ``where`` drops still
+    # made NaN gradients inside XLA's cluster
     live = ops.logical_and(ops.logical_and(dist >= 0.0, dist <= SEGMENT_CLIP),
                            ops.logical_and(raw >= EPS, raw <= 1 - EPS))
-    slope = (same / sigma - (1 - same) / (1 - sigma)) * raw * (1 - raw / 2)
-    return sigma, ops.where(live, slope, 0.0)
+    half = 1 - raw / 2
+    slope = ops.where(same, half, -raw * half / ops.maximum(1 - raw, EPS))
+    return term, ops.where(live, slope, 0.0)
 
 
 def _segment_points(seg, emb):
     seg = ops.cast(seg, "int32")
-    same = ops.cast(ops.equal(seg[:, :, None], seg[:, None, :]), "float32")
+    same = ops.equal(seg[:, :, None], seg[:, None, :])
     pairs = ops.cast(ops.shape(same)[1] * ops.shape(same)[2], "float32")  # P^2
 
     @ops.custom_gradient
     def loss(emb):
-        sigma, slope = _pair_terms(_pair_distances(emb), same)
-        value = -ops.mean(same * ops.log(sigma) + (1 - same) * ops.log(1 - sigma), axis=(1, 2))
+        term, slope = _pair_terms(_pair_distances(emb), same)
+        value = ops.mean(term, axis=(1, 2))
 
         def grad(*args, upstream=None):
             # d dist_ij / d e_i = 2 (e_i - e_j), and the terms are symmetric

@@ -45,21 +45,21 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
     copies). A target whose loss samples pixels (the segmentation metric)
     is predicted at its P = ``SEGMENT_PIXELS`` pixels only
     (``readout.uses_points``): about 5 float32 copies of each pixel's
-    prediction and one-hot expanded features (C + f f w values, w the
-    decoder's width) and 3 of the (P, P) pair matrices per image (the
-    loss's derivative kept from the forward pass, its scaled copy and a
-    transient: ``losses.segment_points``). Calibration (2-core x86_64, TF
-    2.21, December 4): 3, 6 and 12 heads of a 32 px segmentation target at
-    batch 16 in one program grew the process by 196, 319 and 547 MB: 38-41
-    MB a head, 48 MB estimated. A vector target's head adds its fully
-    connected weights (:func:`fc_parameters`).
+    prediction and features (C + w values, w the decoder's width: the
+    features, their slots in ``models.group_matmul`` and the gradients)
+    and 3 of the (P, P) pair matrices per image (the loss's derivative kept
+    from the forward pass, its scaled copy and a transient:
+    ``losses.segment_points``). Calibration (2-core x86_64, TF 2.21,
+    December 5): 3, 6 and 12 heads of a 32 px segmentation target at batch
+    16 in one program grew the process by 160, 223 and 355 MB: 22 MB a
+    head, 25 MB estimated. A vector target's head adds its fully connected
+    weights (:func:`fc_parameters`).
     """
     spec = get_task(target)
-    fc = 28 * fc_parameters(spec, image_size)
+    fc = 32 * fc_parameters(spec, image_size)
     if uses_points(spec):
-        factor = code_stride(image_size) // spec.output_stride
         width = PRESETS["small"]["convs"][-1]
-        outputs = point_count(spec, image_size) * (spec.channels + factor * factor * width)
+        outputs = point_count(spec, image_size) * (spec.channels + width)
         pairs = SEGMENT_PIXELS ** 2 if spec.loss in PAIRWISE_LOSSES else 0
         return 4 * batch_size * (5 * outputs + 3 * pairs) + fc
     return 4 * batch_size * 16 * int(np.prod(spec.output_shape(image_size))) + fc

@@ -317,9 +317,9 @@ def fc_parameters(target: str | TaskSpec, image_size: int) -> int:
     """Weights of one head's fully connected decoder (0 for dense targets):
     the flattened two-stream code of every view into the ``small`` preset's
     width, its hidden layers, the output. With their gradients, Adam's two
-    moments and the einsum's transposed copies they cost about 7 float32
-    copies (calibration: egomotion at 64 px, 78 heads of 3.2 M weights,
-    one program: 8.3 GB resident, about 2 GB of it not the heads')."""
+    moments and the products' transient copies they cost about 8 float32
+    copies (calibration, December 5: egomotion at 64 px, 78 heads of 3.2 M
+    weights in one program grew the process by 8.1 GB, 104 MB a head)."""
     spec = get_task(target)
     if spec.is_dense:
         return 0

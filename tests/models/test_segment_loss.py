@@ -50,12 +50,17 @@ def test_value_and_gradient_as_accurate_as_automatic_differentiation():
     """Against the formula differentiated automatically in float64, our
     float32 gradient errs no more than the same differentiation in float32
     (which the clips make a few percent wrong for some images)."""
+    _assert_as_accurate_as_automatic_differentiation()
+
+
+def _assert_as_accurate_as_automatic_differentiation():
     seg, emb, upstream = _inputs()
     want_v, _ = _value_and_grad(_formula, seg, emb, upstream, tf.float32)  # EPS rounds as ours
     _, exact = _value_and_grad(_formula, seg, emb, upstream, tf.float64)
     _, auto = _value_and_grad(_formula, seg, emb, upstream, tf.float32)
     got_v, got_g = _value_and_grad(segment_points, seg, emb, upstream, tf.float32)
     np.testing.assert_allclose(got_v, want_v, rtol=2e-5)
+    assert np.isfinite(got_g).all()
     for k, scale in enumerate(np.repeat(SCALES, 2)):
         top = np.abs(exact[k]).max()
         if scale >= 4.0:  # every distinct pair beyond the clip: no gradient
@@ -89,3 +94,15 @@ def test_the_gradient_is_the_same_under_jax(run_under_jax):
     )
     got = np.array(json.loads(run_under_jax(code))).reshape(want.shape)
     np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())
+
+
+def test_gradient_as_accurate_once_the_cluster_has_served_other_shapes():
+    """The loss's XLA cluster is traced once per process; later calls of
+    other shapes and dtypes run programs of unknown sizes, whose code
+    differs: the gradient stays finite (pairs of one embedding in different
+    segments included) and as accurate there."""
+    rng = np.random.default_rng(5)
+    for shape, dtype in (((2, 7, 3), "float32"), ((3, 11, 5), "float64")):  # other calls first
+        _value_and_grad(segment_points, rng.integers(0, 3, shape[:2]).astype(dtype),
+                        rng.normal(size=shape), np.ones(shape[0]), tf.float32)
+    _assert_as_accurate_as_automatic_differentiation()

@@ -130,9 +130,9 @@ def test_memory_estimate_counts_the_sampled_pixels_of_a_pairwise_loss():
     seg = head_step_bytes("segment_unsup25d", 64, 16)
     assert normals == 4 * 16 * 16 * 64 * 64 * 3  # outputs only
     channels = get_task("segment_unsup25d").channels
-    # 300 pixels' predictions and features (16 channels at 4 x 4 places of
-    # a code cell), and the pair matrices: not the 64 x 64 map
-    assert seg == 4 * 16 * (5 * SEGMENT_PIXELS * (channels + 16 * 16) + 3 * SEGMENT_PIXELS ** 2)
+    # 300 pixels' predictions and features (the decoder's 16 channels),
+    # and the pair matrices: not the 64 x 64 map
+    assert seg == 4 * 16 * (5 * SEGMENT_PIXELS * (channels + 16) + 3 * SEGMENT_PIXELS ** 2)
     assert seg < 4 * 16 * 16 * 64 * 64 * channels / 2
     assert head_step_bytes("normals", 64, 32) == 2 * normals  # linear in the batch
 

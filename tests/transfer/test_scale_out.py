@@ -158,11 +158,11 @@ def arrays(rng, n, size=32):  # segment ids that follow source a's codes
 rng = np.random.default_rng(0)
 train, test = arrays(rng, 64), arrays(rng, 8)
 prior = np.zeros((32, 32, 64), "float32")
-opts = dict(steps=2, batch_size=16, learning_rate=1e-2)
+opts = dict(steps=2, batch_size=32, learning_rate=1e-2)
 heads = plan_heads([("a",), ("b",), ("a", "b")], [0, 1])
 # the runtime and its kernels first, one head: not what the budget divides
 train_readouts("segment_unsup2d", heads[:1], ["a", "b"], train, test, 32, prior, [0], **opts)
-per_head = memory.head_step_bytes("segment_unsup2d", 32, 16)
+per_head = memory.head_step_bytes("segment_unsup2d", 32, 32)
 fixed = memory.arrays_bytes(train, test)
 budget = memory.memory_budget()
 fits = memory.heads_per_program(budget, fixed, per_head) if budgeted else None
@@ -183,17 +183,17 @@ print(json.dumps({"budget": budget, "fixed": fixed, "per_head": per_head, "fits"
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's "
                     "/proc/self/clear_refs to measure a peak")
 def test_a_budgeted_job_fits_the_containers_limit_and_an_unbudgeted_one_does_not(tmp_path):
-    """Six segmentation heads (48 MB of estimated step memory each at 32
-    px, batch 16, predicted at 300 pixels; about 40 MB measured) under a
-    container limit whose budget (half of it) leaves room for one and a
-    quarter beside the job's arrays and a program's own cost: trained in
-    programs the budget sets (one head each), the process grows by less
-    than the budget; in one program (no budget), by more (about 320 MB
-    against a 281 MB budget), so the limit is what kept the first within it."""
+    """Six segmentation heads (50 MB of estimated step memory each at 32
+    px, batch 32, predicted at 300 pixels) under a container limit whose
+    budget (half of it) leaves room for one and a quarter beside the job's
+    arrays and a program's own cost: trained in programs the budget sets
+    (one head each), the process grows by less than the budget (180 MB
+    measured); in one program (no budget), by more (320 MB against a 283
+    MB budget), so the limit is what kept the first within it."""
     from taskonomy_tf.transfer.memory import PROGRAM_BYTES
 
     limit = tmp_path / "memory.limit_in_bytes"
-    per_head = 4 * 16 * (5 * 300 * (64 + 16 * 16) + 3 * 300 ** 2)
+    per_head = 4 * 32 * (5 * 300 * (64 + 16) + 3 * 300 ** 2)
     fixed = 3 * 64 * (2 * 8 * 8 * 8 + 2 * 32 * 32) * 4 + 8 * (2 * 8 * 8 * 8 + 2 * 32 * 32) * 4
     fixed += PROGRAM_BYTES
     limit.write_text(str(2 * (fixed + 16 * 2**20 + per_head + per_head // 4)))

@@ -338,8 +338,12 @@ def test_side_by_side_jobs_start_with_the_longest():
     jobs = first_order_jobs(tasks)
     ordered = [j.target for j in longest_first(jobs, 64, 16)]
     assert sorted(ordered) == sorted(targets_of(tasks))
-    # the whole graph's jobs measured over 250 s side by side (docs/performance.md:
-    # 276-641 s; every other job 102-177 s) come first
-    long = {"segment_unsup2d", "segment_unsup25d", "segment_semantic", "egomotion",
-            "point_matching", "fixated_pose", "nonfixated_pose"}
+    # the largest step memory first: the multi-view targets' FC weights and the
+    # semantic segmentation's 17-channel maps, then the single-view FC targets
+    # (these were the longest jobs before the batched FC product and the
+    # grouped point product of December 5; their new durations are not yet
+    # measured on the whole graph, and the order is to be re-derived from them)
+    long = {"egomotion", "segment_semantic", "nonfixated_pose", "fixated_pose",
+            "point_matching"}
     assert set(ordered[:len(long)]) == long
+    assert ordered.index("segment_unsup2d") < ordered.index("normals")
