@@ -162,7 +162,8 @@ def _grouped_dense(tf, rng, a):
     kernel = tf.constant(layer.kernel.numpy())
     upstream = tf.constant(rng.normal(size=(a.batch, a.heads, units)).astype("float32"))
 
-    # the layer reads its kernel variable: its gradient is the variable's
+    # the layer reads its kernel variable (k, its values, feeds the baseline):
+    # its gradient is the variable's
     def ours_step(t, k):
         with tf.GradientTape() as tape:
             tape.watch(t)
@@ -170,7 +171,6 @@ def _grouped_dense(tf, rng, a):
             loss = tf.reduce_sum(out * upstream)
         return [out, *tape.gradient(loss, [t, layer.kernel])]
 
-    layer.kernel.assign(kernel)
     baseline = _gradient_step(tf, lambda t, k: tf.einsum("bhi,hio->bho", t, k), upstream)
     return _compare(tf, tf.function(ours_step), baseline, (x, kernel), a.repeats)
 
