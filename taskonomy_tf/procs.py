@@ -40,7 +40,7 @@ _NO_MAIN = types.ModuleType("__main__", "placeholder shown to spawned workers")
 
 @contextlib.contextmanager
 def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
-                 initargs: tuple = ()) -> Iterator[cf.ProcessPoolExecutor]:
+                 initargs: tuple = (), fresh: bool = False) -> Iterator[cf.ProcessPoolExecutor]:
     """A spawn-context ``ProcessPoolExecutor`` whose workers never import the
     caller's main module.
 
@@ -54,6 +54,12 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
     Args:
         workers: number of worker processes (>= 1).
         initializer, initargs: run once in each worker before its first job.
+        fresh: each job in a new worker process, which exits after it
+            (``max_tasks_per_child=1``; Python >= 3.11, ignored before): a
+            worker then holds only its own job's memory. A process keeps
+            what its allocators grew to (TensorFlow's and malloc's), so
+            long-lived workers of memory-hungry jobs add up their peaks.
+            Costs a worker's start (imports) per job.
     """
     main = sys.modules.get("__main__")
     before = set(multiprocessing.active_children())
@@ -61,10 +67,13 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
     # the pool's whole life, not just its construction
     sys.modules["__main__"] = _NO_MAIN
     previous = _sigterm_raises()
+    # one job per worker is safe from CPython's gh-115634 (a pool with a
+    # larger max_tasks_per_child can stop replacing its workers)
+    per_child = {"max_tasks_per_child": 1} if fresh and sys.version_info >= (3, 11) else {}
     pool = cf.ProcessPoolExecutor(max_workers=workers,
                                   mp_context=multiprocessing.get_context("spawn"),
                                   initializer=_start_worker,
-                                  initargs=(os.getpid(), initializer, initargs))
+                                  initargs=(os.getpid(), initializer, initargs), **per_child)
     try:
         yield pool
     except BaseException:

@@ -20,9 +20,13 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from taskonomy_tf.console import quiet_worker
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.fileio import remove_stale_temporaries, write_json_atomic
+from taskonomy_tf.models.encoders import code_stride
+from taskonomy_tf.models.losses import INDEX_LABEL_LOSSES, PAIRWISE_LOSSES, SEGMENT_PIXELS
 from taskonomy_tf.procs import process_pool
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.loop import is_finished
@@ -39,7 +43,8 @@ from taskonomy_tf.transfer.grid import (
     targets_of,
     write_losses_table,
 )
-from taskonomy_tf.transfer.memory import head_step_bytes, memory_budget
+from taskonomy_tf.transfer.memory import memory_budget
+from taskonomy_tf.transfer.readout import fc_parameters, uses_points
 
 BACKENDS = ("local", "ray")
 
@@ -139,7 +144,7 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
         return []
     options = {"tasks": list(tasks), **options}
     if backend == "ray" or workers > 1:  # side by side: the longest first, the tail short
-        todo = longest_first(todo, options["image_size"], options["batch_size"])
+        todo = longest_first(todo, options["image_size"])
     if backend == "local" and workers > 1:
         _run_pool(todo, workdirs, data, out, progress, workers, options)
     elif backend == "local":
@@ -152,16 +157,41 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
     return todo
 
 
-def longest_first(jobs: list[Job], image_size: int, batch_size: int) -> list[Job]:
-    """``jobs``, the costliest first (ties in their order), so that workers
-    running side by side do not end on one long job while the others sit
-    idle. A job's cost is taken to grow with what a head's training step
-    holds (``memory.head_step_bytes``: the pair matrices of a segmentation,
-    the fully connected weights of a multi-view target), which puts the
-    whole graph's seven longest jobs (docs/performance.md: the three
-    segmentations and the four multi-view targets, 300-500 s side by side)
-    before every other (86-166 s); the short ones then fill the tail."""
-    return sorted(jobs, key=lambda j: -head_step_bytes(j.target, image_size, batch_size))
+# A first-order job's time on the CPU-sized whole graph (docs/performance.md,
+# December 5: 64 px, 24 sources and 2 baselines x 3 seeds, 150 steps of 16,
+# two jobs side by side on a 2-core x86_64 machine), least squares without
+# negative terms over its 22 jobs: seconds per code cell of each view (the
+# readout's convolutions run once per view), per regression-map value and
+# per class-map value of one label, per sampled pixel pair of a pairwise
+# loss, per fully connected weight of a head. It orders the 22 jobs as
+# measured at Spearman 0.86, the seven longest (220-331 s) exactly.
+COST_PER_VIEW_CELL = 83.1 / 256  # 16 x 16 cells at 64 px
+COST_PER_MAP_VALUE = 16.26e-4
+COST_PER_CLASS_VALUE = 31.02e-4
+COST_PER_PAIR = 26.0e-4
+COST_PER_FC_WEIGHT = 26.81e-6
+
+
+def job_seconds(target: str, image_size: int) -> float:
+    """A first-order readout job's estimated time (seconds on the machine
+    above; only the ratios between targets matter): from the target's views,
+    label shape, loss and head size (``COST_*``)."""
+    spec = get_task(target)
+    cells = (image_size // code_stride(image_size)) ** 2
+    values = int(np.prod(spec.output_shape(image_size))) if spec.is_dense else 0
+    sampled = uses_points(spec)
+    classes = spec.loss in INDEX_LABEL_LOSSES and not sampled
+    pairs = SEGMENT_PIXELS ** 2 if sampled and spec.loss in PAIRWISE_LOSSES else 0
+    return (COST_PER_VIEW_CELL * spec.views * cells
+            + (COST_PER_CLASS_VALUE if classes else COST_PER_MAP_VALUE) * values * (not sampled)
+            + COST_PER_PAIR * pairs + COST_PER_FC_WEIGHT * fc_parameters(spec, image_size))
+
+
+def longest_first(jobs: list[Job], image_size: int) -> list[Job]:
+    """``jobs``, the longest first by ``job_seconds`` (ties in their order),
+    so that workers running side by side do not end on one long job while
+    the others sit idle; the short ones fill the tail."""
+    return sorted(jobs, key=lambda j: -job_seconds(j.target, image_size))
 
 
 def _run_pool(todo, workdirs, data, out, progress, workers, options):
@@ -172,7 +202,11 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
     threads = max(1, (os.cpu_count() or 1) // workers)
     if options.get("budget_bytes") is None:  # jobs side by side share the memory
         options = {**options, "budget_bytes": memory_budget(workers)}
-    with process_pool(workers, initializer=quiet_worker, initargs=(threads,)) as pool:
+    # a fresh worker per job: a worker that kept its earlier jobs' memory (up to
+    # 14 GB after egomotion and a segmentation, docs/performance.md) was killed
+    # for memory beside another on a 24 GB machine
+    with process_pool(workers, initializer=quiet_worker, initargs=(threads,),
+                      fresh=True) as pool:
         futures = [pool.submit(run_job, j, workdirs=workdirs, data=data, out=out, **options)
                    for j in todo]
         for f in tqdm(as_completed(futures), total=len(futures), desc="transfers",

@@ -70,3 +70,22 @@ def test_stopping_the_caller_stops_its_workers(sig):
         for pid in pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+FRESH = """
+import os
+from taskonomy_tf.procs import process_pool
+with process_pool(2, fresh=True) as pool:
+    futures = [pool.submit(os.getpid) for _ in range(12)]  # a backlog, as a grid queues
+    print(len({f.result() for f in futures}))
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11's")
+def test_fresh_workers_run_each_job_in_its_own_process():
+    """Every queued job gets a new process (none is reused), and the pool
+    drains its backlog rather than stalling when workers exit."""
+    out = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["12"]
