@@ -69,30 +69,49 @@ class SourceFit:
         ends = np.cumsum([len(i) * cells for i in folds])
         self.blocks = [slice(a, b) for a, b in zip(np.r_[0, ends[:-1]], ends)]
         self.x = cell_features(codes, features, radius, seed, self.order)  # (N c c, D + 1)
-        self.grams = [(self.x[b].T @ self.x[b]).astype(np.float64) for b in self.blocks]
-        total = sum(self.grams)
-        self.eig = [np.linalg.eigh(total - g) for g in self.grams]
+        grams = [(self.x[b].T @ self.x[b]).astype(np.float64) for b in self.blocks]
+        total = sum(grams)
+        self.eig = [np.linalg.eigh(total - g) for g in grams]
+        # each held-out fold's Gram matrix in the eigenbasis of the others': the
+        # held-out error of every penalty then costs O(D^2) (``penalty_errors``)
+        self.held = [q.T @ g @ q for g, (_, q) in zip(grams, self.eig)]
+
+    def penalty_errors(self, t: np.ndarray, penalties=PENALTIES):
+        """The summed held-out squared error of per-cell targets ``t`` (N c c,
+        q; rows in ``order``) at each penalty, (len(penalties),) float64, and
+        per fold the eigenbasis right-hand side and the penalty scale.
+
+        For fold k with Gram matrix G_k, the others' G = Q diag(e) Q^T and
+        right-hand side R = Q^T X_{-k}^T t, the ridge at penalty l is
+        w = Q diag(d) R with d = 1 / (e + l s); its held-out error
+        |t_k|^2 - 2 tr(w^T X_k^T t_k) + tr(w^T G_k w) is
+        |t_k|^2 - 2 d . rowsum(R * A) + d^T ((Q^T G_k Q) * R R^T) d, with
+        A = Q^T X_k^T t_k: the penalties share every product."""
+        xt = [(self.x[b].T @ t[b]).astype(np.float64) for b in self.blocks]
+        total = sum(xt)
+        errors = np.zeros(len(penalties))
+        weights = []
+        for k, ((ev, q), held) in enumerate(zip(self.eig, self.held)):
+            a = q.T @ xt[k]
+            rhs, scale = q.T @ total - a, max(ev.mean(), 1e-12)
+            weights.append((rhs, scale))
+            linear = np.sum(rhs * a, axis=1)
+            quadratic = held * (rhs @ rhs.T)
+            tt = float(np.sum(np.square(t[self.blocks[k]], dtype=np.float64)))
+            for j, lam in enumerate(penalties):
+                d = 1.0 / (ev + lam * scale)
+                errors[j] += tt - 2 * d @ linear + d @ quadratic @ d
+        return errors, weights
 
     def predict(self, t: np.ndarray, penalties=PENALTIES) -> np.ndarray:
         """Held-out predictions (N c c, q) of per-cell targets ``t`` (N c c,
         q), each fold from the others, at the penalty whose held-out squared
         error is least."""
         t = np.asarray(t, np.float32)[self.order]
-        xt = [(self.x[b].T @ t[b]).astype(np.float64) for b in self.blocks]
-        total = sum(xt)
-        tt = [float(np.sum(np.square(t[b], dtype=np.float64))) for b in self.blocks]
-        weights = []  # per fold: the eigenbasis right-hand side and the penalty scale
-        errors = np.zeros(len(penalties))
-        for k, (ev, q) in enumerate(self.eig):
-            rhs, scale = q.T @ (total - xt[k]), max(ev.mean(), 1e-12)
-            weights.append((rhs, scale))
-            for j, lam in enumerate(penalties):
-                w = q @ (rhs / (ev + lam * scale)[:, None])
-                errors[j] += tt[k] - 2 * np.sum(w * xt[k]) + np.sum(w * (self.grams[k] @ w))
+        errors, weights = self.penalty_errors(t, penalties)
         lam = penalties[int(np.argmin(errors))]
         out = np.empty(t.shape, np.float32)
-        for k, (ev, q) in enumerate(self.eig):
-            rhs, scale = weights[k]
+        for k, ((ev, q), (rhs, scale)) in enumerate(zip(self.eig, weights)):
             w = q @ (rhs / (ev + lam * scale)[:, None])
             out[self.order[self.blocks[k]]] = self.x[self.blocks[k]] @ w.astype(np.float32)
         return out

@@ -55,6 +55,8 @@ def test_predictions_equal_a_ridge_solved_fold_by_fold():
     errors = [np.sum((brute(lam) - t) ** 2) for lam in PENALTIES]
     want = brute(PENALTIES[int(np.argmin(errors))])
     np.testing.assert_allclose(fit.predict(t), want, rtol=2e-3, atol=2e-3)
+    # every penalty's held-out error, not only the winner's
+    np.testing.assert_allclose(fit.penalty_errors(t[fit.order])[0], errors, rtol=1e-4)
 
 
 @pytest.mark.parametrize("loss", ["masked_l1", "masked_l2", "pixel_sparse_ce"])
