@@ -229,7 +229,8 @@ def _run_ray(todo, workdirs, data, out, progress, address, options):
     if options.get("budget_bytes") is None:  # jobs side by side on a node share its memory
         options = {**options, "budget_bytes": ray_job_budget(ray.nodes())}
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+        # max_calls=1: a worker process per job, as the local pool's (fresh)
+        remote = ray.remote(num_cpus=1, max_retries=0, max_calls=1)(run_job)
         pending = [remote.remote(j, workdirs={k: str(v) for k, v in workdirs.items()},
                                  data=str(data), out=str(out), **options) for j in todo]
         with tqdm(total=len(pending), desc="transfers (ray)", unit="target",
