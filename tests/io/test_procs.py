@@ -13,7 +13,8 @@ import pytest
 # A caller (no main guard) whose two workers each start a 120 s job; it
 # prints their process ids, then waits for the jobs.
 CALLER = """
-import os, time
+import faulthandler, os, time
+faulthandler.dump_traceback_later(55)  # where it hangs, should it outlive the test's wait
 from taskonomy_tf.procs import process_pool
 with process_pool(2) as pool:
     pids = {pool.submit(os.getpid).result() for _ in range(8)}
@@ -61,7 +62,12 @@ def test_stopping_the_caller_stops_its_workers(sig):
     proc, pids = _start()
     try:
         proc.send_signal(sig)  # to the caller only, as a scheduler or kill(1) does
-        proc.wait(timeout=30)  # not the 120 s its jobs would take
+        try:
+            proc.wait(timeout=60)  # not the 120 s its jobs would take
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"the caller still ran 60 s after {sig.name}; its threads at 55 s:\n"
+                        f"{proc.communicate()[1][-4000:]}")
         assert _gone_within(pids, 10), f"workers {pids} still run after {sig.name}"
         if sig == signal.SIGTERM:
             assert proc.returncode == 143
