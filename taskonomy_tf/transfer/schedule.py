@@ -160,11 +160,14 @@ def run_jobs(jobs: list[Job], tasks: list[str], workdirs: dict, data, out,
 # A first-order job's time on the CPU-sized whole graph (docs/performance.md,
 # December 5: 64 px, 24 sources and 2 baselines x 3 seeds, 150 steps of 16,
 # two jobs side by side on a 2-core x86_64 machine), least squares without
-# negative terms over its 22 jobs: seconds per code cell of each view (the
-# readout's convolutions run once per view), per regression-map value and
-# per class-map value of one label, per sampled pixel pair of a pairwise
-# loss, per fully connected weight of a head. It orders the 22 jobs as
-# measured at Spearman 0.86, the seven longest (220-331 s) exactly.
+# negative terms over its 22 jobs (the 11 fully connected, multi-view and
+# segmentation jobs of that day's first attempt, the 11 dense ones of the
+# run before, whose code had not changed): seconds per code cell of each
+# view (the readout's convolutions run once per view), per regression-map
+# value and per class-map value of one label, per sampled pixel pair of a
+# pairwise loss, per fully connected weight of a head. It orders those jobs
+# at Spearman 0.86 and the 30.7-minute rerun's, which it scheduled, at 0.85;
+# in both the seven longest (180-331 s) first.
 COST_PER_VIEW_CELL = 83.1 / 256  # 16 x 16 cells at 64 px
 COST_PER_MAP_VALUE = 16.26e-4
 COST_PER_CLASS_VALUE = 31.02e-4
@@ -178,13 +181,14 @@ def job_seconds(target: str, image_size: int) -> float:
     label shape, loss and head size (``COST_*``)."""
     spec = get_task(target)
     cells = (image_size // code_stride(image_size)) ** 2
-    values = int(np.prod(spec.output_shape(image_size))) if spec.is_dense else 0
-    sampled = uses_points(spec)
-    classes = spec.loss in INDEX_LABEL_LOSSES and not sampled
-    pairs = SEGMENT_PIXELS ** 2 if sampled and spec.loss in PAIRWISE_LOSSES else 0
-    return (COST_PER_VIEW_CELL * spec.views * cells
-            + (COST_PER_CLASS_VALUE if classes else COST_PER_MAP_VALUE) * values * (not sampled)
-            + COST_PER_PAIR * pairs + COST_PER_FC_WEIGHT * fc_parameters(spec, image_size))
+    seconds = (COST_PER_VIEW_CELL * spec.views * cells
+               + COST_PER_FC_WEIGHT * fc_parameters(spec, image_size))
+    if uses_points(spec):  # predicted at its sampled pixels, not as a map
+        return seconds + COST_PER_PAIR * SEGMENT_PIXELS ** 2 * (spec.loss in PAIRWISE_LOSSES)
+    if spec.is_dense:
+        per_value = COST_PER_CLASS_VALUE if spec.loss in INDEX_LABEL_LOSSES else COST_PER_MAP_VALUE
+        seconds += per_value * int(np.prod(spec.output_shape(image_size)))
+    return seconds
 
 
 def longest_first(jobs: list[Job], image_size: int) -> list[Job]:

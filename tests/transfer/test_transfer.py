@@ -331,8 +331,8 @@ def test_random_encoders_created_together_are_one_file(tmp_path, monkeypatch):
 
 # The CPU-sized whole graph's first-order jobs, seconds side by side
 # (docs/performance.md, December 5: the fully connected, segmentation and
-# multi-view jobs from that run, the dense ones from the one before, whose
-# code they did not change)
+# multi-view jobs from that day's first attempt, the dense ones from the run
+# before, whose code had not changed; ``schedule.COST_*`` were fitted to them)
 MEASURED_JOB_SECONDS = {
     "egomotion": 331, "segment_unsup2d": 320, "segment_unsup25d": 314,
     "segment_semantic": 299, "point_matching": 264, "nonfixated_pose": 225,
