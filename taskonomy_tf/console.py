@@ -16,6 +16,7 @@ as TensorFlow prints it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -48,19 +49,60 @@ def _threads(tf, threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+# TensorFlow imported by ``quiet_import`` in this process or in the fork
+# server it was forked from, and not yet started (no op run): the next
+# ``quiet_tensorflow`` starts it, with its thread counts
+_imported_unstarted = False
+
+
+def quiet_import() -> None:
+    """Imports TensorFlow without its C++ start-up log and without starting
+    its runtime (no op, no device listed): what a fork server may do before
+    forking workers (``procs.process_pool(preload=...)``), whose
+    ``quiet_tensorflow`` then starts it. A no-op once TensorFlow is imported."""
+    global _imported_unstarted
+    if "tensorflow" in sys.modules:
+        return
+    with _stderr_filtered():
+        import tensorflow  # noqa: F401
+    _imported_unstarted = True
+
+
 def quiet_tensorflow(threads: int | None = None) -> None:
     """Imports TensorFlow (and lists the GPUs) without its C++ start-up log on
-    standard error; a no-op once TensorFlow is imported, or when verbose.
+    standard error; a no-op once TensorFlow is imported (except after
+    ``quiet_import``: then it starts it), or when verbose.
 
     Args:
         threads: if given, at most this many threads per op pool.
     """
-    if "tensorflow" in sys.modules:
+    global _imported_unstarted
+    if "tensorflow" in sys.modules and not _imported_unstarted:
         return
+    _imported_unstarted = False
     if os.environ.get(VERBOSE_ENV) == "1":
         import tensorflow as tf
 
         _threads(tf, threads)
+        return
+    with _stderr_filtered():
+        import tensorflow as tf
+
+        _threads(tf, threads)
+        tf.config.list_physical_devices("GPU")
+        # oneDNN announces its int32 fallback at the first int32 transpose
+        tf.transpose(tf.zeros((2, 1), tf.int32))
+        # its Python logger's warnings (retracing notices from readouts
+        # built per target) are for TensorFlow developers
+        tf.get_logger().setLevel("ERROR")
+
+
+@contextlib.contextmanager
+def _stderr_filtered():
+    """The block's standard error (file descriptor 2, C++ included) captured,
+    then printed back without TensorFlow's log lines; unfiltered when verbose."""
+    if os.environ.get(VERBOSE_ENV) == "1":
+        yield
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # what older releases still honour
     sys.stderr.flush()
@@ -68,15 +110,7 @@ def quiet_tensorflow(threads: int | None = None) -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            _threads(tf, threads)
-            tf.config.list_physical_devices("GPU")
-            # oneDNN announces its int32 fallback at the first int32 transpose
-            tf.transpose(tf.zeros((2, 1), tf.int32))
-            # its Python logger's warnings (retracing notices from readouts
-            # built per target) are for TensorFlow developers
-            tf.get_logger().setLevel("ERROR")
+            yield
         finally:  # also when the import fails: its own message must show
             sys.stderr.flush()
             os.dup2(saved, 2)

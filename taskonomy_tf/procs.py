@@ -1,10 +1,13 @@
 """Worker processes that work from any caller: a script, a notebook, standard input.
 
-Every pool in this package uses the ``spawn`` start method (TensorFlow is not
-fork-safe). A spawned worker normally re-runs the caller's main module before
-it takes a job (``multiprocessing``'s "safe importing of main module" rule),
-so a user script without an ``if __name__ == "__main__":`` guard (as most
-Keras examples are written) called the library again inside every worker,
+Every pool in this package starts clean workers: ``spawn`` (TensorFlow is
+not fork-safe once it runs), or, given modules to ``preload``, forks of a
+``forkserver`` that imported them once and ran nothing (a worker then starts
+in milliseconds instead of importing TensorFlow, about 4 s). A spawned
+worker normally re-runs the caller's main module before it takes a job
+(``multiprocessing``'s "safe importing of main module" rule), so a user
+script without an ``if __name__ == "__main__":`` guard (as most Keras
+examples are written) called the library again inside every worker,
 which then failed while bootstrapping (``BrokenProcessPool``); from standard
 input the worker could not even find the file to re-run.
 
@@ -17,8 +20,9 @@ re-import. Only the pool's own calls run while the placeholder is in place.
 Stopping the caller stops its workers: an exception in the block (Ctrl-C, a
 job's error) cancels the queued jobs and terminates the running ones instead
 of waiting for them; SIGTERM (a job scheduler's stop) is turned into that
-exception while the pool lives; and a worker whose parent is gone (killed)
-exits by itself within a second. Standard library only.
+exception while the pool lives; and a worker whose parent is gone (killed;
+for a fork server's worker, the server, which exits with the caller) exits
+by itself within a second. Standard library only.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 _NO_MAIN = types.ModuleType("__main__", "placeholder shown to spawned workers")
@@ -40,7 +44,8 @@ _NO_MAIN = types.ModuleType("__main__", "placeholder shown to spawned workers")
 
 @contextlib.contextmanager
 def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
-                 initargs: tuple = (), fresh: bool = False) -> Iterator[cf.ProcessPoolExecutor]:
+                 initargs: tuple = (), fresh: bool = False,
+                 preload: Sequence[str] = ()) -> Iterator[cf.ProcessPoolExecutor]:
     """A spawn-context ``ProcessPoolExecutor`` whose workers never import the
     caller's main module.
 
@@ -59,7 +64,15 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
             worker then holds only its own job's memory. A process keeps
             what its allocators grew to (TensorFlow's and malloc's), so
             long-lived workers of memory-hungry jobs add up their peaks.
-            Costs a worker's start (imports) per job.
+            Costs a worker's start per job (see ``preload``).
+        preload: modules (importable names) to import once, in a fork
+            server, before any worker starts; the workers are then its forks
+            and start with those modules imported, their memory shared until
+            written. The modules must only import (no threads, no
+            TensorFlow op). Where there is no ``forkserver`` (Windows), or
+            when empty, workers are spawned. The server is the process's
+            one and lives until the caller exits: the first pool's
+            ``preload`` is the one it has.
     """
     main = sys.modules.get("__main__")
     before = set(multiprocessing.active_children())
@@ -70,8 +83,12 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
     # one job per worker is safe from CPython's gh-115634 (a pool with a
     # larger max_tasks_per_child can stop replacing its workers)
     per_child = {"max_tasks_per_child": 1} if fresh and sys.version_info >= (3, 11) else {}
-    pool = cf.ProcessPoolExecutor(max_workers=workers,
-                                  mp_context=multiprocessing.get_context("spawn"),
+    if preload and "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(preload))
+    else:
+        context = multiprocessing.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                   initializer=_start_worker,
                                   initargs=(os.getpid(), initializer, initargs), **per_child)
     try:
@@ -96,6 +113,16 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
             sys.modules["__main__"] = main
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
 class Terminated(SystemExit):
     """SIGTERM arrived while a pool was running (exit status 143)."""
 
@@ -112,11 +139,14 @@ def _sigterm_raises():
     return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
-def _start_worker(parent: int, initializer, initargs) -> None:
-    """A pool worker's start: exit when ``parent`` is gone, then the pool's
-    own initializer."""
+def _start_worker(caller: int, initializer, initargs) -> None:
+    """A pool worker's start: exit when ``caller`` is gone (a spawned
+    worker's parent; a fork server's worker watches its server, which exits
+    with the caller, and the caller), then the pool's own initializer."""
+    parent = os.getppid()
+
     def watch():
-        while os.getppid() == parent:
+        while os.getppid() == parent and (parent == caller or _alive(caller)):
             time.sleep(0.5)
         os._exit(1)
 

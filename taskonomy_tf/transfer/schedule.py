@@ -208,9 +208,10 @@ def _run_pool(todo, workdirs, data, out, progress, workers, options):
         options = {**options, "budget_bytes": memory_budget(workers)}
     # a fresh worker per job: a worker that kept its earlier jobs' memory (up to
     # 14 GB after egomotion and a segmentation, docs/performance.md) was killed
-    # for memory beside another on a 24 GB machine
+    # for memory beside another on a 24 GB machine; each a fork of a server
+    # that imported the job's modules once
     with process_pool(workers, initializer=quiet_worker, initargs=(threads,),
-                      fresh=True) as pool:
+                      fresh=True, preload=("taskonomy_tf.transfer.preload",)) as pool:
         futures = [pool.submit(run_job, j, workdirs=workdirs, data=data, out=out, **options)
                    for j in todo]
         for f in tqdm(as_completed(futures), total=len(futures), desc="transfers",
@@ -374,3 +375,4 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     pending = sum(not job_done(out, j, key, beam, score) for j in jobs)
     table = write_losses_table(jobs, out, key, beam, score) if pending == 0 else None
     return GridResult(ran, pending, table)
+

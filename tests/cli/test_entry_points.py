@@ -112,3 +112,23 @@ def test_tensorflow_start_up_log_is_hidden_unless_verbose():
     # this TensorFlow does print its start-up log: the quiet run above hid it
     assert any(is_tensorflow_log(line) for line in loud.stderr.splitlines()) or \
         not loud.stderr.strip()
+
+
+# imports TensorFlow as a fork server does (quietly, nothing run), then
+# starts it with one thread per pool: the count must take, no log must show
+IMPORT_THEN_START = (
+    "from taskonomy_tf.console import quiet_import, quiet_tensorflow; quiet_import(); "
+    "import tensorflow as tf; "
+    "from tensorflow.python.eager import context; started = context.context()._initialized; "
+    "quiet_tensorflow(1); "
+    "print(started, tf.config.threading.get_intra_op_parallelism_threads(), "
+    "float(tf.reduce_sum(tf.ones(3))))")
+
+
+def test_quiet_import_leaves_tensorflow_unstarted_for_quiet_tensorflow():
+    env = {k: v for k, v in os.environ.items() if k != "TASKONOMY_TF_VERBOSE"}
+    out = subprocess.run([sys.executable, "-c", IMPORT_THEN_START], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "1", "3.0"]
+    assert out.stderr.strip() == ""

@@ -16,10 +16,10 @@ CALLER = """
 import faulthandler, os, time
 faulthandler.dump_traceback_later(55)  # where it hangs, should it outlive the test's wait
 from taskonomy_tf.procs import process_pool
-with process_pool(2) as pool:
-    pids = {pool.submit(os.getpid).result() for _ in range(8)}
+with process_pool(2{options}) as pool:
+    pids = {{pool.submit(os.getpid).result() for _ in range(8)}}
     while len(pids) < 2:  # make sure both workers exist
-        pids |= {f.result() for f in [pool.submit(os.getpid) for _ in range(4)]}
+        pids |= {{f.result() for f in [pool.submit(os.getpid) for _ in range(4)]}}
     jobs = [pool.submit(time.sleep, 120) for _ in range(4)]
     print(*sorted(pids), flush=True)
     jobs[0].result()
@@ -38,8 +38,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start():
-    proc = subprocess.Popen([sys.executable, "-c", CALLER], stdout=subprocess.PIPE,
+def _start(options: str):
+    proc = subprocess.Popen([sys.executable, "-c", CALLER.format(options=options)],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     pids = [int(p) for p in proc.stdout.readline().split()]
     assert len(pids) == 2 and all(map(_alive, pids)), proc.stderr.read()[-2000:]
@@ -58,8 +59,10 @@ def _gone_within(pids, seconds: float) -> bool:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="process states from /proc")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_stopping_the_caller_stops_its_workers(sig):
-    proc, pids = _start()
+@pytest.mark.parametrize("options", ["", ", preload=('json',)"],
+                         ids=["spawned", "forked"])
+def test_stopping_the_caller_stops_its_workers(sig, options):
+    proc, pids = _start(options)
     try:
         proc.send_signal(sig)  # to the caller only, as a scheduler or kill(1) does
         try:
@@ -95,3 +98,25 @@ def test_fresh_workers_run_each_job_in_its_own_process():
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["12"]
+
+
+FORKED = """
+import os
+from taskonomy_tf.procs import process_pool
+with process_pool(2, fresh=True, preload=("json.tool",)) as pool:
+    jobs = [(pool.submit(os.getpid), pool.submit(os.getppid),
+             pool.submit(eval, "'json.tool' in __import__('sys').modules")) for _ in range(6)]
+    pids, parents, preloaded = zip(*[[f.result() for f in job] for job in jobs])
+print(len(set(pids)), len(set(parents)), os.getpid() in parents, all(preloaded))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32" or sys.version_info < (3, 11),
+                    reason="forkserver; max_tasks_per_child")
+def test_preloaded_workers_are_forks_of_one_server_that_imported_the_modules():
+    out = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # a fresh worker per job (6 asked their pid), one parent (the server,
+    # not the caller), the module there
+    assert out.stdout.split() == ["6", "1", "False", "True"]
