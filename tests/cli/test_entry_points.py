@@ -115,14 +115,23 @@ def test_tensorflow_start_up_log_is_hidden_unless_verbose():
 
 
 # imports TensorFlow as a fork server does (quietly, nothing run), then
-# starts it with one thread per pool: the count must take, no log must show
+# starts it with one thread per pool: the count must take, no log must show.
+# TensorFlow refuses a thread count once it has started: the public test
+UNSTARTED = ("def unstarted():\n"
+             "    try:\n"
+             "        tf.config.threading.set_inter_op_parallelism_threads(0)\n"
+             "    except RuntimeError:\n"
+             "        return False\n"
+             "    return True\n")
 IMPORT_THEN_START = (
-    "from taskonomy_tf.console import quiet_import, quiet_tensorflow; quiet_import(); "
-    "import tensorflow as tf; "
-    "from tensorflow.python.eager import context; started = context.context()._initialized; "
-    "quiet_tensorflow(1); "
-    "print(started, tf.config.threading.get_intra_op_parallelism_threads(), "
-    "float(tf.reduce_sum(tf.ones(3))))")
+    "from taskonomy_tf.console import quiet_import, quiet_tensorflow\nquiet_import()\n"
+    "import tensorflow as tf\n" + UNSTARTED + "started = not unstarted()\nquiet_tensorflow(1)\n"
+    "print(started, tf.config.threading.get_intra_op_parallelism_threads(),\n"
+    "      float(tf.reduce_sum(tf.ones(3))), unstarted())\n")
+# the transfer pool's fork server imports this module, then forks: it must
+# not start TensorFlow (forking a started runtime is unsafe)
+PRELOAD = ("import taskonomy_tf.transfer.preload\nimport tensorflow as tf\n" + UNSTARTED +
+           "print(unstarted())\n")
 
 
 def test_quiet_import_leaves_tensorflow_unstarted_for_quiet_tensorflow():
@@ -130,5 +139,9 @@ def test_quiet_import_leaves_tensorflow_unstarted_for_quiet_tensorflow():
     out = subprocess.run([sys.executable, "-c", IMPORT_THEN_START], capture_output=True,
                          text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["False", "1", "3.0"]
+    assert out.stdout.split() == ["False", "1", "3.0", "False"]
     assert out.stderr.strip() == ""
+    preload = subprocess.run([sys.executable, "-c", PRELOAD], capture_output=True,
+                             text=True, timeout=300, env=env)
+    assert preload.returncode == 0, preload.stderr[-2000:]
+    assert preload.stdout.split() == ["True"] and preload.stderr.strip() == ""
