@@ -16,10 +16,11 @@ Higher orders: ``--set transfers.max_order=2`` adds the beam's pairs (10 per
 target, one more fused job each).
 
 Run time on a 2-core x86_64 CPU machine (docs/results.md, docs/performance.md):
-about 55 minutes for the 25 networks and 31 minutes for the 22 transfer
+about 55 minutes for the 25 networks and 29 minutes for the 22 transfer
 jobs with ``--workers 2`` (the segmentations and multi-view targets 3-6
-minutes each, run first, each job in a fresh process); the transfer stage
-splits across processes with ``--workers N``, and the grid across machines with
+minutes each, run first, each job in a fresh process forked from a server
+that imported the job's modules); the transfer stage splits across
+processes with ``--workers N``, and the grid across machines with
 ``python -m taskonomy_tf.transfer grid --tasks all --shard I/N`` or
 ``--backend ray``. Expected result: docs/results.md (the comparison with the
 published 16k affinities, per target and per cluster).

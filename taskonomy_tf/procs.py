@@ -46,8 +46,9 @@ _NO_MAIN = types.ModuleType("__main__", "placeholder shown to spawned workers")
 def process_pool(workers: int, initializer: Callable[..., Any] | None = None,
                  initargs: tuple = (), fresh: bool = False,
                  preload: Sequence[str] = ()) -> Iterator[cf.ProcessPoolExecutor]:
-    """A spawn-context ``ProcessPoolExecutor`` whose workers never import the
-    caller's main module.
+    """A ``ProcessPoolExecutor`` of clean workers (spawned, or forked from a
+    server that only imported ``preload``) that never import the caller's
+    main module.
 
     Submit only functions defined in importable modules (this package's):
     a function of the caller's main module cannot be found by the workers.
