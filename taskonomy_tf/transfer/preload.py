@@ -10,7 +10,5 @@ from taskonomy_tf.console import quiet_import
 
 quiet_import()
 
-import keras  # noqa: E402, F401
-
 import taskonomy_tf.transfer.grid  # noqa: E402, F401
 import taskonomy_tf.transfer.runner  # noqa: E402, F401

@@ -375,4 +375,3 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     pending = sum(not job_done(out, j, key, beam, score) for j in jobs)
     table = write_losses_table(jobs, out, key, beam, score) if pending == 0 else None
     return GridResult(ran, pending, table)
-
