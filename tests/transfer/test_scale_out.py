@@ -62,13 +62,17 @@ def test_killed_grid_resumes_to_the_same_table(models, split_records, uninterrup
     host_prefix = temporary_name(tmp_path / "jobs" / "x.json").name.rsplit("-", 1)[0]
     (tmp_path / "jobs" / f"{host_prefix}-{proc.pid}.json").write_text('{"half')  # as if
     # the kill had come mid-write (it may also have left one of its own)
+    logged_before = len((tmp_path / "grid.log").read_text().splitlines())  # the kill may
+    # fall between a job's record and its "finished" line: the record is what counts
     done = subprocess.run(_grid_args(models, split_records, tmp_path) + ["--workers", "2"],
                           env=env, capture_output=True, text=True)  # resumed in 2 processes
     assert done.returncode == 0, done.stderr[-2000:]
     _assert_same_table(tmp_path / "losses.csv", uninterrupted)
-    log = (tmp_path / "grid.log").read_text().splitlines()
-    finished = Counter(line.split()[-1] for line in log if line.split()[2] == "finished")
-    assert set(finished) >= finished_before and max(finished.values()) == 1  # none run twice
+    resumed = (tmp_path / "grid.log").read_text().splitlines()[logged_before:]
+    started = Counter(line.split()[-1] for line in resumed if line.split()[2] == "started")
+    every = {p.stem for p in (tmp_path / "jobs").glob("[!.]*.json")}
+    assert not set(started) & finished_before and max(started.values()) == 1  # none run twice
+    assert set(started) | finished_before == every and len(every) == 6
     assert not list((tmp_path / "jobs").glob(".*tmp*"))  # nothing half-written survives use
 
 
