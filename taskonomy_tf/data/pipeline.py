@@ -23,6 +23,11 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.tasks import TaskSpec, get_task
 
 AUTOTUNE = tf.data.AUTOTUNE
+# The map functions are graph code already (tf.cond, tf.map_fn, no Python
+# control flow on tensors): AutoGraph's conversion of them and everything they
+# call cost 3-4 s per dataset in a fresh process (docs/performance.md) and
+# changes nothing. Python control flow on a tensor then fails loudly.
+_plain = tf.autograph.experimental.do_not_convert
 INPUT_STREAM = 7  # the input rule's random stream, folded into each example's seed
 
 
@@ -182,7 +187,7 @@ def make_dataset(
             ds = ds.shuffle(len(files), seed=seed)
         ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
                            num_parallel_calls=min(4, len(files)), deterministic=deterministic)
-        ds = ds.map(_decode_record(domains, image_size), num_parallel_calls=AUTOTUNE,
+        ds = ds.map(_plain(_decode_record(domains, image_size)), num_parallel_calls=AUTOTUNE,
                     deterministic=deterministic)
         if cache:
             ds = ds.cache() if cache is True else ds.cache(str(cache))
@@ -192,11 +197,11 @@ def make_dataset(
         ds = ds.repeat()
     ds = ds.enumerate()
     if any(s.uses_point_info for s in specs):
-        ds = ds.map(views.to_example(specs[0], with_ids), num_parallel_calls=AUTOTUNE,
+        ds = ds.map(_plain(views.to_example(specs[0], with_ids)), num_parallel_calls=AUTOTUNE,
                     deterministic=deterministic)
     else:
-        ds = ds.map(_to_example(specs, augment, seed, with_ids), num_parallel_calls=AUTOTUNE,
-                    deterministic=deterministic)
+        ds = ds.map(_plain(_to_example(specs, augment, seed, with_ids)),
+                    num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
                   deterministic=deterministic)
     options = tf.data.Options()
@@ -224,7 +229,7 @@ def make_inputs(path, task: str | TaskSpec, split: str | None = "train", batch_s
     card.use_records(path)
     spec = _specs(task)[0]
     files = records.find_shards(path, split)
-    ds = tf.data.TFRecordDataset(files).map(_decode_record(["rgb"], image_size),
+    ds = tf.data.TFRecordDataset(files).map(_plain(_decode_record(["rgb"], image_size)),
                                             num_parallel_calls=AUTOTUNE, deterministic=True)
 
     def fn(index, decoded):
@@ -233,5 +238,5 @@ def make_inputs(path, task: str | TaskSpec, split: str | None = "train", batch_s
             tf.stack([tf.cast(seed, tf.int64), index]), INPUT_STREAM)
         return targets.source_input(dom["rgb"][0], seed_, spec), ident
 
-    ds = ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.enumerate().map(_plain(fn), num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(AUTOTUNE)

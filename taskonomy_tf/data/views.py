@@ -41,6 +41,8 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.registry import Registry
 from taskonomy_tf.tasks import TaskSpec
 
+_plain = tf.autograph.experimental.do_not_convert  # graph code already (data/pipeline.py)
+
 TUPLES = Registry("view-tuple rule")
 STANDARDISED = {"relative_pose", "relative_pose_nonfixated", "egomotion", "room_layout"}
 
@@ -242,7 +244,7 @@ def tuple_index(files: list[str], spec: TaskSpec, seed: int, shuffle: bool = Fal
                              tf.data.Dataset.range(len(files)))
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed)
-    return ds.map(index, num_parallel_calls=parallel, deterministic=deterministic)
+    return ds.map(_plain(index), num_parallel_calls=parallel, deterministic=deterministic)
 
 
 def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int,
@@ -284,9 +286,10 @@ def view_tuples(path, files, spec: TaskSpec, size: int, shuffle: bool, seed: int
 
     cycle = min(4, len(files))
     ds = tuple_index(files, spec, seed, shuffle, stats, deterministic, parallel=cycle)
-    ds = ds.interleave(load, cycle_length=cycle, num_parallel_calls=cycle,
+    ds = ds.interleave(_plain(load), cycle_length=cycle, num_parallel_calls=cycle,
                        deterministic=deterministic)
-    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    return ds.map(_plain(decode), num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=deterministic)
 
 
 def to_example(spec: TaskSpec, with_ids: bool = False):

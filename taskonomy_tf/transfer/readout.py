@@ -427,7 +427,8 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
         rank = y.shape.rank
         return out, tf.transpose(y, [0] + list(range(2, rank - 1)) + [1, rank - 1])
 
-    ds = tf.data.Dataset.from_tensor_slices(order).enumerate().map(gather).prefetch(2)
+    ds = tf.data.Dataset.from_tensor_slices(order).enumerate()
+    ds = ds.map(tf.autograph.experimental.do_not_convert(gather)).prefetch(2)  # graph code
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return _score(model, spec, heads, sources, test, image_size, replicates, pixels)
 
