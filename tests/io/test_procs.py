@@ -38,14 +38,29 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start(options: str):
+def _default_sigint():
+    # A test run started in the background (``cmd &`` in a script) ignores
+    # SIGINT, and so would its children: the caller is given the default, as
+    # a terminal's Ctrl-C finds it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start(options: str, stderr):
+    # stderr to a file: the workers and the fork server inherit it, and a pipe
+    # they keep open would block reading it after the caller is gone
     proc = subprocess.Popen([sys.executable, "-c", CALLER.format(options=options)],
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=stderr, text=True,
+                            preexec_fn=_default_sigint)
     pids = [int(p) for p in proc.stdout.readline().split()]
-    assert len(pids) == 2 and all(map(_alive, pids)), proc.stderr.read()[-2000:]
+    assert len(pids) == 2 and all(map(_alive, pids)), _tail(stderr)
     time.sleep(1)  # the sleeping jobs have started
     return proc, pids
+
+
+def _tail(f, chars: int = 4000) -> str:
+    f.flush()
+    f.seek(0)
+    return f.read()[-chars:]
 
 
 def _gone_within(pids, seconds: float) -> bool:
@@ -61,21 +76,25 @@ def _gone_within(pids, seconds: float) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 @pytest.mark.parametrize("options", ["", ", preload=('json',)"],
                          ids=["spawned", "forked"])
-def test_stopping_the_caller_stops_its_workers(sig, options):
-    proc, pids = _start(options)
+def test_stopping_the_caller_stops_its_workers(sig, options, tmp_path):
+    stderr = open(tmp_path / "stderr", "w+")
+    proc, pids = _start(options, stderr)
     try:
         proc.send_signal(sig)  # to the caller only, as a scheduler or kill(1) does
         try:
             proc.wait(timeout=60)  # not the 120 s its jobs would take
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
             pytest.fail(f"the caller still ran 60 s after {sig.name}; its threads at 55 s:\n"
-                        f"{proc.communicate()[1][-4000:]}")
+                        f"{_tail(stderr)}")
         assert _gone_within(pids, 10), f"workers {pids} still run after {sig.name}"
         if sig == signal.SIGTERM:
             assert proc.returncode == 143
     finally:
         proc.kill()
+        proc.wait()
+        stderr.close()
         for pid in pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
