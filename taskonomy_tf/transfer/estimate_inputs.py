@@ -41,13 +41,13 @@ def labels_by_ids(dataset, tasks: list[str], ids: np.ndarray) -> dict[str, tuple
     ws: list = [None] * len(ids)
     missing = len(where)
     for _, y, w, ident in dataset:
-        y = [np.asarray(y[t]) for t in tasks]  # one conversion per batch, not per image
-        w = [np.asarray(w[t]) for t in tasks]
+        batch_y = [np.asarray(y[t]) for t in tasks]  # one conversion per batch, not per image
+        batch_w = [np.asarray(w[t]) for t in tasks]
         for b, i in enumerate(np.asarray(ident).astype(bytes).astype(str)):
             k = where.get(i)
             if k is not None and ys[k] is None:
-                ys[k] = [v[b] for v in y]
-                ws[k] = [v[b] for v in w]
+                ys[k] = [v[b] for v in batch_y]
+                ws[k] = [v[b] for v in batch_w]
                 missing -= 1
         if not missing:
             break

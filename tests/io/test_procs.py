@@ -58,7 +58,6 @@ def _start(options: str, stderr):
 
 
 def _tail(f, chars: int = 4000) -> str:
-    f.flush()
     f.seek(0)
     return f.read()[-chars:]
 
@@ -77,27 +76,24 @@ def _gone_within(pids, seconds: float) -> bool:
 @pytest.mark.parametrize("options", ["", ", preload=('json',)"],
                          ids=["spawned", "forked"])
 def test_stopping_the_caller_stops_its_workers(sig, options, tmp_path):
-    stderr = open(tmp_path / "stderr", "w+")
-    proc, pids = _start(options, stderr)
-    try:
-        proc.send_signal(sig)  # to the caller only, as a scheduler or kill(1) does
+    with open(tmp_path / "stderr", "w+") as stderr:
+        proc, pids = _start(options, stderr)
         try:
-            proc.wait(timeout=60)  # not the 120 s its jobs would take
-        except subprocess.TimeoutExpired:
+            proc.send_signal(sig)  # to the caller only, as a scheduler or kill(1) does
+            try:
+                proc.wait(timeout=60)  # not the 120 s its jobs would take
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the caller still ran 60 s after {sig.name}; its threads at "
+                            f"55 s:\n{_tail(stderr)}")
+            assert _gone_within(pids, 10), f"workers {pids} still run after {sig.name}"
+            if sig == signal.SIGTERM:
+                assert proc.returncode == 143
+        finally:
             proc.kill()
             proc.wait()
-            pytest.fail(f"the caller still ran 60 s after {sig.name}; its threads at 55 s:\n"
-                        f"{_tail(stderr)}")
-        assert _gone_within(pids, 10), f"workers {pids} still run after {sig.name}"
-        if sig == signal.SIGTERM:
-            assert proc.returncode == 143
-    finally:
-        proc.kill()
-        proc.wait()
-        stderr.close()
-        for pid in pids:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            for pid in pids:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
 
 FRESH = """
