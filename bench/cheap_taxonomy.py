@@ -14,6 +14,18 @@ supervises the same tasks as the trained one at budgets 1-3
 (``same_dictionary``). Prints one JSON
 object. The estimates are computed on the transfer split (the images the
 readouts were trained on), joined by record id.
+
+The trained grid is itself a measurement: ``grid_noise`` bootstraps it over
+its test buildings and readout seeds (``taxonomy.bootstrap``) and gives, per
+target, the share of resamples in which each source is the best, and per
+budget the share choosing each dictionary. Each method's ``top1_expected``
+is the expected number of targets whose best source it names, against a
+grid redrawn that way (``top1_ceiling``: the same for the full grid's own
+best sources, what a perfect estimate of it scores), and its
+``dictionary_share`` the share of resamples choosing its dictionary (beside
+the trained dictionary's own share): a miss on a target the grid itself
+calls a coin toss costs little, a miss where the grid is sure costs a whole
+target.
 """
 
 from __future__ import annotations
@@ -39,6 +51,8 @@ def main(argv=None) -> dict:
     p.add_argument("--short-steps", type=int, default=30, help="short: readout steps")
     p.add_argument("--short-images", type=int, default=160, help="short: transfer images")
     p.add_argument("--methods", default=",".join(METHODS + ("short",)))
+    p.add_argument("--resamples", type=int, default=200,
+                   help="bootstrap resamples of the trained grid (grid_noise)")
     a = p.parse_args(argv)
 
     from taskonomy_tf.console import quiet_tensorflow
@@ -47,7 +61,8 @@ def main(argv=None) -> dict:
     from taskonomy_tf.estimate import estimate_table, ranking_agreement
     from taskonomy_tf.taxonomy import load_table, solve_taxonomy
     from taskonomy_tf.taxonomy.bip import TaxonomyError
-    from taskonomy_tf.taxonomy.bootstrap import group_of_id
+    from taskonomy_tf.taxonomy.bootstrap import bootstrap, group_of_id
+    from taskonomy_tf.taxonomy.losses import loss_matrices
     from taskonomy_tf.transfer.estimate_inputs import gather
 
     run = Path(a.run)
@@ -65,6 +80,9 @@ def main(argv=None) -> dict:
             return f"none ({exc})"
 
     trained_roots = {b: roots(trained, b) for b in budgets}
+    noise = bootstrap(loss_matrices(run / "transfers" / "losses.csv"), budgets, 1,
+                      resamples=a.resamples, confidence=0.9, seed=0)
+    trained_best = best_sources(trained, tasks)
     start = time.perf_counter()
     got = gather(tasks, run / "models", stages["data"]["records"], a.split, a.images,
                  cfg["data"]["image_size"], run / "transfers" / "cache")
@@ -74,6 +92,12 @@ def main(argv=None) -> dict:
            "targets": sorted(got.labels), "skipped": got.skipped,
            "transfer_stage_seconds": stages["transfers"]["seconds"],
            "encode_seconds": round(encode_s, 2), "trained_dictionary": trained_roots,
+           "grid_noise": {
+               "resamples": a.resamples, "best_source": noise.best_source,
+               "top1_ceiling": round(expected_top1(trained_best, noise.best_source), 2),
+               "dictionaries": {f"{b:g}": v for b, v in noise.dictionaries.items()},
+               "trained_dictionary_share": {f"{b:g}": dictionary_share(trained_roots[b], noise, b)
+                                            for b in budgets}},
            "methods": {}, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                       "processor": platform.processor()}}
     for method in a.methods.split(","):
@@ -93,9 +117,37 @@ def main(argv=None) -> dict:
             "seconds": round(seconds, 2),
             "speedup": round(stages["transfers"]["seconds"] / seconds, 1),
             "same_dictionary": {f"{b:g}": est[b] == trained_roots[b] for b in budgets},
+            "top1_expected": round(expected_top1(
+                {t: v for t, v in best_sources(table, tasks).items() if t in agree},
+                noise.best_source), 2),
+            "dictionary_share": {f"{b:g}": dictionary_share(est[b], noise, b) for b in budgets},
             "per_target": {t: round(v["spearman"], 2) for t, v in agree.items()}}
     print(json.dumps(out, indent=1))
     return out
+
+
+def best_sources(table, tasks) -> dict[str, str]:
+    """target -> its best first-order source among ``tasks`` in ``table``."""
+    best: dict = {}
+    for r in table.records:
+        if r.order == 1 and r.sources[0] in tasks and r.sources[0] != r.target:
+            if r.target not in best or r.value > best[r.target][1]:
+                best[r.target] = (r.sources[0], r.value)
+    return {t: s for t, (s, _) in best.items()}
+
+
+def expected_top1(picks: dict[str, str], shares: dict[str, dict]) -> float:
+    """The expected number of targets whose pick is the best source of a
+    resampled grid: the sum of each pick's share of resamples."""
+    return float(sum(shares.get(t, {}).get(s, 0.0) for t, s in picks.items()))
+
+
+def dictionary_share(chosen, noise, budget) -> float:
+    """The share of the grid's resamples choosing exactly ``chosen`` (0 when
+    it is not a dictionary: the program had no solution)."""
+    if not isinstance(chosen, list):
+        return 0.0
+    return round(noise.dictionaries.get(budget, {}).get("+".join(sorted(chosen)), 0.0), 2)
 
 
 def short_transfers(run: Path, cfg: dict, tasks: list[str], records: str, a):

@@ -19,8 +19,11 @@ integer program are recomputed. The result gives every affinity and every
 cluster contrast a percentile interval, and, per budget, how often each
 task is a root and each transfer is chosen across resamples: a choice made
 in nearly every resample is stable; one made in half is a coin toss
-between near-equal options. With one replicate (or identical replicates)
-only the images vary.
+between near-equal options. It also counts, per target, how often each
+source is the best first-order source, and per budget how often each whole
+dictionary is chosen: how sure the grid itself is of its best source and of
+its dictionary, the yardstick for any cheaper estimate of them. With one
+replicate (or identical replicates) only the images vary.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.taxonomy.bip import TaxonomyError, build_instance, solve_instance
 from taskonomy_tf.taxonomy.compare import cluster_contrasts
 from taskonomy_tf.taxonomy.losses import network_of, tables_from_matrices
+from taskonomy_tf.taxonomy.table import BASELINES, is_oracle
 
 
 @dataclasses.dataclass
@@ -50,6 +54,11 @@ class BootstrapResult:
             networks is not covered).
         groups: how many groups (or images) were resampled, at most, per target.
         unit: ``groups`` (test images resampled in their groups) or ``images``.
+        best_source: target -> source -> share of resamples in which it is
+            the target's best first-order source (baselines and label
+            oracles aside; a tie counts for every tied source).
+        dictionaries: budget -> "a+b" (the supervised tasks, sorted) ->
+            share of resamples choosing exactly that dictionary.
     """
 
     resamples: int
@@ -63,9 +72,11 @@ class BootstrapResult:
     groups: int = 0
     unit: str = "groups"
     networks: int = 1
+    best_source: dict = dataclasses.field(default_factory=dict)
+    dictionaries: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"schema_version": 3, "resamples": self.resamples, "confidence": self.confidence,
+        return {"schema_version": 4, "resamples": self.resamples, "confidence": self.confidence,
                 "replicates": self.replicates, "networks": self.networks,
                 "groups": self.groups, "unit": self.unit,
                 "affinity": [{"sources": list(s), "target": t, **v}
@@ -73,7 +84,9 @@ class BootstrapResult:
                 "contrasts": self.contrasts,
                 "roots": {str(b): v for b, v in self.roots.items()},
                 "transfers": {str(b): v for b, v in self.transfers.items()},
-                "solved": {str(b): v for b, v in self.solved.items()}}
+                "solved": {str(b): v for b, v in self.solved.items()},
+                "best_source": self.best_source,
+                "dictionaries": {str(b): v for b, v in self.dictionaries.items()}}
 
     def interval(self, sources, target) -> tuple[float, float] | None:
         v = self.affinity.get((tuple(sources), target))
@@ -88,12 +101,27 @@ def _solve_counts(table, budgets, max_order, counts, solved, unused, allow_rando
         except TaxonomyError:
             continue
         solved[b] += 1
+        key = "+".join(sorted(s.roots))
+        counts["dictionaries"][b][key] = counts["dictionaries"][b].get(key, 0) + 1
         for r in s.roots:
             counts["roots"][b][r] = counts["roots"][b].get(r, 0) + 1
         for t, src in s.choice.items():
             if src != ["<root>"]:
                 key = f"{t}<-{'+'.join(src)}"
                 counts["transfers"][b][key] = counts["transfers"][b].get(key, 0) + 1
+
+
+def _count_best(table, counts: dict) -> None:
+    """Adds one to each target's best first-order source(s) in ``table``."""
+    values: dict = {}
+    for r in table.records:
+        if r.order == 1 and r.sources[0] not in BASELINES and not is_oracle(r.sources):
+            values.setdefault(r.target, {})[r.sources[0]] = r.value
+    for target, by_source in values.items():
+        top = max(by_source.values())
+        for source, v in by_source.items():
+            if v == top:
+                counts[target][source] = counts[target].get(source, 0) + 1
 
 
 def group_of_id(image_id: str) -> str:
@@ -166,7 +194,9 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     values: dict = {(r.sources, r.target): [] for r in full.records}
     contrast_full = cluster_contrasts(full)
     contrast_values: dict = {k: [] for k in contrast_full}
-    counts = {"roots": {b: {} for b in budgets}, "transfers": {b: {} for b in budgets}}
+    counts = {"roots": {b: {} for b in budgets}, "transfers": {b: {} for b in budgets},
+              "dictionaries": {b: {} for b in budgets}}
+    best: dict = {t: {} for t in full.targets}
     solved = {b: 0 for b in budgets}
     replicates = {m.shape[1] for _, _, m in mats.values()}
     layouts = {names: _replicate_layout(names) for names in seed_names.values()}
@@ -189,6 +219,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         table = tables_from_matrices(drawn)["affinities"]
         for r in table.records:
             values[(r.sources, r.target)].append(r.value)
+        _count_best(table, best)
         for k, v in cluster_contrasts(table).items():
             contrast_values.setdefault(k, []).append(v)
         if budgets:
@@ -212,4 +243,6 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
                            {b: n / resamples for b, n in solved.items()}, contrasts,
                            max(replicates), max(len(g) for g, _ in grouped.values()),
                            "groups" if group_of else "images",
-                           max(len(layout) for layout in layouts.values()))
+                           max(len(layout) for layout in layouts.values()),
+                           {t: v for t, v in share(best).items() if v},
+                           share(counts["dictionaries"]))

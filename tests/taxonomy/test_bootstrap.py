@@ -33,6 +33,11 @@ def test_clear_winner_gives_narrow_intervals_and_a_stable_choice():
     assert result.roots[1.0] == {"z": 1.0}
     assert result.transfers[1.0] == {"x<-z": 1.0, "y<-z": 1.0}
     assert result.solved[1.0] == 1.0
+    # the grid's own certainty of its best source and of its dictionary
+    assert result.best_source["x"] == result.best_source["y"] == {"z": 1.0}
+    # into z, x and y are drawn alike: which is best varies with the resample
+    assert sum(result.best_source["z"].values()) == pytest.approx(1.0)
+    assert result.dictionaries[1.0] == {"z": 1.0}
 
 
 def test_exact_ties_give_wide_intervals_and_split_choices():
@@ -54,6 +59,11 @@ def test_exact_ties_give_wide_intervals_and_split_choices():
     assert high - low > 0.05
     roots = result.roots[1.0]
     assert set(roots) == {"y", "z"} and 0.2 < roots["y"] < 0.8  # a coin toss, not a choice
+    best = result.best_source["x"]
+    assert set(best) == {"y", "z"} and 0.2 < best["y"] < 0.8
+    assert best["y"] + best["z"] == pytest.approx(1.0)  # no resample ties exactly
+    assert result.dictionaries[1.0] == {k: v for k, v in roots.items()}  # one task each
+    assert result.to_json()["best_source"]["x"] == best
 
 
 def _replicated(offsets):
