@@ -94,6 +94,41 @@ def _structure_blocks(tasks, tax, boot, display_name) -> list[tuple]:
             ("table", head + (["paper, same six tasks"] if paper else []), rows)]
 
 
+def _best_source_blocks(aff, boot: dict, display_name) -> list[tuple]:
+    """Each target's best first-order source in this run and how often each
+    source is the best over the bootstrap's resamples (absent from a
+    bootstrap written before it counted them)."""
+    from taskonomy_tf.taxonomy.table import BASELINES, is_oracle
+
+    shares = boot.get("best_source")
+    if not shares:
+        return []
+    rows = []
+    for target in sorted(shares):
+        first = {r.sources[0]: r.value for r in aff.for_target(target)
+                 if r.order == 1 and r.sources[0] not in BASELINES and not is_oracle(r.sources)}
+        best = max(first, key=first.get) if first else "–"
+        rows.append([display_name(target), display_name(best) if first else best,
+                     ", ".join(f"{display_name(s)} {v:.0%}" for s, v in shares[target].items())])
+    return [("h3", "The best source of each target, and how sure"),
+            ("p", f"The source with the highest affinity into each target, and how often each "
+                  f"source is the best over {boot['resamples']} resamples of {_resampled(boot)} "
+                  f"and of {_replicates(boot)}: a source named in nearly every resample is the "
+                  "best one; two sharing the resamples are a near-tie this grid cannot "
+                  "separate (a cheaper estimate naming either agrees with the grid as far as "
+                  "the grid can tell)."),
+            ("table", ["target", "best source", "share of resamples"], rows)]
+
+
+def _dictionary_share(boot: dict, key: str, roots) -> str:
+    """How often the resamples choose exactly this run's dictionary."""
+    shares = (boot.get("dictionaries") or {}).get(key)
+    if shares is None:
+        return ""
+    return (f"This exact dictionary in {shares.get('+'.join(sorted(roots)), 0.0):.0%} of "
+            "resamples. ")
+
+
 def _replicates(boot: dict) -> str:
     """What the bootstrap drew besides the images: readouts, or network sets and readouts."""
     n, r = boot.get("networks", 1), boot.get("replicates", 1)
@@ -164,6 +199,7 @@ def _blocks(ctx) -> list[tuple]:
     sources, targets, m = affinity_matrix(aff)
     b.append(("table", ["source \\ target"] + [display_name(t) for t in targets],
               [[display_name(s)] + [_fmt(v) for v in row] for s, row in zip(sources, m)]))
+    b += _best_source_blocks(aff, boot, display_name)
     ratios = tax.get("mean_loss_ratio") or {}
     if ratios:
         names = sorted({c for v in ratios.values() for c in v} - {"constant"},
@@ -187,6 +223,7 @@ def _blocks(ctx) -> list[tuple]:
               ("p", f"Over {boot['resamples']} resamples of {_resampled(boot)} and of "
                     f"{_replicates(boot)}: supervised in "
                     + ", ".join(f"{display_name(t)} {v:.0%}" for t, v in roots.items()) + ". "
+                    + _dictionary_share(boot, key, chosen["roots"])
                     + (f"{len(stable)} transfer(s) chosen in at least 90% of resamples; "
                        if stable else "No transfer is chosen in 90% of resamples; ")
                     + "the others change with the resample. "

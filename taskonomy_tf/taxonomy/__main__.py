@@ -144,9 +144,14 @@ def cmd_bootstrap(a) -> None:
           f"replicate(s), {r.confidence:.0%} intervals of {len(r.affinity)} affinities")
     for k, v in r.contrasts.items():
         print(f"cluster contrast {k}: {v['value']:.2f} [{v['low']:.2f}, {v['high']:.2f}]")
+    for t, shares in r.best_source.items():
+        print(f"best source into {t}: " + ", ".join(f"{s} {v:.0%}" for s, v in shares.items()))
     for b in budgets:
         roots = ", ".join(f"{t} {share:.0%}" for t, share in r.roots[b].items())
         print(f"budget {b:g}: supervised in {roots}")
+        whole = ", ".join(f"{{{d.replace('+', ', ')}}} {v:.0%}"
+                          for d, v in list(r.dictionaries[b].items())[:3])
+        print(f"    dictionaries: {whole}")
         for key, share in list(r.transfers[b].items())[:8]:
             print(f"    {share:4.0%}  {key}")
     _write_json(a.json, r.to_json())

@@ -8,6 +8,7 @@ import pytest
 
 from taskonomy_tf.config import ExperimentConfig, override, quick_experiment
 from taskonomy_tf.pipeline import run_pipeline
+from taskonomy_tf.viz import display_name
 
 
 @pytest.mark.slow
@@ -76,6 +77,14 @@ def test_a_run_replays_from_its_experiment_json_and_resumes_after_a_failed_stage
     report = (out / "report.md").read_text()
     for heading in ("## Task affinities", "## Dictionaries per budget", "## What ran"):
         assert heading in report
+    # each target's best source and its share of the bootstrap's resamples, as counted
+    boot = json.loads((out / "taxonomy" / "bootstrap.json").read_text())
+    assert boot["best_source"] and "### The best source of each target" in report
+    for target, shares in boot["best_source"].items():
+        assert sum(shares.values()) >= 1.0 - 1e-9  # every resample has a best source
+        named = ", ".join(f"{display_name(s)} {v:.0%}" for s, v in shares.items())
+        assert any(line.startswith(f"| {display_name(target)} |") and line.endswith(
+            f"| {named} |") for line in report.splitlines()), target
     figures = json.loads((out / "stages" / "figures.json").read_text())["figures"]
     for name, path in figures.items():
         assert (out / path).stat().st_size > 1000, name
