@@ -62,6 +62,7 @@ def main(argv=None) -> dict:
     from taskonomy_tf.taxonomy import load_table, solve_taxonomy
     from taskonomy_tf.taxonomy.bip import TaxonomyError
     from taskonomy_tf.taxonomy.bootstrap import bootstrap, group_of_id
+    from taskonomy_tf.taxonomy.compare import best_sources
     from taskonomy_tf.taxonomy.losses import loss_matrices
     from taskonomy_tf.transfer.estimate_inputs import gather
 
@@ -82,7 +83,7 @@ def main(argv=None) -> dict:
     trained_roots = {b: roots(trained, b) for b in budgets}
     noise = bootstrap(loss_matrices(run / "transfers" / "losses.csv"), budgets, 1,
                       resamples=a.resamples, confidence=0.9, seed=0)
-    trained_best = best_sources(trained, tasks)
+    trained_best = {t: v[0] for t, v in best_sources(trained).items()}
     start = time.perf_counter()
     got = gather(tasks, run / "models", stages["data"]["records"], a.split, a.images,
                  cfg["data"]["image_size"], run / "transfers" / "cache")
@@ -118,22 +119,12 @@ def main(argv=None) -> dict:
             "speedup": round(stages["transfers"]["seconds"] / seconds, 1),
             "same_dictionary": {f"{b:g}": est[b] == trained_roots[b] for b in budgets},
             "top1_expected": round(expected_top1(
-                {t: v for t, v in best_sources(table, tasks).items() if t in agree},
+                {t: v[0] for t, v in best_sources(table).items() if t in agree},
                 noise.best_source), 2),
             "dictionary_share": {f"{b:g}": dictionary_share(est[b], noise, b) for b in budgets},
             "per_target": {t: round(v["spearman"], 2) for t, v in agree.items()}}
     print(json.dumps(out, indent=1))
     return out
-
-
-def best_sources(table, tasks) -> dict[str, str]:
-    """target -> its best first-order source among ``tasks`` in ``table``."""
-    best: dict = {}
-    for r in table.records:
-        if r.order == 1 and r.sources[0] in tasks and r.sources[0] != r.target:
-            if r.target not in best or r.value > best[r.target][1]:
-                best[r.target] = (r.sources[0], r.value)
-    return {t: s for t, (s, _) in best.items()}
 
 
 def expected_top1(picks: dict[str, str], shares: dict[str, dict]) -> float:

@@ -98,18 +98,15 @@ def _best_source_blocks(aff, boot: dict, display_name) -> list[tuple]:
     """Each target's best first-order source in this run and how often each
     source is the best over the bootstrap's resamples (absent from a
     bootstrap written before it counted them)."""
-    from taskonomy_tf.taxonomy.table import BASELINES, is_oracle
+    from taskonomy_tf.taxonomy.compare import best_sources
 
     shares = boot.get("best_source")
     if not shares:
         return []
-    rows = []
-    for target in sorted(shares):
-        first = {r.sources[0]: r.value for r in aff.for_target(target)
-                 if r.order == 1 and r.sources[0] not in BASELINES and not is_oracle(r.sources)}
-        best = max(first, key=first.get) if first else "–"
-        rows.append([display_name(target), display_name(best) if first else best,
-                     ", ".join(f"{display_name(s)} {v:.0%}" for s, v in shares[target].items())])
+    best = best_sources(aff)
+    rows = [[display_name(t), " = ".join(display_name(s) for s in best.get(t, [])) or "–",
+             ", ".join(f"{display_name(s)} {v:.0%}" for s, v in shares[t].items())]
+            for t in sorted(shares)]
     return [("h3", "The best source of each target, and how sure"),
             ("p", f"The source with the highest affinity into each target, and how often each "
                   f"source is the best over {boot['resamples']} resamples of {_resampled(boot)} "

@@ -34,9 +34,8 @@ import numpy as np
 
 from taskonomy_tf.errors import InputError
 from taskonomy_tf.taxonomy.bip import TaxonomyError, build_instance, solve_instance
-from taskonomy_tf.taxonomy.compare import cluster_contrasts
+from taskonomy_tf.taxonomy.compare import best_sources, cluster_contrasts
 from taskonomy_tf.taxonomy.losses import network_of, tables_from_matrices
-from taskonomy_tf.taxonomy.table import BASELINES, is_oracle
 
 
 @dataclasses.dataclass
@@ -55,8 +54,8 @@ class BootstrapResult:
         groups: how many groups (or images) were resampled, at most, per target.
         unit: ``groups`` (test images resampled in their groups) or ``images``.
         best_source: target -> source -> share of resamples in which it is
-            the target's best first-order source (baselines and label
-            oracles aside; a tie counts for every tied source).
+            the target's best first-order source (``compare.best_sources``:
+            baselines aside; a tie counts for every tied source).
         dictionaries: budget -> "a+b" (the supervised tasks, sorted) ->
             share of resamples choosing exactly that dictionary.
     """
@@ -109,19 +108,6 @@ def _solve_counts(table, budgets, max_order, counts, solved, unused, allow_rando
             if src != ["<root>"]:
                 key = f"{t}<-{'+'.join(src)}"
                 counts["transfers"][b][key] = counts["transfers"][b].get(key, 0) + 1
-
-
-def _count_best(table, counts: dict) -> None:
-    """Adds one to each target's best first-order source(s) in ``table``."""
-    values: dict = {}
-    for r in table.records:
-        if r.order == 1 and r.sources[0] not in BASELINES and not is_oracle(r.sources):
-            values.setdefault(r.target, {})[r.sources[0]] = r.value
-    for target, by_source in values.items():
-        top = max(by_source.values())
-        for source, v in by_source.items():
-            if v == top:
-                counts[target][source] = counts[target].get(source, 0) + 1
 
 
 def group_of_id(image_id: str) -> str:
@@ -196,7 +182,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     contrast_values: dict = {k: [] for k in contrast_full}
     counts = {"roots": {b: {} for b in budgets}, "transfers": {b: {} for b in budgets},
               "dictionaries": {b: {} for b in budgets}}
-    best: dict = {t: {} for t in full.targets}
+    best: dict = {t: {} for t in best_sources(full)}
     solved = {b: 0 for b in budgets}
     replicates = {m.shape[1] for _, _, m in mats.values()}
     layouts = {names: _replicate_layout(names) for names in seed_names.values()}
@@ -219,7 +205,9 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         table = tables_from_matrices(drawn)["affinities"]
         for r in table.records:
             values[(r.sources, r.target)].append(r.value)
-        _count_best(table, best)
+        for target, tied in best_sources(table).items():
+            for source in tied:
+                best[target][source] = best[target].get(source, 0) + 1
         for k, v in cluster_contrasts(table).items():
             contrast_values.setdefault(k, []).append(v)
         if budgets:

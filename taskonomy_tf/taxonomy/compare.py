@@ -42,6 +42,16 @@ def first_order(table: TransferTable) -> dict[str, dict[str, float]]:
     return out
 
 
+def best_sources(table: TransferTable) -> dict[str, list[str]]:
+    """target -> its best first-order source (every tied one), baselines
+    left out, canonical names (``first_order``)."""
+    out = {}
+    for target, by_source in first_order(table).items():
+        top = max(by_source.values())
+        out[target] = sorted(s for s, v in by_source.items() if v == top)
+    return out
+
+
 def cluster_means(table: TransferTable) -> dict[tuple[str, str], float]:
     """Mean first-order affinity from each task cluster into each
     (``("3d", "3d")``: 3D sources into 3D targets)."""
