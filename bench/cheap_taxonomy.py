@@ -138,7 +138,9 @@ def dictionary_share(chosen, noise, budget) -> float:
     it is not a dictionary: the program had no solution)."""
     if not isinstance(chosen, list):
         return 0.0
-    return round(noise.dictionaries.get(budget, {}).get("+".join(sorted(chosen)), 0.0), 2)
+    from taskonomy_tf.taxonomy.bootstrap import dictionary_key
+
+    return round(noise.dictionaries.get(budget, {}).get(dictionary_key(chosen), 0.0), 2)
 
 
 def short_transfers(run: Path, cfg: dict, tasks: list[str], records: str, a):

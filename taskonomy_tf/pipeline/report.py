@@ -119,10 +119,12 @@ def _best_source_blocks(aff, boot: dict, display_name) -> list[tuple]:
 
 def _dictionary_share(boot: dict, key: str, roots) -> str:
     """How often the resamples choose exactly this run's dictionary."""
+    from taskonomy_tf.taxonomy.bootstrap import dictionary_key
+
     shares = (boot.get("dictionaries") or {}).get(key)
     if shares is None:
         return ""
-    return (f"This exact dictionary in {shares.get('+'.join(sorted(roots)), 0.0):.0%} of "
+    return (f"This exact dictionary in {shares.get(dictionary_key(roots), 0.0):.0%} of "
             "resamples. ")
 
 

@@ -56,8 +56,8 @@ class BootstrapResult:
         best_source: target -> source -> share of resamples in which it is
             the target's best first-order source (``compare.best_sources``:
             baselines aside; a tie counts for every tied source).
-        dictionaries: budget -> "a+b" (the supervised tasks, sorted) ->
-            share of resamples choosing exactly that dictionary.
+        dictionaries: budget -> ``dictionary_key`` ("a+b": the supervised
+            tasks, sorted) -> share of resamples choosing exactly that dictionary.
     """
 
     resamples: int
@@ -100,7 +100,7 @@ def _solve_counts(table, budgets, max_order, counts, solved, unused, allow_rando
         except TaxonomyError:
             continue
         solved[b] += 1
-        key = "+".join(sorted(s.roots))
+        key = dictionary_key(s.roots)
         counts["dictionaries"][b][key] = counts["dictionaries"][b].get(key, 0) + 1
         for r in s.roots:
             counts["roots"][b][r] = counts["roots"][b].get(r, 0) + 1
@@ -108,6 +108,12 @@ def _solve_counts(table, budgets, max_order, counts, solved, unused, allow_rando
             if src != ["<root>"]:
                 key = f"{t}<-{'+'.join(src)}"
                 counts["transfers"][b][key] = counts["transfers"][b].get(key, 0) + 1
+
+
+def dictionary_key(roots) -> str:
+    """A dictionary's key in ``BootstrapResult.dictionaries``: its
+    supervised tasks, sorted, joined by ``+``."""
+    return "+".join(sorted(roots))
 
 
 def group_of_id(image_id: str) -> str:
@@ -182,7 +188,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     contrast_values: dict = {k: [] for k in contrast_full}
     counts = {"roots": {b: {} for b in budgets}, "transfers": {b: {} for b in budgets},
               "dictionaries": {b: {} for b in budgets}}
-    best: dict = {t: {} for t in best_sources(full)}
+    best: dict = {}  # target -> source -> resamples in which it is the best
     solved = {b: 0 for b in budgets}
     replicates = {m.shape[1] for _, _, m in mats.values()}
     layouts = {names: _replicate_layout(names) for names in seed_names.values()}
@@ -206,8 +212,9 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         for r in table.records:
             values[(r.sources, r.target)].append(r.value)
         for target, tied in best_sources(table).items():
+            counted = best.setdefault(target, {})
             for source in tied:
-                best[target][source] = best[target].get(source, 0) + 1
+                counted[source] = counted.get(source, 0) + 1
         for k, v in cluster_contrasts(table).items():
             contrast_values.setdefault(k, []).append(v)
         if budgets:
@@ -232,5 +239,5 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
                            max(replicates), max(len(g) for g, _ in grouped.values()),
                            "groups" if group_of else "images",
                            max(len(layout) for layout in layouts.values()),
-                           {t: v for t, v in share(best).items() if v},
+                           share(best),
                            share(counts["dictionaries"]))

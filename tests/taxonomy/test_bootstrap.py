@@ -62,7 +62,7 @@ def test_exact_ties_give_wide_intervals_and_split_choices():
     best = result.best_source["x"]
     assert set(best) == {"y", "z"} and 0.2 < best["y"] < 0.8
     assert best["y"] + best["z"] == pytest.approx(1.0)  # no resample ties exactly
-    assert result.dictionaries[1.0] == {k: v for k, v in roots.items()}  # one task each
+    assert result.dictionaries[1.0] == roots  # one task each
     assert result.to_json()["best_source"]["x"] == best
 
 
