@@ -9,9 +9,11 @@ against the trained affinities of the run (``mean_spearman`` over targets,
 ``top1``: the trained best source ranked first, ``top3``: among the first three,
 what a pre-filter of 3 keeps), its time (encoding from the run's feature cache,
 then scoring) and the ``speedup`` against the run's transfer stage, and whether
-the taxonomy solved on its estimates (the estimates standing in for affinities)
-supervises the same tasks as the trained one at budgets 1-3
-(``same_dictionary``). Prints one JSON
+the taxonomy solved on its estimates supervises the same tasks as the trained one
+at budgets 1-3 (``same_dictionary``): for ``readout``, on its tournament (self and
+constant included, what ``transfers.mode=estimate`` solves on); for the others,
+whose scores have no self, on the trained table with each target's first-order
+mass shared out by the estimates (``dictionary_from`` says which). Prints one JSON
 object. The estimates are computed on the transfer split (the images the
 readouts were trained on), joined by record id.
 
@@ -59,6 +61,7 @@ def main(argv=None) -> dict:
 
     quiet_tensorflow()
     from taskonomy_tf.estimate import estimate_table, ranking_agreement
+    from taskonomy_tf.estimate.affinity import taxonomy_affinities
     from taskonomy_tf.taxonomy import load_table, solve_taxonomy
     from taskonomy_tf.taxonomy.bip import TaxonomyError
     from taskonomy_tf.taxonomy.bootstrap import bootstrap, group_of_id
@@ -110,7 +113,10 @@ def main(argv=None) -> dict:
             table = estimate_table(method, got.codes, got.labels, groups, got.dense)
             seconds = encode_s + time.perf_counter() - t0
         agree = ranking_agreement(table, trained)
-        est = {b: roots(_as_affinities(table, trained), b) for b in budgets}
+        aff = taxonomy_affinities(table)
+        tournament = aff is not table
+        est = {b: roots(aff if tournament else _as_affinities(table, trained), b)
+               for b in budgets}
         out["methods"][method] = {
             "mean_spearman": round(float(np.mean([v["spearman"] for v in agree.values()])), 3),
             "top1": [sum(v["top1"] for v in agree.values()), len(agree)],
@@ -118,6 +124,7 @@ def main(argv=None) -> dict:
             "seconds": round(seconds, 2),
             "speedup": round(stages["transfers"]["seconds"] / seconds, 1),
             "same_dictionary": {f"{b:g}": est[b] == trained_roots[b] for b in budgets},
+            "dictionary_from": "tournament" if tournament else "trained mass",
             "top1_expected": round(expected_top1(
                 {t: v[0] for t, v in best_sources(table).items() if t in agree},
                 noise.best_source), 2),

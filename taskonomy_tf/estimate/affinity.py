@@ -18,10 +18,16 @@ from taskonomy_tf.estimate.hscore import hscore
 from taskonomy_tf.estimate.labels import discretise
 from taskonomy_tf.estimate.logme import logme
 from taskonomy_tf.estimate.probe import knn_probe, local_probe, ridge_probe
-from taskonomy_tf.estimate.readout_probe import DenseTarget, SourceFit, readout_losses
+from taskonomy_tf.estimate.readout_probe import (
+    DenseTarget,
+    SourceFit,
+    constant_losses,
+    features_buffer,
+    readout_losses,
+)
 from taskonomy_tf.estimate.rsa import rsa
 from taskonomy_tf.taxonomy.ahp import ahp_scores
-from taskonomy_tf.taxonomy.table import Transfer, TransferTable
+from taskonomy_tf.taxonomy.table import CONSTANT, SELF, Transfer, TransferTable
 
 METHODS = ("readout", "local", "ridge", "knn", "rsa", "logme", "hscore")
 
@@ -67,10 +73,10 @@ def estimate_table(method: str, codes: dict[str, np.ndarray],
     """
     raw: dict[str, dict[str, float]] = {}
     seconds = 0.0
-    joint = {}
+    joint, tournament = {}, {}
     if method == "readout":
         start = time.perf_counter()
-        joint = readout_table(codes, dense or {}, groups)
+        joint, tournament = readout_table(codes, dense or {}, groups)
         raw.update(joint)
         seconds += time.perf_counter() - start
     for target in labels:
@@ -88,34 +94,64 @@ def estimate_table(method: str, codes: dict[str, np.ndarray],
         for source, v in by_source.items():
             scaled = (v - lo) / (hi - lo) if hi > lo else 1.0
             records.append(Transfer((source,), target, float(scaled)))
-    return TransferTable(records, sorted(raw), f"estimate_{method}",
-                         {"method": method, "raw": raw, "seconds": round(seconds, 3)})
+    meta = {"method": method, "raw": raw, "seconds": round(seconds, 3)}
+    if tournament:
+        meta["tournament"] = tournament
+    return TransferTable(records, sorted(raw), f"estimate_{method}", meta)
 
 
 def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=None
-                  ) -> dict[str, dict[str, float]]:
-    """``readout``'s scores of the dense targets: per target, the AHP
-    affinities of its sources from their per-image held-out losses
-    (``readout_probe``), as trained transfers are scored. Each source's
-    features are fitted once for every target."""
+                  ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``readout``'s scores of the dense targets from their sources'
+    per-image held-out losses (``readout_probe``), scored as trained
+    transfers are: (the AHP affinities of each target's sources among
+    themselves, the ranking; the tournament) where the tournament also holds
+    ``self`` (the target's own code, when given) and ``constant``
+    (``constant_losses``), so that its values sum to 1 per target on the
+    trained table's footing. Each source's features are fitted once for
+    every target."""
     losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
     prepared: dict[tuple[str, int], DenseTarget] = {}  # per target and code size
+    buffer = None  # one source's features at a time, in memory touched once
     for source, c in codes.items():
-        targets = sorted(set(dense) - {source})
-        if not targets:
-            continue
-        fit = SourceFit(c, _groups(groups, c))
-        for t in targets:
+        buffer = features_buffer(c, out=buffer)
+        fit = SourceFit(c, _groups(groups, c), out=buffer)
+        for t in sorted(dense):
             if (t, fit.cells) not in prepared:
                 y, w, classes, loss = dense[t]
                 prepared[t, fit.cells] = DenseTarget(y, w, loss, classes, fit.cells)
-            losses[t][source] = readout_losses(fit, prepared[t, fit.cells])
-    out = {}
+            losses[t][SELF if t == source else source] = readout_losses(
+                fit, prepared[t, fit.cells])
+    scores, tournament = {}, {}
     for t, rows in losses.items():
-        names = sorted(rows)
-        if len(names) >= 2:
-            out[t] = dict(zip(names, map(float, ahp_scores(np.stack([rows[s] for s in names])))))
-    return out
+        names = sorted(s for s in rows if s != SELF)
+        if len(names) < 2:
+            continue
+        scores[t] = _ahp(rows, names)
+        rows[CONSTANT] = constant_losses(next(v for (name, _), v in prepared.items()
+                                              if name == t))
+        tournament[t] = _ahp(rows, sorted(rows))
+    return scores, tournament
+
+
+def _ahp(losses: dict[str, np.ndarray], names: list[str]) -> dict[str, float]:
+    """AHP affinities of ``names`` from their (N,) per-image losses."""
+    return dict(zip(names, map(float, ahp_scores(np.stack([losses[s] for s in names])))))
+
+
+def taxonomy_affinities(table: TransferTable) -> TransferTable:
+    """The affinities to solve a taxonomy on from an estimate table: the
+    readout tournament (sources, ``self`` and ``constant``, on the trained
+    table's footing) when it covers every target, else the scaled scores
+    themselves (other estimators, or targets that fell back to ``ridge``:
+    there the program sees no ``self``)."""
+    tournament = table.meta.get("tournament") or {}
+    if not table.targets or not set(table.targets) <= set(tournament):
+        return table
+    records = [Transfer((candidate,), t, float(v))
+               for t in table.targets for candidate, v in sorted(tournament[t].items())]
+    return TransferTable(records, list(table.targets), "affinities",
+                         {"method": table.meta.get("method"), "estimated": True})
 
 
 def ranking_agreement(estimate: TransferTable, trained: TransferTable) -> dict[str, dict]:

@@ -9,7 +9,10 @@ training: each code cell's 3 x 3 neighbourhood (channels standardised, as
 the readout's input BatchNorm does) goes through a fixed random projection
 and a ReLU (``FEATURES`` random features: a kernel approximation of the
 hidden layer), and one ridge regression, shared by every cell, maps them to
-the cell's f x f pixels. It is fitted on all but one fold of groups and
+the cell's f x f pixels. Like the readout, which adds its target's best
+constant prediction to its output, the ridge fits what varies around the
+target's per-pixel prior (``pixel_prior``), and the prior is added back
+before scoring. It is fitted on all but one fold of groups and
 predicts the held-out fold (whole groups: views of one building share its
 room), so every image gets a prediction from a fit that never saw its
 building. Each image is then scored with the target's own per-pixel rule
@@ -52,10 +55,15 @@ class SourceFit:
     Args:
         codes: (N, c, c, k) frozen codes.
         groups: (N,) each image's group (held out together).
+        out: a float32 buffer to hold the features in (``features_buffer``),
+            reused from an earlier fit that is no longer needed: on machines
+            whose first touch of fresh memory is slow (docs/performance.md)
+            that was most of the cost of building them.
     """
 
     def __init__(self, codes: np.ndarray, groups, features: int = FEATURES,
-                 radius: int = RADIUS, folds: int = FOLDS, seed: int = 0):
+                 radius: int = RADIUS, folds: int = FOLDS, seed: int = 0,
+                 out: np.ndarray | None = None):
         codes = np.asarray(codes, np.float32)
         if codes.ndim != 4 or codes.shape[1] != codes.shape[2]:
             raise InputError(f"readout probe: codes of shape {codes.shape}; expected "
@@ -68,7 +76,7 @@ class SourceFit:
                                      for i in folds])
         ends = np.cumsum([len(i) * cells for i in folds])
         self.blocks = [slice(a, b) for a, b in zip(np.r_[0, ends[:-1]], ends)]
-        self.x = cell_features(codes, features, radius, seed, self.order)  # (N c c, D + 1)
+        self.x = cell_features(codes, features, radius, seed, self.order, out)  # (N c c, D + 1)
         grams = [(self.x[b].T @ self.x[b]).astype(np.float64) for b in self.blocks]
         total = sum(grams)
         self.eig = [np.linalg.eigh(total - g) for g in grams]
@@ -117,12 +125,22 @@ class SourceFit:
         return out
 
 
+def features_buffer(codes: np.ndarray, features: int = FEATURES,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """``out`` when it can hold ``cell_features`` of ``codes`` (N, c, c, k),
+    else a new float32 buffer for them."""
+    shape = (len(codes) * codes.shape[1] * codes.shape[2], features + 1)
+    return out if out is not None and out.shape == shape else np.empty(shape, np.float32)
+
+
 def cell_features(codes: np.ndarray, features: int = FEATURES, radius: int = RADIUS,
-                  seed: int = 0, order: np.ndarray | None = None) -> np.ndarray:
+                  seed: int = 0, order: np.ndarray | None = None,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """(N, c, c, k) codes -> (N c c, features + 1) float32: each cell's
     (2 radius + 1)^2 neighbourhood (zeros beyond the border) of
     channel-standardised codes, a random Gaussian projection and a ReLU,
-    and a constant column; rows in ``order`` when given."""
+    and a constant column; rows in ``order`` when given; written into
+    ``out`` when given (that shape, float32)."""
     n, c, _, k = codes.shape
     flat = codes.reshape(-1, k)
     z = ((codes - flat.mean(0)) / (flat.std(0) + 1e-6)).astype(np.float32)
@@ -140,7 +158,7 @@ def cell_features(codes: np.ndarray, features: int = FEATURES, radius: int = RAD
     proj[:inputs, :features] = rng.standard_normal((inputs, features)) / np.sqrt(inputs)
     proj[inputs, :features] = rng.uniform(-1.0, 1.0, features)
     proj[inputs, features] = 1.0
-    out = hood @ proj
+    out = np.matmul(hood, proj, out=out)
     return np.maximum(out, 0, out=out)
 
 
@@ -220,15 +238,35 @@ class DenseTarget:
                              f"one of {', '.join(RULES)}")
         self.rule, self.cells = RULES[loss], cells
         self.channels = classes if self.rule == "ce" else np.shape(y)[-1]
-        self.t = cell_targets(y, w, self.rule, classes, cells)  # (N c c, f f C)
-        self.image = from_cells(self.t, len(y), cells, self.channels)
+        self.image = from_cells(cell_targets(y, w, self.rule, classes, cells), len(y), cells,
+                                self.channels)
         side = self.image.shape[1]
         self.w, self.y = np.asarray(w)[:, :side, :side], np.asarray(y)[:, :side, :side]
+        # the readout adds the target's best constant to its output, so it
+        # learns only what varies around it: the probe fits that residual too.
+        # The prior is the mean of all N images (each image's own share 1/N),
+        # the same for every candidate, ``constant`` included.
+        self.prior = pixel_prior(self.image, self.w)
+        valid = self.w[..., None] > 0
+        self.t = to_cells(np.where(valid, self.image - self.prior, 0).astype(np.float32), cells)
 
     def losses(self, pred: np.ndarray) -> np.ndarray:
-        """(N,) per-image losses of per-cell predictions (N c c, f f C)."""
-        return per_image_losses(self.image, from_cells(pred, len(self.y), self.cells,
-                                                       self.channels), self.w, self.rule, self.y)
+        """(N,) per-image losses of per-cell predictions (N c c, f f C) of the
+        residual over ``prior``."""
+        full = from_cells(pred, len(self.y), self.cells, self.channels) + self.prior
+        return per_image_losses(self.image, full, self.w, self.rule, self.y)
+
+
+def pixel_prior(image: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(H, W, C) float32: each element's weighted mean over the (N, H, W, C)
+    fitted targets (weights (N, H, W)); 0 where no image labels it. The
+    readout adds its target's best constant (``models.constant``: the median
+    for an L1 loss); the probe fits squared error, whose best constant is the
+    mean (on the default run's seed 1 the median gave the same rankings)."""
+    weights = np.asarray(w, np.float32)[..., None]
+    total = weights.sum(0)
+    return np.divide((image * weights).sum(0), total, out=np.zeros(image.shape[1:]),
+                     where=total > 0).astype(np.float32)
 
 
 def readout_losses(fit: SourceFit, target: DenseTarget) -> np.ndarray:
@@ -238,3 +276,11 @@ def readout_losses(fit: SourceFit, target: DenseTarget) -> np.ndarray:
         raise InputError(f"readout probe: codes of {fit.images} images x {fit.cells} cells, "
                          f"a target prepared for {len(target.y)} x {target.cells}")
     return target.losses(fit.predict(target.t))
+
+
+def constant_losses(target: DenseTarget) -> np.ndarray:
+    """(N,) per-image losses of the ``constant`` candidate: every image
+    predicted by the target's prior alone (``pixel_prior``), the prediction
+    every source's residual is added to, as the readouts' constant candidate
+    predicts the best constant their heads start from."""
+    return target.losses(np.zeros_like(target.t))

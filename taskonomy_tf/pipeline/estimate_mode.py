@@ -5,7 +5,11 @@ The transfers stage scores every (source, target) pair with
 ``transfers.estimator`` on the frozen codes of the transfer split (the
 same codes the grid's feature cache holds) and writes
 ``transfers/estimate.json``; the taxonomy stage solves the budget sweep on
-those min-max scaled scores as first-order affinities; the figures and the
+first-order affinities from them: for ``readout``, when it scored every
+target at full resolution, its tournament (sources, the target's own code
+as ``self`` and a ``constant``, AHP from per-image held-out losses as the
+trained table is scored; ``taxonomy/affinities.json``), else the min-max
+scaled scores, where the program sees no ``self``; the figures and the
 report say on every page that the affinities are estimates, and how well
 the estimator agreed with trained transfers where that was checked. There
 are no per-image losses, so no win rates, no bootstrap and no Gain or
@@ -35,17 +39,23 @@ CHECKED = {
 }
 
 
-def caveat(method: str) -> str:
-    """The sentence every estimate-mode page carries."""
+def caveat(method: str, tournament: bool = False) -> str:
+    """The sentence every estimate-mode page carries; ``tournament``: the
+    affinities are the readout probe's tournament (``taxonomy_affinities``),
+    not min-max scaled scores."""
     checked = CHECKED.get(method)
     where = (f"Where {method} was checked against trained transfers (the default run's "
              f"seeds, docs/estimators.md) it agreed with {checked}."
              if checked else f"{method} has not been checked against trained transfers.")
-    return (f"ESTIMATES, not trained transfers: every affinity here is the {method} "
-            f"estimator's score of a frozen source code for a target, min-max scaled per "
-            f"target (best source 1); no readout was trained. {where} Rerun with "
-            "transfers.mode=train (or transfers.prefilter=K, which trains each target's K "
-            "best sources by this estimator) for measured transfers.")
+    what = ("the AHP affinity of a closed-form readout of a frozen source code, from "
+            "per-image held-out losses on the trained table's footing (the target's own "
+            "code as self and its per-pixel mean as constant included)" if tournament else
+            f"the {method} estimator's score of a frozen source code for a target, min-max "
+            "scaled per target (best source 1)")
+    return (f"ESTIMATES, not trained transfers: every affinity here is {what}; no readout "
+            f"was trained. {where} Rerun with transfers.mode=train (or "
+            "transfers.prefilter=K, which trains each target's K best sources by this "
+            "estimator) for measured transfers.")
 
 
 def estimate_transfers(ctx, split: str) -> dict:
@@ -71,15 +81,21 @@ def estimate_transfers(ctx, split: str) -> dict:
 def estimate_taxonomy(ctx) -> dict:
     """The taxonomy stage: the budget sweep and the dictionary at the budget,
     on the estimates as first-order affinities."""
+    from taskonomy_tf.estimate.affinity import taxonomy_affinities
     from taskonomy_tf.pipeline.stages import _write, published_agreement
     from taskonomy_tf.taxonomy import load_table, solve_taxonomy, sweep
 
-    aff = load_table(ctx.out / ctx.results["transfers"]["estimate"])
+    estimate = load_table(ctx.out / ctx.results["transfers"]["estimate"])
+    aff = taxonomy_affinities(estimate)
     folder = ctx.out / "taxonomy"
+    path = ctx.results["transfers"]["estimate"]
+    if aff is not estimate:  # the readout's tournament, self and constant included
+        path = "taxonomy/affinities.json"
+        aff.save(ctx.out / path)
     budgets = [float(b) for b in range(1, len(ctx.tasks) + 1)]
     _write(folder / "sweep.json", sweep(aff, budgets, max_order=1))
     _write(folder / "taxonomy.json", solve_taxonomy(aff, ctx.budget, 1).to_dict())
-    out = {"mode": "estimate", "affinities": ctx.results["transfers"]["estimate"],
+    out = {"mode": "estimate", "affinities": path, "tournament": aff is not estimate,
            "sweep": "taxonomy/sweep.json", "taxonomy": "taxonomy/taxonomy.json"}
     agreement = published_agreement(ctx, aff, 1)
     if agreement:
@@ -126,7 +142,7 @@ def estimate_blocks(ctx) -> list[tuple]:
     chosen = json.loads((out / tax["taxonomy"]).read_text())
     figs = res["figures"]["figures"]
     b = [("h1", "Task taxonomy report: ESTIMATES"),
-         ("p", caveat(method)),
+         ("p", caveat(method, tax.get("tournament", False))),
          ("p", f"Data: {res['data']['source']}. Tasks ({len(ctx.tasks)}): "
                f"{', '.join(display_name(t) for t in ctx.tasks)}. Networks at "
                f"{cfg.data.image_size} px, {cfg.networks.steps} steps each; estimates from "
@@ -137,7 +153,7 @@ def estimate_blocks(ctx) -> list[tuple]:
             f"{display_name(t)}: {why}" for t, why in tr["skipped"].items()) + "."))
     b += _network_blocks(cfg, res, display_name)
     sources, targets, m = affinity_matrix(aff)
-    b += [("h2", "Estimated affinities"), ("p", caveat(method)),
+    b += [("h2", "Estimated affinities"), ("p", caveat(method, tax.get("tournament", False))),
           ("img", figs["heatmap"], "estimated affinity heatmap"),
           ("table", ["source \\ target"] + [display_name(t) for t in targets],
            [[display_name(s)] + [_fmt(v) for v in row] for s, row in zip(sources, m)]),

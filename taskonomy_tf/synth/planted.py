@@ -344,6 +344,7 @@ def planted_recovery(affinities, folder: str | os.PathLike, contrasts: dict,
     row = next((r for r in sweep if r.get("budget") == len(families) and "roots" in r), None)
     roots = row["roots"] if row else []
     out["dictionary"] = {"budget": len(families), "roots": roots,
-                         "one_per_family": sorted(family.get(r) for r in roots) ==
+                         # a root outside every family (a self-supervised source) is none
+                         "one_per_family": sorted(family.get(r, "") for r in roots) ==
                          sorted(families)}
     return out

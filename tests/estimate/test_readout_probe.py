@@ -156,3 +156,91 @@ def test_bad_codes_and_losses_are_refused():
     with pytest.raises(InputError, match="a target prepared for 6 x 4"):
         readout_losses(fit, DenseTarget(np.zeros((6, 8, 8, 1)), np.ones((6, 8, 8)), "masked_l1",
                                         cells=4))
+
+
+def test_the_constant_candidate_is_the_prior_every_prediction_adds():
+    """``constant_losses`` against brute force: each image scored (L1, its
+    mask) against the per-pixel mean of the standardised targets over the
+    images that label that pixel; a source's prediction is that prior plus
+    the ridge's residual (a code of zeros: the residual's mean, about 0)."""
+    from taskonomy_tf.estimate.readout_probe import constant_losses
+
+    rng = np.random.default_rng(7)
+    n, side = 30, 8
+    y = rng.normal(size=(n, side, side, 2)) + 3 * rng.normal(size=(1, side, side, 2))
+    w = (rng.random((n, side, side)) > 0.3).astype(np.float32)
+    target = DenseTarget(y, w, "masked_l1", cells=4)
+    got = constant_losses(target)
+    z = target.image
+    mean = np.array([[[z[:, a, b, k][w[:, a, b] > 0].mean() for k in range(2)]
+                      for b in range(side)] for a in range(side)])
+    for i in range(n):
+        err = np.abs(z[i] - mean).mean(-1)
+        assert np.isclose(got[i], (err * w[i]).sum() / w[i].sum(), rtol=1e-5)
+    zeros = readout_losses(SourceFit(np.zeros((n, 4, 4, 3)), np.arange(n) // 3), target)
+    assert np.allclose(zeros, got, rtol=0.05)
+
+
+def _tasks_with_a_hub(rng, n=60, c=8, f=4):
+    """Three dense tasks on one layout (a fixed per-pixel map plus each
+    image's variation): task ``hub``'s code carries every task's variation,
+    ``b``'s and ``c``'s codes only their own."""
+    layout = 2.0 * rng.normal(size=(1, c * f, c * f, 1))
+    own = {t: rng.normal(size=(n, c, c, 1)) for t in ("hub", "b", "c")}
+    labels = {t: layout + np.repeat(np.repeat(v, f, 1), f, 2) for t, v in own.items()}
+    codes = {"hub": np.concatenate([own["hub"], own["b"], own["c"]], -1),
+             "b": np.concatenate([own["b"], rng.normal(size=(n, c, c, 2))], -1),
+             "c": np.concatenate([own["c"], rng.normal(size=(n, c, c, 2))], -1)}
+    w = np.ones((n, c * f, c * f), np.float32)
+    return codes, {t: (y, w, 0, "masked_l1") for t, y in labels.items()}
+
+
+def test_the_tournament_puts_the_probe_on_the_trained_tables_footing():
+    """With every target dense, ``readout`` also scores ``self`` (the target's
+    own code) and ``constant``; per target the tournament sums to 1, a
+    source that carries nothing loses to the constant and one that carries
+    the target beats it (the layout is the prior's, which every prediction
+    adds), and the taxonomy solved on
+    it supervises at budget 1 the task whose code carries the others; a
+    table without a tournament for every target is solved as it is."""
+    from taskonomy_tf.estimate.affinity import taxonomy_affinities
+    from taskonomy_tf.taxonomy import solve_taxonomy
+
+    rng = np.random.default_rng(8)
+    codes, dense = _tasks_with_a_hub(rng)
+    groups = np.repeat(np.arange(12), 5)
+    labels = {t: (None, True) for t in dense}
+    table = estimate_table("readout", codes, labels, groups, dense)
+    tournament = table.meta["tournament"]
+    assert set(tournament) == set(dense)
+    for t, row in tournament.items():
+        assert set(row) == {"self", "constant"} | (set(codes) - {t})
+        assert np.isclose(sum(row.values()), 1.0)
+    for t in ("b", "c"):  # the other spoke's code carries nothing about t
+        other = ({"b", "c"} - {t}).pop()
+        assert tournament[t]["constant"] > tournament[t][other]
+        assert tournament[t]["hub"] > tournament[t]["constant"]
+    aff = taxonomy_affinities(table)
+    assert aff.get(("self",), "b") == tournament["b"]["self"]
+    assert solve_taxonomy(aff, 1, 1).roots == ["hub"]
+    pooled = {t: (v[0][:, ::8, ::8, 0].reshape(len(v[0]), -1), True) for t, v in dense.items()}
+    partial = estimate_table("readout", codes, pooled, groups, {"b": dense["b"]})
+    assert taxonomy_affinities(partial) is partial  # a target scored by the ridge fallback
+
+
+def test_a_reused_feature_buffer_gives_the_fresh_fit():
+    """A source fitted into the buffer of an earlier one predicts exactly what
+    a fit in fresh memory does; a buffer of another shape is not reused."""
+    from taskonomy_tf.estimate.readout_probe import features_buffer
+
+    rng = np.random.default_rng(9)
+    codes, y, w = _planted(rng)
+    groups = np.repeat(np.arange(12), 5)
+    target = DenseTarget(y, w, "masked_l2", cells=8)
+    buffer = features_buffer(codes["a"])
+    readout_losses(SourceFit(codes["a"], groups, out=buffer), target)
+    reused = SourceFit(codes["b"], groups, out=features_buffer(codes["b"], out=buffer))
+    assert reused.x is buffer
+    fresh = SourceFit(codes["b"], groups)
+    assert np.array_equal(reused.predict(target.t), fresh.predict(target.t))
+    assert features_buffer(codes["b"][:, :4, :4], out=buffer) is not buffer

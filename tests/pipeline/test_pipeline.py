@@ -234,6 +234,27 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
     with pytest.raises(ValueError, match="transfers.mode 'guess': expected one of train, "):
         STAGES[2][1](Context(override(cfg, ["transfers.mode=guess"]), est, False, ctx.results))
 
+    # with the closed-form readout, whose targets here are all dense maps, the
+    # taxonomy is solved on its tournament: self and constant on the trained
+    # table's footing, written beside the estimates
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "models").symlink_to(out / "models")
+    pctx = Context(override(cfg, ["transfers.mode=estimate", "transfers.estimator=readout"]),
+                   probe, False, {k: ctx.results[k] for k in ("data", "train")})
+    for name, fn in STAGES[2:]:
+        pctx.results[name] = {**fn(pctx), "seconds": 0.0}
+    assert pctx.results["taxonomy"]["tournament"] is True
+    aff = load_table(probe / "taxonomy" / "affinities.json")
+    tournament = load_table(probe / "transfers" / "estimate.json").meta["tournament"]
+    for t in tasks:
+        row = {r.sources[0]: r.value for r in aff.for_target(t)}
+        assert row == pytest.approx(tournament[t]) and {"self", "constant"} <= set(row)
+        assert sum(row.values()) == pytest.approx(1.0)
+    chosen = json.loads((probe / "taxonomy" / "taxonomy.json").read_text())
+    assert chosen["roots"] == solve_taxonomy(aff, pctx.budget, 1).roots
+    assert "on the trained table's footing" in (probe / "report.md").read_text()
+
 
 def _changed(value):
     """A value of ``value``'s type other than it (strings and None: a name)."""

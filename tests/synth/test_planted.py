@@ -90,3 +90,24 @@ def test_recovery_of_the_truth_and_of_noise(planted):
     assert r["family_contrast"] > 30
     reversed_ = {t: {s: 1.01 - v for s, v in row.items()} for t, row in scores.items()}
     assert recovery(reversed_, truth)["mean_within_spearman"] == pytest.approx(-1.0)
+
+
+def test_a_root_outside_every_family_is_not_one_per_family(planted):
+    """The dictionary check at one task per family: one label of each family
+    passes; a self-supervised source (no family) in place of one fails, and
+    is reported, not an error."""
+    from taskonomy_tf.synth.planted import planted_recovery
+    from taskonomy_tf.taxonomy.table import Transfer, TransferTable
+
+    folder, _ = planted
+    truth = load_truth(folder)
+    families = truth["families"]
+    table = TransferTable([Transfer((s,), t, 0.01 + v) for t, row in truth["scores"].items()
+                           for s, v in row.items()], sorted(truth["scores"]), "affinities", {})
+    one_each = sorted(labels[0] for labels in families.values())
+    with_outsider = one_each[:-1] + ["autoencoding"]
+    budget = len(families)
+    for roots, expected in ((one_each, True), (with_outsider, False)):
+        got = planted_recovery(table, folder, {}, [{"budget": budget, "roots": roots}])
+        assert got["dictionary"] == {"budget": budget, "roots": roots,
+                                     "one_per_family": expected}
