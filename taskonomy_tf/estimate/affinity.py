@@ -21,13 +21,12 @@ from taskonomy_tf.estimate.probe import knn_probe, local_probe, ridge_probe
 from taskonomy_tf.estimate.readout_probe import (
     DenseTarget,
     SourceFit,
-    constant_losses,
     features_buffer,
     readout_losses,
 )
 from taskonomy_tf.estimate.rsa import rsa
 from taskonomy_tf.taxonomy.ahp import ahp_scores
-from taskonomy_tf.taxonomy.table import CONSTANT, SELF, Transfer, TransferTable
+from taskonomy_tf.taxonomy.table import SELF, Transfer, TransferTable
 
 METHODS = ("readout", "local", "ridge", "knn", "rsa", "logme", "hscore")
 
@@ -105,11 +104,11 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
     """``readout``'s scores of the dense targets from their sources'
     per-image held-out losses (``readout_probe``), scored as trained
     transfers are: (the AHP affinities of each target's sources among
-    themselves, the ranking; the tournament) where the tournament also holds
-    ``self`` (the target's own code, when given) and ``constant``
-    (``constant_losses``), so that its values sum to 1 per target on the
-    trained table's footing. Each source's features are fitted once for
-    every target."""
+    themselves, the ranking; the tournament) where the tournament, for a
+    target whose own code is given, also holds that code as ``self``, so
+    that its values sum to 1 with ``self`` included, as the trained
+    affinities do (``taxonomy.losses``; their ``random`` has no code here).
+    Each source's features are fitted once for every target."""
     losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
     prepared: dict[tuple[str, int], DenseTarget] = {}  # per target and code size
     buffer = None  # one source's features at a time, in memory touched once
@@ -128,9 +127,8 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
         if len(names) < 2:
             continue
         scores[t] = _ahp(rows, names)
-        rows[CONSTANT] = constant_losses(next(v for (name, _), v in prepared.items()
-                                              if name == t))
-        tournament[t] = _ahp(rows, sorted(rows))
+        if SELF in rows:
+            tournament[t] = _ahp(rows, sorted(rows))
     return scores, tournament
 
 
@@ -141,10 +139,10 @@ def _ahp(losses: dict[str, np.ndarray], names: list[str]) -> dict[str, float]:
 
 def taxonomy_affinities(table: TransferTable) -> TransferTable:
     """The affinities to solve a taxonomy on from an estimate table: the
-    readout tournament (sources, ``self`` and ``constant``, on the trained
-    table's footing) when it covers every target, else the scaled scores
-    themselves (other estimators, or targets that fell back to ``ridge``:
-    there the program sees no ``self``)."""
+    readout tournament (sources and ``self``, on the trained table's
+    footing) when it covers every target, else the scaled scores themselves
+    (other estimators, or targets that fell back to ``ridge`` or whose
+    network is not among the codes: there the program sees no ``self``)."""
     tournament = table.meta.get("tournament") or {}
     if not table.targets or not set(table.targets) <= set(tournament):
         return table

@@ -245,7 +245,7 @@ class DenseTarget:
         # the readout adds the target's best constant to its output, so it
         # learns only what varies around it: the probe fits that residual too.
         # The prior is the mean of all N images (each image's own share 1/N),
-        # the same for every candidate, ``constant`` included.
+        # the same for every source.
         self.prior = pixel_prior(self.image, self.w)
         valid = self.w[..., None] > 0
         self.t = to_cells(np.where(valid, self.image - self.prior, 0).astype(np.float32), cells)
@@ -277,10 +277,3 @@ def readout_losses(fit: SourceFit, target: DenseTarget) -> np.ndarray:
                          f"a target prepared for {len(target.y)} x {target.cells}")
     return target.losses(fit.predict(target.t))
 
-
-def constant_losses(target: DenseTarget) -> np.ndarray:
-    """(N,) per-image losses of the ``constant`` candidate: every image
-    predicted by the target's prior alone (``pixel_prior``), the prediction
-    every source's residual is added to, as the readouts' constant candidate
-    predicts the best constant their heads start from."""
-    return target.losses(np.zeros_like(target.t))

@@ -6,9 +6,9 @@ The transfers stage scores every (source, target) pair with
 same codes the grid's feature cache holds) and writes
 ``transfers/estimate.json``; the taxonomy stage solves the budget sweep on
 first-order affinities from them: for ``readout``, when it scored every
-target at full resolution, its tournament (sources, the target's own code
-as ``self`` and a ``constant``, AHP from per-image held-out losses as the
-trained table is scored; ``taxonomy/affinities.json``), else the min-max
+target at full resolution, its tournament (sources and the target's own code
+as ``self``, AHP from per-image held-out losses as the trained table is
+scored; ``taxonomy/affinities.json``), else the min-max
 scaled scores, where the program sees no ``self``; the figures and the
 report say on every page that the affinities are estimates, and how well
 the estimator agreed with trained transfers where that was checked. There
@@ -49,7 +49,7 @@ def caveat(method: str, tournament: bool = False) -> str:
              if checked else f"{method} has not been checked against trained transfers.")
     what = ("the AHP affinity of a closed-form readout of a frozen source code, from "
             "per-image held-out losses on the trained table's footing (the target's own "
-            "code as self and its per-pixel mean as constant included)" if tournament else
+            "code included as self)" if tournament else
             f"the {method} estimator's score of a frozen source code for a target, min-max "
             "scaled per target (best source 1)")
     return (f"ESTIMATES, not trained transfers: every affinity here is {what}; no readout "
@@ -89,7 +89,7 @@ def estimate_taxonomy(ctx) -> dict:
     aff = taxonomy_affinities(estimate)
     folder = ctx.out / "taxonomy"
     path = ctx.results["transfers"]["estimate"]
-    if aff is not estimate:  # the readout's tournament, self and constant included
+    if aff is not estimate:  # the readout's tournament, self included
         path = "taxonomy/affinities.json"
         aff.save(ctx.out / path)
     budgets = [float(b) for b in range(1, len(ctx.tasks) + 1)]

@@ -158,19 +158,18 @@ def test_bad_codes_and_losses_are_refused():
                                         cells=4))
 
 
-def test_the_constant_candidate_is_the_prior_every_prediction_adds():
-    """``constant_losses`` against brute force: each image scored (L1, its
-    mask) against the per-pixel mean of the standardised targets over the
-    images that label that pixel; a source's prediction is that prior plus
-    the ridge's residual (a code of zeros: the residual's mean, about 0)."""
-    from taskonomy_tf.estimate.readout_probe import constant_losses
-
+def test_the_prior_is_the_per_pixel_mean_every_prediction_adds():
+    """A prediction of zero residual (the prior alone) scored against brute
+    force: each image (L1, its mask) against the per-pixel mean of the
+    standardised targets over the images that label that pixel; a code of
+    zeros predicts about that (the residual's mean, about 0), and a code that
+    carries nothing is not the better for the target's layout."""
     rng = np.random.default_rng(7)
     n, side = 30, 8
     y = rng.normal(size=(n, side, side, 2)) + 3 * rng.normal(size=(1, side, side, 2))
     w = (rng.random((n, side, side)) > 0.3).astype(np.float32)
     target = DenseTarget(y, w, "masked_l1", cells=4)
-    got = constant_losses(target)
+    got = target.losses(np.zeros_like(target.t))
     z = target.image
     mean = np.array([[[z[:, a, b, k][w[:, a, b] > 0].mean() for k in range(2)]
                       for b in range(side)] for a in range(side)])
@@ -196,13 +195,13 @@ def _tasks_with_a_hub(rng, n=60, c=8, f=4):
 
 
 def test_the_tournament_puts_the_probe_on_the_trained_tables_footing():
-    """With every target dense, ``readout`` also scores ``self`` (the target's
-    own code) and ``constant``; per target the tournament sums to 1, a
-    source that carries nothing loses to the constant and one that carries
-    the target beats it (the layout is the prior's, which every prediction
-    adds), and the taxonomy solved on
-    it supervises at budget 1 the task whose code carries the others; a
-    table without a tournament for every target is solved as it is."""
+    """With every target dense and its own code given, ``readout`` also
+    scores ``self``; per target the tournament sums to 1 with it, as the
+    trained affinities do; a source that carries the target beats one that
+    carries nothing (the layout is the prior's, which every prediction
+    adds); the taxonomy solved on it supervises at budget 1 the task whose
+    code carries the others; a table without a tournament for every target
+    is solved as it is."""
     from taskonomy_tf.estimate.affinity import taxonomy_affinities
     from taskonomy_tf.taxonomy import solve_taxonomy
 
@@ -214,18 +213,21 @@ def test_the_tournament_puts_the_probe_on_the_trained_tables_footing():
     tournament = table.meta["tournament"]
     assert set(tournament) == set(dense)
     for t, row in tournament.items():
-        assert set(row) == {"self", "constant"} | (set(codes) - {t})
+        assert set(row) == {"self"} | (set(codes) - {t})
         assert np.isclose(sum(row.values()), 1.0)
     for t in ("b", "c"):  # the other spoke's code carries nothing about t
         other = ({"b", "c"} - {t}).pop()
-        assert tournament[t]["constant"] > tournament[t][other]
-        assert tournament[t]["hub"] > tournament[t]["constant"]
+        assert tournament[t]["self"] > tournament[t]["hub"] > 10 * tournament[t][other]
     aff = taxonomy_affinities(table)
     assert aff.get(("self",), "b") == tournament["b"]["self"]
     assert solve_taxonomy(aff, 1, 1).roots == ["hub"]
     pooled = {t: (v[0][:, ::8, ::8, 0].reshape(len(v[0]), -1), True) for t, v in dense.items()}
     partial = estimate_table("readout", codes, pooled, groups, {"b": dense["b"]})
     assert taxonomy_affinities(partial) is partial  # a target scored by the ridge fallback
+    # c's network missing (a noise code d beside the others): no self for c
+    no_self = {"hub": codes["hub"], "b": codes["b"], "d": rng.normal(size=codes["b"].shape)}
+    tournament = estimate_table("readout", no_self, pooled, groups, dense).meta["tournament"]
+    assert "c" not in tournament and set(tournament["b"]) == {"self", "hub", "d"}
 
 
 def test_a_reused_feature_buffer_gives_the_fresh_fit():

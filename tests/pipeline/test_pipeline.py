@@ -235,7 +235,7 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
         STAGES[2][1](Context(override(cfg, ["transfers.mode=guess"]), est, False, ctx.results))
 
     # with the closed-form readout, whose targets here are all dense maps, the
-    # taxonomy is solved on its tournament: self and constant on the trained
+    # taxonomy is solved on its tournament: sources and self on the trained
     # table's footing, written beside the estimates
     probe = tmp_path / "probe"
     probe.mkdir()
@@ -249,7 +249,7 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
     tournament = load_table(probe / "transfers" / "estimate.json").meta["tournament"]
     for t in tasks:
         row = {r.sources[0]: r.value for r in aff.for_target(t)}
-        assert row == pytest.approx(tournament[t]) and {"self", "constant"} <= set(row)
+        assert row == pytest.approx(tournament[t]) and "self" in row
         assert sum(row.values()) == pytest.approx(1.0)
     chosen = json.loads((probe / "taxonomy" / "taxonomy.json").read_text())
     assert chosen["roots"] == solve_taxonomy(aff, pctx.budget, 1).roots
