@@ -109,6 +109,8 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
     that its values sum to 1 with ``self`` included, as the trained
     affinities do (``taxonomy.losses``; their ``random`` has no code here).
     Each source's features are fitted once for every target."""
+    if not dense:
+        return {}, {}
     losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
     prepared: dict[tuple[str, int], DenseTarget] = {}  # per target and code size
     buffer = None  # one source's features at a time, in memory touched once

@@ -202,7 +202,7 @@ def test_the_tournament_puts_the_probe_on_the_trained_tables_footing():
     adds); the taxonomy solved on it supervises at budget 1 the task whose
     code carries the others; a table without a tournament for every target
     is solved as it is."""
-    from taskonomy_tf.estimate.affinity import taxonomy_affinities
+    from taskonomy_tf.estimate.affinity import readout_table, taxonomy_affinities
     from taskonomy_tf.taxonomy import solve_taxonomy
 
     rng = np.random.default_rng(8)
@@ -224,6 +224,7 @@ def test_the_tournament_puts_the_probe_on_the_trained_tables_footing():
     pooled = {t: (v[0][:, ::8, ::8, 0].reshape(len(v[0]), -1), True) for t, v in dense.items()}
     partial = estimate_table("readout", codes, pooled, groups, {"b": dense["b"]})
     assert taxonomy_affinities(partial) is partial  # a target scored by the ridge fallback
+    assert readout_table(codes, {}) == ({}, {})  # no dense target: nothing fitted
     # c's network missing (a noise code d beside the others): no self for c
     no_self = {"hub": codes["hub"], "b": codes["b"], "d": rng.normal(size=codes["b"].shape)}
     tournament = estimate_table("readout", no_self, pooled, groups, dense).meta["tournament"]
