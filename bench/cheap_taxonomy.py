@@ -10,8 +10,8 @@ against the trained affinities of the run (``mean_spearman`` over targets,
 what a pre-filter of 3 keeps), its time (encoding from the run's feature cache,
 then scoring) and the ``speedup`` against the run's transfer stage, and whether
 the taxonomy solved on its estimates supervises the same tasks as the trained one
-at budgets 1-3 (``same_dictionary``): for ``readout``, on its tournament (self and
-constant included, what ``transfers.mode=estimate`` solves on); for the others,
+at budgets 1-3 (``same_dictionary``): for ``readout``, on its tournament (the
+target's own code as self, what ``transfers.mode=estimate`` solves on); for the others,
 whose scores have no self, on the trained table with each target's first-order
 mass shared out by the estimates (``dictionary_from`` says which). Prints one JSON
 object. The estimates are computed on the transfer split (the images the
