@@ -93,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                                [group_of_id(i) for i in got.ids], got.dense)
         table.meta["total_seconds"] = round(time.perf_counter() - start, 2)
         table.save(a.out)
-        print(f"{a.method}: {len(table.records)} pairs scored in {table.meta['seconds']:.2f} s "
-              f"({table.meta['total_seconds']:.1f} s with encoding) -> {a.out}")
+        own = len(table.meta.get("tournament", {}))  # targets read out of their own code too
+        print(f"{a.method}: {len(table.records)} pairs scored"
+              + (f" (and {own} targets from their own code, for the tournament)" if own else "")
+              + f" in {table.meta['seconds']:.2f} s ({table.meta['total_seconds']:.1f} s with "
+              f"encoding) -> {a.out}")
         if a.check:
             agree = ranking_agreement(table, tables_from_losses(a.check)["affinities"])
             path = Path(a.out).with_name(Path(a.out).stem + "_check.json")
