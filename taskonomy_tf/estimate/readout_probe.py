@@ -276,4 +276,3 @@ def readout_losses(fit: SourceFit, target: DenseTarget) -> np.ndarray:
         raise InputError(f"readout probe: codes of {fit.images} images x {fit.cells} cells, "
                          f"a target prepared for {len(target.y)} x {target.cells}")
     return target.losses(fit.predict(target.t))
-

@@ -88,15 +88,15 @@ def estimate_taxonomy(ctx) -> dict:
 
     estimate = load_table(ctx.out / ctx.results["transfers"]["estimate"])
     aff = taxonomy_affinities(estimate)
+    tournament = aff is not estimate  # the readout's tournament, self included
     folder = ctx.out / "taxonomy"
-    path = ctx.results["transfers"]["estimate"]
-    if aff is not estimate:  # the readout's tournament, self included
-        path = "taxonomy/affinities.json"
+    path = "taxonomy/affinities.json" if tournament else ctx.results["transfers"]["estimate"]
+    if tournament:
         aff.save(ctx.out / path)
     budgets = [float(b) for b in range(1, len(ctx.tasks) + 1)]
     _write(folder / "sweep.json", sweep(aff, budgets, max_order=1))
     _write(folder / "taxonomy.json", solve_taxonomy(aff, ctx.budget, 1).to_dict())
-    out = {"mode": "estimate", "affinities": path, "tournament": aff is not estimate,
+    out = {"mode": "estimate", "affinities": path, "tournament": tournament,
            "sweep": "taxonomy/sweep.json", "taxonomy": "taxonomy/taxonomy.json"}
     agreement = published_agreement(ctx, aff, 1)
     if agreement:
