@@ -18,7 +18,11 @@ Prints one JSON object: per K and M (``"K/M"``), the targets whose trained
 best source was dropped (``misses``), the
 share of first-order readout heads trained (``heads_trained``: the stage's
 cost scales with it for the filtered targets), and per budget the full and
-the pre-filtered dictionaries and whether they are the same.
+the pre-filtered dictionaries and whether they are the same: ``plain`` with
+each target's row holding only its trained sources, ``completed`` with the
+untrained ones filled from the estimator's tournament, as the pipeline does
+by default (``transfers.complete``; only an estimate with a ``tournament``,
+the readout's, can be completed).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ def main(argv=None) -> dict:
     stage = json.loads((run / "stages" / "transfers.json").read_text())
     matrices = loss_matrices(run / stage["losses"])
     estimate = load_table(a.estimate, max_value=None)
+    priors = estimate.meta.get("tournament") or None
     budgets = parse_budgets(a.budgets)
     fixed = set(BASELINES)
 
@@ -93,8 +98,10 @@ def main(argv=None) -> dict:
         for m in (int(x) for x in a.hubs.split(",")):
             hubs = sorted(s for s, n in counts.items() if m and n >= m)
             keep = {t: sorted(set(v) | set(hubs)) for t, v in top.items()}
-            aff = tables_from_matrices(restrict(matrices, keep, fixed))["affinities"]
-            got = {b: roots(aff, b) for b in budgets}
+            kept = restrict(matrices, keep, fixed)
+            variants = {"plain": tables_from_matrices(kept)["affinities"]}
+            if priors:
+                variants["completed"] = tables_from_matrices(kept, priors=priors)["affinities"]
             misses = {t: best[t] for t in matrices if t in keep and best[t] not in keep[t]}
             trained = sum(len([s for s in first[t] if t not in keep or s in keep[t]])
                           for t in matrices)
@@ -102,9 +109,12 @@ def main(argv=None) -> dict:
                 "hubs": hubs,
                 "unscored_targets": sorted(t for t in matrices if t not in keep),
                 "misses": misses,
-                "heads_trained": round(trained / max(1, sum(map(len, first.values()))), 3),
-                "dictionary": {f"{b:g}": got[b] for b in budgets},
-                "same_dictionary": {f"{b:g}": got[b] == full_roots[b] for b in budgets}}
+                "heads_trained": round(trained / max(1, sum(map(len, first.values()))), 3)}
+            for name, aff in variants.items():
+                got = {b: roots(aff, b) for b in budgets}
+                out["k"][f"{k}/{m}"][name] = {
+                    "dictionary": {f"{b:g}": got[b] for b in budgets},
+                    "same_dictionary": {f"{b:g}": got[b] == full_roots[b] for b in budgets}}
     print(json.dumps(out, indent=1))
     return out
 

@@ -99,6 +99,11 @@ class TransfersConfig:
         workers: local processes running jobs side by side.
         prefilter: train only each target's ``prefilter`` best sources by
             ``estimator`` (the baselines always); 0 trains every source.
+        complete: with ``prefilter``, complete each target's affinities
+            with the sources it did not train, from the estimator's
+            tournament (``taxonomy.losses``; the ``readout`` estimator has
+            one): the program then sees whole rows, as in a full grid.
+            False: a target's row holds its trained sources only.
         estimator: the cheap estimate that ranks sources for the prefilter
             (``taskonomy_tf.estimate.METHODS``: readout, local, ridge, knn, rsa,
             logme, hscore).
@@ -123,6 +128,7 @@ class TransfersConfig:
     max_order: int = 1
     workers: int = 1
     prefilter: int = 0
+    complete: bool = True
     estimator: str = "readout"
     sources: tuple[str, ...] = ()
     oracle: bool = False

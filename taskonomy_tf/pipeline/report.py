@@ -144,6 +144,35 @@ def _resampled(boot: dict) -> str:
     return "the test images"
 
 
+def _prefilter_blocks(res: dict, targets, display_name) -> list[tuple]:
+    """What a pre-filtered grid trained, and which of its affinities are
+    the estimator's (``transfers.complete``)."""
+    pre = res["transfers"].get("prefilter")
+    if not pre:
+        return []
+    kept = pre["kept"]
+    estimated = res["taxonomy"].get("estimated") or {}
+    unscored = [display_name(t) for t in targets if t not in kept]
+    text = (f"Pre-filtered grid: {len(kept)} targets trained only their {pre['k']} best "
+            f"sources by the {pre['estimator']} estimate, beside the baselines"
+            + (f" ({', '.join(unscored)}, which the estimator cannot score, trained every "
+               "source)" if unscored else "") + ". ")
+    if estimated:
+        n = sum(map(len, estimated.values()))
+        text += (f"The {n} affinities of the sources they did not train are the estimator's, "
+                 "tied to the trained ones through the comparisons both share "
+                 "(transfers.complete; Harker's incomplete AHP): the program sees whole rows "
+                 "as in a full grid, but those cells are estimates, not measurements: "
+                 + "; ".join(f"into {display_name(t)}: "
+                             + ", ".join(display_name(x) for x in v)
+                             for t, v in sorted(estimated.items())) + ".")
+    else:
+        text += ("Their rows hold only the trained sources: the program cannot choose an "
+                 "untrained source to serve them, and their weights are normalised over fewer "
+                 "candidates than a full grid's.")
+    return [("p", text)]
+
+
 def _blocks(ctx) -> list[tuple]:
     from taskonomy_tf.taxonomy import load_table
     from taskonomy_tf.viz import affinity_matrix, display_name
@@ -183,6 +212,7 @@ def _blocks(ctx) -> list[tuple]:
                 "Left: each transfer's win rate against the target's own network, before "
                 "AHP. Grey: not run (a task's own representation)."),
           ("img", figs["heatmap"], "affinity heatmap")]
+    b += _prefilter_blocks(res, aff.targets, display_name)
     b += _structure_blocks(ctx.tasks, tax, boot, display_name)
     below = tax.get("random_not_beaten") or {}
     if below:

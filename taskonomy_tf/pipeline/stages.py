@@ -249,6 +249,18 @@ def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
     return prefilter_sources(table, ctx.config.transfers.prefilter)
 
 
+def prefilter_priors(ctx: Context) -> dict[str, dict[str, float]] | None:
+    """target -> the estimator's tournament that completes a pre-filtered
+    grid's affinities (``transfers.complete``; ``taxonomy.losses``), or
+    None: no pre-filter, completion off, or an estimator without one."""
+    from taskonomy_tf.taxonomy import load_table
+
+    if not (ctx.results["transfers"].get("prefilter") and ctx.config.transfers.complete):
+        return None
+    estimate = load_table(ctx.out / ESTIMATE, max_value=None)
+    return estimate.meta.get("tournament") or None
+
+
 def random_checks(aff) -> dict[str, list[str]]:
     """target -> trained first-order sources whose affinity is not above the
     untrained (random) encoder's."""
@@ -280,8 +292,9 @@ def stage_taxonomy(ctx: Context) -> dict:
     folder = ctx.out / "taxonomy"
     path = ctx.out / ctx.results["transfers"]["losses"]
     matrices = loss_matrices(path)
+    priors = prefilter_priors(ctx)
     tables = tables_from_matrices({t: (c, m) for t, (c, _, _, m) in matrices.items()},
-                                  {"losses_table": str(path)})
+                                  {"losses_table": str(path)}, priors)
     for name, table in tables.items():
         table.save(folder / f"{name}.json")
     aff = tables["affinities"]
@@ -296,7 +309,7 @@ def stage_taxonomy(ctx: Context) -> dict:
     _write(folder / "taxonomy.json", solution.to_dict())
     boot = bootstrap(matrices, [ctx.budget], cfg.transfers.max_order,
                      resamples=cfg.taxonomy.resamples,
-                     confidence=cfg.taxonomy.confidence, seed=cfg.seed)
+                     confidence=cfg.taxonomy.confidence, seed=cfg.seed, priors=priors)
     _write(folder / "bootstrap.json", boot.to_json())
     out = {"random_not_beaten": random_checks(aff),
            "tables": {k: f"taxonomy/{k}.json" for k in tables}, "sweep": "taxonomy/sweep.json",
@@ -305,6 +318,7 @@ def stage_taxonomy(ctx: Context) -> dict:
            "contrasts": boot.contrasts,
            "mean_loss_ratio": _loss_ratios(matrices),
            "network_win_rates": network_win_rates(matrices),
+           **({"estimated": aff.meta["estimated"]} if aff.meta.get("estimated") else {}),
            **({"oracle": oracle_agreement(matrices)} if cfg.transfers.oracle else {})}
     if cfg.data.path and is_card(cfg.data.path):
         from taskonomy_tf.synth.planted import PLANTED_FILE, planted_recovery

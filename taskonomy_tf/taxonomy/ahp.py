@@ -42,7 +42,9 @@ def win_rates(losses: np.ndarray) -> np.ndarray:
     return ((a < b).mean(-1) + 0.5 * (a == b).mean(-1))
 
 
-def _ratio(w: np.ndarray) -> np.ndarray:
+def ratio_matrix(w: np.ndarray) -> np.ndarray:
+    """(n, n) tournament matrix -> the AHP's ratio matrix W / W^T, W clipped
+    to ``CLIP`` first."""
     w = np.asarray(w, np.float64)
     if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] == 0:
         raise InputError(f"a tournament matrix must be square and non-empty, got {w.shape}")
@@ -68,7 +70,35 @@ def ahp(w: np.ndarray) -> np.ndarray:
     Returns:
         float64 (n,) positive weights summing to 1, in the order of ``w``.
     """
-    return _principal(_ratio(w))[0]
+    return _principal(ratio_matrix(w))[0]
+
+
+def ahp_incomplete(ratio: np.ndarray) -> np.ndarray:
+    """AHP weights from a ratio matrix with comparisons missing (Harker 1987,
+    "Incomplete pairwise comparisons in the analytic hierarchy process",
+    Mathematical Modelling 9(11)): each missing entry is replaced by 0 and
+    each diagonal entry by 1 + the number missing in its row; the weights
+    are that matrix's Perron vector. On a consistent matrix (r_ij = v_i /
+    v_j wherever known) whose known comparisons connect every candidate,
+    they are exactly v (scaled to sum 1); with nothing missing, ``ahp``'s.
+
+    Args:
+        ratio: (n, n) float, r_ij > 0 how much better i is than j (r_ji =
+            1 / r_ij), NaN where i and j were not compared.
+
+    Returns:
+        float64 (n,) positive weights summing to 1.
+    """
+    r = np.asarray(ratio, np.float64)
+    if r.ndim != 2 or r.shape[0] != r.shape[1] or r.shape[0] == 0:
+        raise InputError(f"a ratio matrix must be square and non-empty, got {r.shape}")
+    missing = np.isnan(r)
+    np.fill_diagonal(missing, False)
+    if np.any(r[~missing] <= 0) or not np.all(np.isfinite(r[~missing])):
+        raise InputError("a ratio matrix needs positive, finite known entries")
+    c = np.where(missing, 0.0, r)
+    c[np.diag_indices_from(c)] = 1.0 + missing.sum(1)
+    return _principal(c)[0]
 
 
 def consistency_ratio(w: np.ndarray) -> float:
@@ -79,7 +109,7 @@ def consistency_ratio(w: np.ndarray) -> float:
     index CI = (lambda_max - n) / (n - 1) applies. RI beyond n = 15 uses
     the table's last value.
     """
-    ratio = _ratio(w)
+    ratio = ratio_matrix(w)
     n = ratio.shape[0]
     if n < 3:
         return float("nan")

@@ -160,7 +160,7 @@ def _draw_replicates(layout: list[np.ndarray], rng) -> np.ndarray:
 def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
               resamples: int = 200, confidence: float = 0.95, seed: int = 0,
               unused=(), allow_random: bool = False,
-              group_of=group_of_id) -> BootstrapResult:
+              group_of=group_of_id, priors: dict | None = None) -> BootstrapResult:
     """Bootstraps a grid's losses over groups of test images and readout replicates.
 
     Args:
@@ -174,6 +174,9 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         allow_random: as in ``solve_taxonomy``.
         group_of: image id -> its group (default ``group_of_id``: the
             building); ``None`` resamples images one by one.
+        priors: an estimator's tournament per target that completes a
+            pre-filtered grid's affinities (``losses.tables_from_matrices``),
+            held fixed over the resamples.
     """
     if resamples < 2:
         raise InputError(f"resamples must be >= 2, got {resamples}")
@@ -182,7 +185,8 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
     mats = {t: (v[0], v[1], _as_replicates(v[-1])) for t, v in matrices.items()}
     seed_names = {t: tuple(v[2]) if len(v) == 4 else tuple(range(mats[t][2].shape[1]))
                   for t, v in matrices.items()}
-    full = tables_from_matrices({t: (c, m) for t, (c, _, m) in mats.items()})["affinities"]
+    full = tables_from_matrices({t: (c, m) for t, (c, _, m) in mats.items()},
+                                priors=priors)["affinities"]
     values: dict = {(r.sources, r.target): [] for r in full.records}
     contrast_full = cluster_contrasts(full)
     contrast_values: dict = {k: [] for k in contrast_full}
@@ -208,7 +212,7 @@ def bootstrap(matrices: dict[str, tuple], budgets=(), max_order: int = 1,
         for t, (c, ids, m) in mats.items():
             sub = m[:, seed_draws[seed_names[t]]][:, :, image_draws[tuple(ids)]]
             drawn[t] = (c, sub.mean(1))
-        table = tables_from_matrices(drawn)["affinities"]
+        table = tables_from_matrices(drawn, priors=priors)["affinities"]
         for r in table.records:
             values[(r.sources, r.target)].append(r.value)
         for target, tied in best_sources(table).items():

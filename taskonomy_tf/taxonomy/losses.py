@@ -23,6 +23,17 @@ sections 5 and 7): affinities (AHP over every candidate except ``pixels``
 and ``constant``, summing to 1 with ``self`` included, as in the released
 files), Quality (win rate against ``self``) and Gain (win rate against
 ``pixels``).
+
+A pre-filtered grid (``transfers.prefilter``) trains only some sources of a
+target. Its affinities can be completed with an estimator's tournament
+(``priors``: per target, AHP weights of every source and ``self`` on the
+estimator's footing, as ``estimate.affinity.readout_table`` gives): the
+comparisons between trained candidates come from their losses, those that
+involve an untrained source from the ratio of the estimator's weights, and
+the rest (an untrained source against ``random``) are missing
+(``ahp.ahp_incomplete``). The row then has every source, so the program
+can choose a task that serves targets it was never trained on, and the
+weights are normalised over as many candidates as in the full grid.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from taskonomy_tf.fileio import atomic_path
-from taskonomy_tf.taxonomy.ahp import ahp, win_rates
+from taskonomy_tf.taxonomy.ahp import ahp, ahp_incomplete, ratio_matrix, win_rates
 from taskonomy_tf.taxonomy.table import (
     CONSTANT,
     PIXELS,
@@ -150,17 +161,26 @@ def loss_matrix(by_source: dict[tuple[str, ...], dict], target: str):
     return candidates, images, seeds, m
 
 
-def target_records(candidates, m: np.ndarray, target: str):
+def target_records(candidates, m: np.ndarray, target: str, prior: dict | None = None):
     """(affinities, quality, gain) records of one target from its (n, images)
-    losses, or (n, R, images): then averaged over the replicates first."""
+    losses, or (n, R, images): then averaged over the replicates first.
+    ``prior``: an estimator's weights (source or ``self`` -> weight) that
+    complete the affinities with the sources not among the candidates
+    (``completions``)."""
     aff, quality, gain = [], [], []
     m = np.asarray(m)
     w = win_rates(m.mean(1) if m.ndim == 3 else m)
     # references and label oracles are scored, but never in the AHP normalisation
     keep = [i for i, c in enumerate(candidates) if c not in REFERENCES and not is_oracle(c)]
-    weights = ahp(w[np.ix_(keep, keep)])
-    for k, i in enumerate(keep):
-        aff.append(Transfer(candidates[i], target, float(weights[k])))
+    names = [candidates[i] for i in keep]
+    extra = completions(candidates, prior)
+    if extra:
+        names += extra
+        weights = completed_weights(w[np.ix_(keep, keep)], names, prior)
+    else:
+        weights = ahp(w[np.ix_(keep, keep)])
+    for name, value in zip(names, weights):
+        aff.append(Transfer(name, target, float(value)))
     pos = {c: i for i, c in enumerate(candidates)}
     for i, c in enumerate(candidates):
         if (SELF,) in pos:
@@ -170,20 +190,58 @@ def target_records(candidates, m: np.ndarray, target: str):
     return aff, quality, gain
 
 
-def tables_from_matrices(matrices: dict[str, tuple], meta: dict | None = None
+def completions(candidates, prior: dict | None) -> list[tuple[str, ...]]:
+    """The first-order candidates an estimator's ``prior`` (source or
+    ``self`` -> weight) adds to a target's trained ``candidates``: its
+    sources that were not trained. None when no trained candidate is in
+    ``prior``: nothing would tie the two scales together."""
+    have = set(candidates)
+    if not prior or not any(len(c) == 1 and c[0] in prior for c in have):
+        return []
+    return [(s,) for s in sorted(prior) if s != SELF and (s,) not in have]
+
+
+def completed_weights(w: np.ndarray, names: list, prior: dict) -> np.ndarray:
+    """AHP weights (len(names),) summing to 1 of a target's candidates
+    ``names`` (tuples of sources), of which the first len(w) were trained
+    and compared in the tournament ``w`` (``win_rates``) and the rest are
+    known only to ``prior`` (an estimator's weights, source or ``self`` ->
+    weight, any scale). Trained pairs take their ratio from ``w``; a pair
+    with an untrained candidate takes the ratio of the ``prior`` weights
+    when both are in it, and is missing otherwise (``ahp_incomplete``)."""
+    trained = len(w)
+    value = [prior.get(c[0]) if len(c) == 1 else None for c in names]
+    known = np.array([v is not None for v in value])
+    v = np.array([x if x is not None else np.nan for x in value], np.float64)
+    r = np.where(known[:, None] & known[None, :], v[:, None] / v[None, :], np.nan)
+    r[:trained, :trained] = ratio_matrix(w)
+    np.fill_diagonal(r, 1.0)
+    return ahp_incomplete(r)
+
+
+def tables_from_matrices(matrices: dict[str, tuple], meta: dict | None = None,
+                         priors: dict[str, dict[str, float]] | None = None
                          ) -> dict[str, TransferTable]:
     """``affinities``, ``wins_vs_task``, ``wins_vs_pixels`` from target ->
-    (candidates, (n, images) or (n, R, images) losses)."""
+    (candidates, (n, images) or (n, R, images) losses). ``priors``: target
+    -> an estimator's tournament that completes a pre-filtered target's
+    affinities (module docstring); the completed pairs are listed in the
+    affinities' ``meta["estimated"]`` (target -> sources)."""
     aff, quality, gain = [], [], []
+    estimated = {}
     for target in sorted(matrices):
-        a, q, g = target_records(*matrices[target], target)
+        prior = (priors or {}).get(target)
+        a, q, g = target_records(*matrices[target], target, prior)
+        if extra := completions(matrices[target][0], prior):
+            estimated[target] = [c[0] for c in extra]
         aff += a
         quality += q
         gain += g
     targets = sorted(matrices)
     meta = meta or {}
     return {
-        "affinities": TransferTable(aff, targets, "affinities", meta),
+        "affinities": TransferTable(aff, targets, "affinities",
+                                    {**meta, "estimated": estimated} if estimated else meta),
         "wins_vs_task": TransferTable(quality, targets, "wins_vs_task", meta),
         "wins_vs_pixels": TransferTable(gain, sorted({r.target for r in gain}),
                                         "wins_vs_pixels", meta),

@@ -205,7 +205,18 @@ def test_a_prefiltered_card_runs_end_to_end_with_a_self_supervised_source(tmp_pa
             "self", "random", "pixels", "constant"}
     table = json.loads((out / "taxonomy" / "affinities.json").read_text())
     assert set(table["targets"]) == set(tasks)
+    # each target's untrained source is completed from the readout's tournament
+    # (transfers.complete): whole rows, the completed cells listed and reported
+    tournament = estimates["tournament"]
+    assert table["estimated"] == {t: sorted(set(tournament[t]) - set(kept[t]) - {"self"})
+                                  for t in tasks if t in tournament}
+    for t in tournament:
+        row = {tuple(r["sources"]) for r in table["records"] if r["target"] == t}
+        assert {(s,) for s in tournament[t]} <= row
+        assert sum(r["value"] for r in table["records"] if r["target"] == t) == pytest.approx(1)
     report = (out / "report.md").read_text()
+    assert "Pre-filtered grid: 4 targets trained only their 2 best sources" in report
+    assert "are the estimator's" in report
     assert "## Recovery of the planted taxonomy" in report
     assert "disk full" in report and "dataset card" in report
 
