@@ -263,14 +263,17 @@ def prefilter_priors(ctx: Context) -> dict[str, dict[str, float]] | None:
 
 def random_checks(aff) -> dict[str, list[str]]:
     """target -> trained first-order sources whose affinity is not above the
-    untrained (random) encoder's."""
+    untrained (random) encoder's (a completed pre-filter's estimated pairs
+    are not trained: left out)."""
     out = {}
+    estimated = aff.meta.get("estimated") or {}
     for t in aff.targets:
         random = aff.get((RANDOM,), t)
         if random is None:
             continue
         below = sorted(r.sources[0] for r in aff.for_target(t)
-                       if r.order == 1 and r.sources[0] not in BASELINES and r.value <= random)
+                       if r.order == 1 and r.sources[0] not in BASELINES and r.value <= random
+                       and r.sources[0] not in estimated.get(t, ()))
         if below:
             out[t] = below
     return out

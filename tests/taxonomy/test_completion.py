@@ -124,3 +124,13 @@ def test_no_completion_without_a_shared_candidate_or_without_a_prior():
     assert completions([(SELF,), (RANDOM,), ("a",)], None) == []
     assert completions([(RANDOM,), ("a",)], {"b": 1.0, "c": 2.0}) == []
     assert completions([(SELF,), ("a",)], {SELF: 1.0, "a": 1.0, "b": 2.0}) == [("b",)]
+
+
+def test_estimated_pairs_are_not_reported_as_trained_sources_below_random():
+    from taskonomy_tf.pipeline.stages import random_checks
+    from taskonomy_tf.taxonomy.table import Transfer, TransferTable
+
+    records = [Transfer((s,), "t", v) for s, v in
+               ((SELF, 0.5), (RANDOM, 0.2), ("a", 0.1), ("b", 0.15), ("c", 0.05))]
+    table = TransferTable(records, ["t"], "affinities", {"estimated": {"t": ["c"]}})
+    assert random_checks(table) == {"t": ["a", "b"]}
