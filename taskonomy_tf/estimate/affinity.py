@@ -22,7 +22,7 @@ from taskonomy_tf.estimate.readout_probe import (
     DenseTarget,
     SourceFit,
     features_buffer,
-    readout_losses,
+    readout_losses_many,
 )
 from taskonomy_tf.estimate.rsa import rsa
 from taskonomy_tf.taxonomy.ahp import ahp_scores
@@ -112,17 +112,20 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
     if not dense:
         return {}, {}
     losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
-    prepared: dict[tuple[str, int], DenseTarget] = {}  # per target and code size
+    names = sorted(dense)
+    prepared: dict[int, tuple] = {}  # per code size: the targets, side by side
     buffer = None  # one source's features at a time, in memory touched once
     for source, c in codes.items():
         buffer = features_buffer(c, out=buffer)
         fit = SourceFit(c, _groups(groups, c), out=buffer)
-        for t in sorted(dense):
-            if (t, fit.cells) not in prepared:
+        if fit.cells not in prepared:
+            targets = []
+            for t in names:
                 y, w, classes, loss = dense[t]
-                prepared[t, fit.cells] = DenseTarget(y, w, loss, classes, fit.cells)
-            losses[t][SELF if t == source else source] = readout_losses(
-                fit, prepared[t, fit.cells])
+                targets.append(DenseTarget(y, w, loss, classes, fit.cells))
+            prepared[fit.cells] = targets, np.concatenate([t.t for t in targets], 1)
+        for t, got in zip(names, readout_losses_many(fit, *prepared[fit.cells])):
+            losses[t][SELF if t == source else source] = got
     scores, tournament = {}, {}
     for t, rows in losses.items():
         names = sorted(s for s in rows if s != SELF)

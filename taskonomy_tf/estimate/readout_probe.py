@@ -84,10 +84,12 @@ class SourceFit:
         # held-out error of every penalty then costs O(D^2) (``penalty_errors``)
         self.held = [q.T @ g @ q for g, (_, q) in zip(grams, self.eig)]
 
-    def penalty_errors(self, t: np.ndarray, penalties=PENALTIES):
+    def penalty_errors(self, t: np.ndarray, widths=None, penalties=PENALTIES):
         """The summed held-out squared error of per-cell targets ``t`` (N c c,
-        q; rows in ``order``) at each penalty, (len(penalties),) float64, and
-        per fold the eigenbasis right-hand side and the penalty scale.
+        q; rows in ``order``) at each penalty, (targets, len(penalties))
+        float64 with one row per block of ``widths`` columns (targets fitted
+        side by side; None: one), and per fold the eigenbasis right-hand
+        side and the penalty scale.
 
         For fold k with Gram matrix G_k, the others' G = Q diag(e) Q^T and
         right-hand side R = Q^T X_{-k}^T t, the ridge at penalty l is
@@ -95,34 +97,50 @@ class SourceFit:
         |t_k|^2 - 2 tr(w^T X_k^T t_k) + tr(w^T G_k w) is
         |t_k|^2 - 2 d . rowsum(R * A) + d^T ((Q^T G_k Q) * R R^T) d, with
         A = Q^T X_k^T t_k: the penalties share every product."""
+        cols = _column_blocks(t.shape[1], widths)
         xt = [(self.x[b].T @ t[b]).astype(np.float64) for b in self.blocks]
         total = sum(xt)
-        errors = np.zeros(len(penalties))
+        errors = np.zeros((len(cols), len(penalties)))
         weights = []
         for k, ((ev, q), held) in enumerate(zip(self.eig, self.held)):
             a = q.T @ xt[k]
             rhs, scale = q.T @ total - a, max(ev.mean(), 1e-12)
             weights.append((rhs, scale))
-            linear = np.sum(rhs * a, axis=1)
-            quadratic = held * (rhs @ rhs.T)
-            tt = float(np.sum(np.square(t[self.blocks[k]], dtype=np.float64)))
-            for j, lam in enumerate(penalties):
-                d = 1.0 / (ev + lam * scale)
-                errors[j] += tt - 2 * d @ linear + d @ quadratic @ d
+            for i, c in enumerate(cols):
+                linear = np.sum(rhs[:, c] * a[:, c], axis=1)
+                quadratic = held * (rhs[:, c] @ rhs[:, c].T)
+                tt = float(np.sum(np.square(t[self.blocks[k], c], dtype=np.float64)))
+                for j, lam in enumerate(penalties):
+                    d = 1.0 / (ev + lam * scale)
+                    errors[i, j] += tt - 2 * d @ linear + d @ quadratic @ d
         return errors, weights
 
-    def predict(self, t: np.ndarray, penalties=PENALTIES) -> np.ndarray:
+    def predict(self, t: np.ndarray, widths=None, penalties=PENALTIES) -> np.ndarray:
         """Held-out predictions (N c c, q) of per-cell targets ``t`` (N c c,
         q), each fold from the others, at the penalty whose held-out squared
-        error is least."""
+        error is least: per block of ``widths`` columns when several targets
+        are fitted side by side (one product for all of them; None: one
+        target)."""
         t = np.asarray(t, np.float32)[self.order]
-        errors, weights = self.penalty_errors(t, penalties)
-        lam = penalties[int(np.argmin(errors))]
+        cols = _column_blocks(t.shape[1], widths)
+        errors, weights = self.penalty_errors(t, widths, penalties)
+        lam = np.empty(t.shape[1])
+        for c, e in zip(cols, errors):
+            lam[c] = penalties[int(np.argmin(e))]
         out = np.empty(t.shape, np.float32)
         for k, ((ev, q), (rhs, scale)) in enumerate(zip(self.eig, weights)):
-            w = q @ (rhs / (ev + lam * scale)[:, None])
+            w = q @ (rhs / (ev[:, None] + lam[None, :] * scale))
             out[self.order[self.blocks[k]]] = self.x[self.blocks[k]] @ w.astype(np.float32)
         return out
+
+
+def _column_blocks(q: int, widths) -> list[slice]:
+    """Column slices of targets ``widths`` wide, side by side in q columns."""
+    widths = [q] if widths is None else list(widths)
+    if sum(widths) != q:
+        raise InputError(f"readout probe: targets {widths} wide side by side, {q} columns")
+    ends = np.cumsum(widths)
+    return [slice(int(a), int(b)) for a, b in zip(np.r_[0, ends[:-1]], ends)]
 
 
 def features_buffer(codes: np.ndarray, features: int = FEATURES,
@@ -272,7 +290,23 @@ def pixel_prior(image: np.ndarray, w: np.ndarray) -> np.ndarray:
 def readout_losses(fit: SourceFit, target: DenseTarget) -> np.ndarray:
     """(N,) held-out per-image losses of a dense target from one source (the
     same N images, the same cells)."""
-    if fit.cells != target.cells or fit.images != len(target.y):
-        raise InputError(f"readout probe: codes of {fit.images} images x {fit.cells} cells, "
-                         f"a target prepared for {len(target.y)} x {target.cells}")
-    return target.losses(fit.predict(target.t))
+    return readout_losses_many(fit, [target])[0]
+
+
+def readout_losses_many(fit: SourceFit, targets: list[DenseTarget],
+                        stacked: np.ndarray | None = None) -> list[np.ndarray]:
+    """``readout_losses`` of several targets from one source, fitted side
+    by side: one product of the features with all their columns, instead
+    of a narrow product per target (docs/performance.md).
+    ``stacked``: their ``t`` concatenated along columns, when already built
+    (the same for every source with these cells)."""
+    for target in targets:
+        if fit.cells != target.cells or fit.images != len(target.y):
+            raise InputError(f"readout probe: codes of {fit.images} images x {fit.cells} "
+                             f"cells, a target prepared for {len(target.y)} x {target.cells}")
+    widths = [t.t.shape[1] for t in targets]
+    if stacked is None:
+        stacked = np.concatenate([t.t for t in targets], 1)
+    pred = fit.predict(stacked, widths)
+    ends = np.cumsum(widths)
+    return [t.losses(pred[:, a:b]) for t, a, b in zip(targets, np.r_[0, ends[:-1]], ends)]

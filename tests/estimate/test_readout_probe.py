@@ -56,7 +56,18 @@ def test_predictions_equal_a_ridge_solved_fold_by_fold():
     want = brute(PENALTIES[int(np.argmin(errors))])
     np.testing.assert_allclose(fit.predict(t), want, rtol=2e-3, atol=2e-3)
     # every penalty's held-out error, not only the winner's
-    np.testing.assert_allclose(fit.penalty_errors(t[fit.order])[0], errors, rtol=1e-4)
+    np.testing.assert_allclose(fit.penalty_errors(t[fit.order])[0][0], errors, rtol=1e-4)
+
+    # targets fitted side by side: each block at its own penalty, as if alone
+    # (a scaled copy of t prefers another penalty than t itself)
+    other = (rng.normal(size=(n * c * c, 2)) * 30 + t[:, :2]).astype(np.float32)
+    both = fit.predict(np.concatenate([t, other], 1), widths=[5, 2])
+    np.testing.assert_allclose(both[:, :5], fit.predict(t), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(both[:, 5:], fit.predict(other), rtol=1e-4, atol=1e-4)
+    assert (np.argmin(fit.penalty_errors(other[fit.order])[0][0])
+            != np.argmin(fit.penalty_errors(t[fit.order])[0][0]))
+    with pytest.raises(ValueError, match="side by side"):
+        fit.predict(t, widths=[2, 2])
 
 
 @pytest.mark.parametrize("loss", ["masked_l1", "masked_l2", "pixel_sparse_ce"])
