@@ -56,7 +56,13 @@ def _write_json(path: str | None, obj) -> None:
 
 
 def cmd_affinities(a) -> None:
-    tables = tables_from_losses(a.losses)
+    priors = None
+    if a.complete_from:
+        priors = load_table(a.complete_from, max_value=None).meta.get("tournament")
+        if not priors:
+            raise InputError(f"--complete-from {a.complete_from}: the estimate has no "
+                             "tournament; expected one from --method readout")
+    tables = tables_from_losses(a.losses, priors)
     out = Path(a.out)
     if out.suffix == ".json":  # one file: the affinities, the win rates beside it
         targets = {"affinities": out,
@@ -168,6 +174,9 @@ def parse_args(argv):
     s = sub.add_parser("affinities", help="losses table -> affinities and win rates")
     s.add_argument("--losses", required=True)
     s.add_argument("--out", required=True, help="a folder, or FILE.json for the affinities")
+    s.add_argument("--complete-from", metavar="ESTIMATE.json",
+                   help="a pre-filtered grid: complete each target's untrained sources from "
+                        "this readout estimate's tournament (docs/estimators.md)")
     s.set_defaults(fn=cmd_affinities)
     for name, fn in (("solve", cmd_solve), ("sweep", cmd_sweep)):
         s = sub.add_parser(name)

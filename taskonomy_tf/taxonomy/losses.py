@@ -272,7 +272,9 @@ def loss_matrices(path: str | os.PathLike) -> dict[str, tuple]:
     return {t: loss_matrix(losses[t], t) for t in sorted(losses)}
 
 
-def tables_from_losses(path: str | os.PathLike) -> dict[str, TransferTable]:
-    """Reads a losses CSV; returns ``affinities``, ``wins_vs_task``, ``wins_vs_pixels``."""
+def tables_from_losses(path: str | os.PathLike, priors: dict | None = None
+                       ) -> dict[str, TransferTable]:
+    """Reads a losses CSV; returns ``affinities``, ``wins_vs_task``,
+    ``wins_vs_pixels`` (``priors``: as in ``tables_from_matrices``)."""
     mats = {t: (c, m) for t, (c, _, _, m) in loss_matrices(path).items()}
-    return tables_from_matrices(mats, {"losses_table": str(path)})
+    return tables_from_matrices(mats, {"losses_table": str(path)}, priors)

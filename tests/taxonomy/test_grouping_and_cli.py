@@ -17,6 +17,7 @@ from taskonomy_tf.taxonomy import (
     tables_from_losses,
 )
 from taskonomy_tf.taxonomy.__main__ import main
+from taskonomy_tf.taxonomy.table import Transfer, TransferTable
 
 
 def brute_group(c: Candidates, budget):
@@ -179,3 +180,37 @@ def test_losses_are_matched_by_image_id_not_count(tmp_path, capsys):
     write_losses(path, [["transfer", "a", "t", "b/1/2", 0.2], ["self", "self", "t", "b/1/1", 0.1],
                         ["self", "self", "t", "b/1/2", 0.3], ["transfer", "a", "t", "b/1/1", 0.05]])
     assert main(["affinities", "--losses", str(path), "--out", str(tmp_path / "o")]) == 0
+
+
+def test_affinities_complete_a_prefiltered_grid_from_a_readout_estimate(tmp_path, capsys):
+    """Target t trained only source a; the estimate's tournament knows b and c
+    as well: --complete-from adds them, on a's scale through the a/self ratio."""
+    rng = np.random.default_rng(1)
+    images = [f"b{i % 4}/{i}" for i in range(60)]
+    quality = {"self": 0.1, "a": 0.3, "pixels": 0.6, "random": 0.9}
+    rows = [[("transfer" if s == "a" else s), s, "t", im, quality[s] + rng.normal(0, 0.2)]
+            for s in quality for im in images]
+    path = tmp_path / "losses.csv"
+    write_losses(path, rows)
+    estimate = tmp_path / "estimate.json"
+    TransferTable([Transfer((s,), "t", v) for s, v in (("a", 1.0), ("b", 0.2), ("c", 0.1))],
+                  ["t"], "estimate_readout",
+                  {"tournament": {"t": {"self": 0.5, "a": 0.3, "b": 0.15, "c": 0.05}}}
+                  ).save(estimate)
+    out = tmp_path / "tax"
+    assert main(["affinities", "--losses", str(path), "--out", str(out),
+                 "--complete-from", str(estimate)]) == 0
+    aff = load_table(out / "affinities.json")
+    plain = tables_from_losses(path)["affinities"]
+    assert aff.meta["estimated"] == {"t": ["b", "c"]}
+    assert sum(r.value for r in aff.records) == pytest.approx(1.0)
+    # b and c sit below a by the estimate's ratios, as far as the trained a/self allow
+    assert aff.get(["a"], "t") > aff.get(["b"], "t") > aff.get(["c"], "t")
+    assert aff.get(["b"], "t") / aff.get(["c"], "t") == pytest.approx(3.0, rel=0.05)
+    assert aff.get(["self"], "t") > aff.get(["a"], "t") > aff.get(["random"], "t")
+    assert {r.sources for r in plain.records} == {("self",), ("a",), ("random",)}
+
+    TransferTable([Transfer(("a",), "t", 1.0)], ["t"], "estimate_rsa").save(estimate)
+    assert main(["affinities", "--losses", str(path), "--out", str(out),
+                 "--complete-from", str(estimate)]) == 2
+    assert "no tournament" in capsys.readouterr().err
