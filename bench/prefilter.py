@@ -14,15 +14,17 @@ candidates: this script keeps those rows of the run's ``losses.csv``, builds
 the tables as the pipeline does (win rates, AHP over the kept candidates),
 and solves the taxonomy at each budget on both. ``--hubs M`` also trains
 the whole row of every source in the top K of at least M targets (0: none).
-Prints one JSON object: per K and M (``"K/M"``), the targets whose trained
-best source was dropped (``misses``), the
-share of first-order readout heads trained (``heads_trained``: the stage's
-cost scales with it for the filtered targets), and per budget the full and
-the pre-filtered dictionaries and whether they are the same: ``plain`` with
-each target's row holding only its trained sources, ``completed`` with the
-untrained ones filled from the estimator's tournament, as the pipeline does
-by default (``transfers.complete``; only an estimate with a ``tournament``,
-the readout's, can be completed).
+Prints one JSON object: per K and M (``"K/M"``) and per variant, ``plain``
+(each target's row holds only its trained sources) and ``completed`` (the
+untrained ones filled from the estimator's tournament, and every source
+trained for a target outside it, as the pipeline does by default:
+``transfers.complete``; only an estimate with a ``tournament``, the
+readout's, can be completed): the targets whose trained best source was
+dropped (``misses``), the share of first-order readout heads trained
+(``heads_trained``: the stage's cost scales with it for the filtered
+targets), and per budget the pre-filtered dictionary, whether it is the
+full grid's (``same_dictionary``) and how much of the full grid's optimum it
+gives up when scored on the full grid's table (``regret``, a share).
 """
 
 from __future__ import annotations
@@ -88,33 +90,49 @@ def main(argv=None) -> dict:
     best = {t: first_order_best(full_aff, t) for t in matrices}
     first = {t: [c[0] for c in cands if len(c) == 1 and c[0] not in fixed]
              for t, (cands, _, _, _) in matrices.items()}
+    tasks = {s for r in full_aff.records for s in r.sources} | set(full_aff.targets)
+
+    def regret(chosen, budget):
+        """How much of the full grid's optimum at ``budget`` the dictionary
+        ``chosen`` gives up, both scored on the full grid's table: its
+        supervision restricted to ``chosen``, the transfers then optimal."""
+        if not isinstance(chosen, list) or not isinstance(full_roots[budget], list):
+            return None
+        cost = {t: 1.0 if t in chosen else budget + 1.0 for t in tasks}
+        forced = solve_taxonomy(full_aff, budget, 1, supervision_cost=cost).objective
+        best = solve_taxonomy(full_aff, budget, 1).objective
+        return round(1 - forced / best, 4)
+
+    def variant(top, m, priors):
+        """One pre-filter: ``top`` (target -> its estimated best sources),
+        sources in the top of >= m targets keeping their whole rows, the
+        rows completed from ``priors`` when given."""
+        counts = collections.Counter(s for v in top.values() for s in v)
+        hubs = sorted(s for s, n in counts.items() if m and n >= m)
+        keep = {t: sorted(set(v) | set(hubs)) for t, v in top.items()}
+        aff = tables_from_matrices(restrict(matrices, keep, fixed), priors=priors)["affinities"]
+        trained = sum(len([s for s in first[t] if t not in keep or s in keep[t]])
+                      for t in matrices)
+        got = {b: roots(aff, b) for b in budgets}
+        return {"hubs": hubs,
+                "unfiltered_targets": sorted(t for t in matrices if t not in keep),
+                "misses": {t: best[t] for t in matrices if t in keep and best[t] not in keep[t]},
+                "heads_trained": round(trained / max(1, sum(map(len, first.values()))), 3),
+                "dictionary": {f"{b:g}": got[b] for b in budgets},
+                "same_dictionary": {f"{b:g}": got[b] == full_roots[b] for b in budgets},
+                "regret": {f"{b:g}": regret(got[b], b) for b in budgets}}
+
     out = {"run": str(run), "estimate": a.estimate,
            "estimator": estimate.meta.get("method"), "targets": len(matrices),
            "transfer_stage_seconds": stage.get("seconds"),
            "full_dictionary": {f"{b:g}": full_roots[b] for b in budgets}, "k": {}}
     for k in (int(x) for x in a.k.split(",")):
-        top = prefilter_sources(estimate, k)
-        counts = collections.Counter(s for v in top.values() for s in v)
         for m in (int(x) for x in a.hubs.split(",")):
-            hubs = sorted(s for s, n in counts.items() if m and n >= m)
-            keep = {t: sorted(set(v) | set(hubs)) for t, v in top.items()}
-            kept = restrict(matrices, keep, fixed)
-            variants = {"plain": tables_from_matrices(kept)["affinities"]}
-            if priors:
-                variants["completed"] = tables_from_matrices(kept, priors=priors)["affinities"]
-            misses = {t: best[t] for t in matrices if t in keep and best[t] not in keep[t]}
-            trained = sum(len([s for s in first[t] if t not in keep or s in keep[t]])
-                          for t in matrices)
             out["k"][f"{k}/{m}"] = {
-                "hubs": hubs,
-                "unscored_targets": sorted(t for t in matrices if t not in keep),
-                "misses": misses,
-                "heads_trained": round(trained / max(1, sum(map(len, first.values()))), 3)}
-            for name, aff in variants.items():
-                got = {b: roots(aff, b) for b in budgets}
-                out["k"][f"{k}/{m}"][name] = {
-                    "dictionary": {f"{b:g}": got[b] for b in budgets},
-                    "same_dictionary": {f"{b:g}": got[b] == full_roots[b] for b in budgets}}
+                name: variant(prefilter_sources(estimate, k, complete), m,
+                              priors if complete else None)
+                for name, complete in (("plain", False), ("completed", True))
+                if priors or not complete}
     print(json.dumps(out, indent=1))
     return out
 

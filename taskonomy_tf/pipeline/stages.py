@@ -242,11 +242,11 @@ def estimate_scores(ctx: Context, split: str):
 def estimate_prefilter(ctx: Context, split: str) -> dict[str, list[str]]:
     """target -> its ``transfers.prefilter`` best sources by the cheap
     estimator (``estimate_scores``). A target the estimator cannot score
-    keeps every source."""
+    (or, with ``transfers.complete``, cannot complete) keeps every source."""
     from taskonomy_tf.transfer.schedule import prefilter_sources
 
     table, _ = estimate_scores(ctx, split)
-    return prefilter_sources(table, ctx.config.transfers.prefilter)
+    return prefilter_sources(table, ctx.config.transfers.prefilter, ctx.config.transfers.complete)
 
 
 def prefilter_priors(ctx: Context) -> dict[str, dict[str, float]] | None:

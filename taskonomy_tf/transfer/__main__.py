@@ -103,7 +103,8 @@ def cmd_grid(a) -> None:
         from taskonomy_tf.taxonomy import load_table
         from taskonomy_tf.transfer.schedule import prefilter_sources
 
-        prefilter = prefilter_sources(load_table(a.estimate), a.prefilter)
+        prefilter = prefilter_sources(load_table(a.estimate, max_value=None), a.prefilter,
+                                      a.experiment.transfers.complete)
     from taskonomy_tf.transfer.runner import replicate_seeds
 
     exp, t = a.experiment, a.experiment.transfers

@@ -97,12 +97,20 @@ def tasks_with_networks(tasks: list[str], data, models, splits) -> list[str]:
     return kept
 
 
-def prefilter_sources(estimate, k: int) -> dict[str, list[str]]:
+def prefilter_sources(estimate, k: int, complete: bool = False) -> dict[str, list[str]]:
     """target -> the ``k`` first-order sources an estimate table (a
     ``TransferTable`` of cheap scores) ranks first, ties by name: what
-    ``transfers.prefilter=K`` trains beside the baselines."""
+    ``transfers.prefilter=K`` trains beside the baselines. With ``complete``
+    (``transfers.complete``) and an estimate that holds a tournament (the
+    readout's), a target outside the tournament is left out, so it trains
+    every source: its row could not be completed from the estimate, and a
+    row with only some sources leaves the program unable to serve that
+    target from the others (docs/estimators.md)."""
+    tournament = estimate.meta.get("tournament") if complete else None
     keep = {}
     for target in estimate.targets:
+        if tournament and target not in tournament:
+            continue
         ranked = sorted((r for r in estimate.for_target(target) if r.order == 1),
                         key=lambda r: (-r.value, r.sources))
         keep[target] = [r.sources[0] for r in ranked][:k]
