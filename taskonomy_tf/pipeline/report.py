@@ -155,8 +155,8 @@ def _prefilter_blocks(res: dict, targets, display_name) -> list[tuple]:
     unscored = [display_name(t) for t in targets if t not in kept]
     text = (f"Pre-filtered grid: {len(kept)} targets trained only their {pre['k']} best "
             f"sources by the {pre['estimator']} estimate, beside the baselines"
-            + (f" ({', '.join(unscored)}, which the estimator cannot score or complete, trained every "
-               "source)" if unscored else "") + ". ")
+            + (f" ({', '.join(unscored)}, which the estimator cannot score or complete, "
+               "trained every source)" if unscored else "") + ". ")
     if estimated:
         n = sum(map(len, estimated.values()))
         text += (f"The {n} affinities of the sources they did not train are the estimator's, "
