@@ -195,6 +195,23 @@ def test_prefilter_keeps_the_estimators_top_sources(tmp_path):
     assert report == {"normals": {"kept": ["edges"], "skipped": ["depth_zbuffer"]}}
 
 
+def test_prefilter_sources_rank_by_estimate_and_leave_uncompletable_targets_whole():
+    from taskonomy_tf.taxonomy.table import Transfer, TransferTable
+    from taskonomy_tf.transfer.schedule import prefilter_sources
+
+    scores = {"t": {"a": 0.2, "b": 0.9, "c": 0.5}, "u": {"a": 1.0, "b": 0.1, "c": 0.1}}
+    records = [Transfer((s,), t, v) for t, row in scores.items() for s, v in row.items()]
+    plain = TransferTable(records, ["t", "u"], "estimate_rsa")
+    assert prefilter_sources(plain, 2) == {"t": ["b", "c"], "u": ["a", "b"]}  # ties by name
+    assert prefilter_sources(plain, 2, complete=True) == prefilter_sources(plain, 2)
+    # a readout estimate's tournament covers t only: u could not be completed,
+    # so with completion on it trains every source (it is left out of the filter)
+    readout = TransferTable(records, ["t", "u"], "estimate_readout",
+                            {"tournament": {"t": {"self": 0.4, "a": 0.1, "b": 0.3, "c": 0.2}}})
+    assert prefilter_sources(readout, 1, complete=True) == {"t": ["b"]}
+    assert prefilter_sources(readout, 1) == {"t": ["b"], "u": ["a"]}
+
+
 def test_a_grid_redoes_jobs_whose_inputs_changed(trained, split_records, tmp_path):
     """Re-running into the same --out after retraining a network redoes every
     job that used it (it was reused as if nothing had changed); an unchanged
