@@ -308,5 +308,4 @@ def readout_losses_many(fit: SourceFit, targets: list[DenseTarget],
     if stacked is None:
         stacked = np.concatenate([t.t for t in targets], 1)
     pred = fit.predict(stacked, widths)
-    ends = np.cumsum(widths)
-    return [t.losses(pred[:, a:b]) for t, a, b in zip(targets, np.r_[0, ends[:-1]], ends)]
+    return [t.losses(pred[:, c]) for t, c in zip(targets, _column_blocks(len(pred[0]), widths))]

@@ -193,7 +193,7 @@ def target_records(candidates, m: np.ndarray, target: str, prior: dict | None = 
 def completions(candidates, prior: dict | None) -> list[tuple[str, ...]]:
     """The first-order candidates an estimator's ``prior`` (source or
     ``self`` -> weight) adds to a target's trained ``candidates``: its
-    sources that were not trained. None when no trained candidate is in
+    sources that were not trained. Empty when no trained candidate is in
     ``prior``: nothing would tie the two scales together."""
     have = set(candidates)
     if not prior or not any(len(c) == 1 and c[0] in prior for c in have):
