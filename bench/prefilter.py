@@ -73,11 +73,16 @@ def main(argv=None) -> dict:
     budgets = parse_budgets(a.budgets)
     fixed = set(BASELINES)
 
-    def roots(table, budget):
+    def solve(table, budget):
+        """(sorted roots, objective), or ("none (why)", None)."""
         try:
-            return sorted(solve_taxonomy(table, budget, 1).roots)
+            solution = solve_taxonomy(table, budget, 1)
         except TaxonomyError as exc:
-            return f"none ({exc})"
+            return f"none ({exc})", None
+        return sorted(solution.roots), solution.objective
+
+    def roots(table, budget):
+        return solve(table, budget)[0]
 
     def first_order_best(table, target):
         rows = [r for r in table.for_target(target)
@@ -86,7 +91,8 @@ def main(argv=None) -> dict:
 
     full = tables_from_matrices({t: (c, m) for t, (c, _, _, m) in matrices.items()})
     full_aff = full["affinities"]
-    full_roots = {b: roots(full_aff, b) for b in budgets}
+    full_solved = {b: solve(full_aff, b) for b in budgets}
+    full_roots = {b: v[0] for b, v in full_solved.items()}
     best = {t: first_order_best(full_aff, t) for t in matrices}
     first = {t: [c[0] for c in cands if len(c) == 1 and c[0] not in fixed]
              for t, (cands, _, _, _) in matrices.items()}
@@ -100,8 +106,7 @@ def main(argv=None) -> dict:
             return None
         cost = {t: 1.0 if t in chosen else budget + 1.0 for t in tasks}
         forced = solve_taxonomy(full_aff, budget, 1, supervision_cost=cost).objective
-        best = solve_taxonomy(full_aff, budget, 1).objective
-        return round(1 - forced / best, 4)
+        return round(1 - forced / full_solved[budget][1], 4)
 
     def variant(top, m, priors):
         """One pre-filter: ``top`` (target -> its estimated best sources),

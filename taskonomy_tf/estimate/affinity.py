@@ -120,18 +120,18 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
         fit = SourceFit(c, _groups(groups, c), out=buffer)
         if fit.cells not in prepared:
             targets = []
-            for t in names:
-                y, w, classes, loss = dense[t]
+            for name in names:
+                y, w, classes, loss = dense[name]
                 targets.append(DenseTarget(y, w, loss, classes, fit.cells))
-            prepared[fit.cells] = targets, np.concatenate([t.t for t in targets], 1)
+            prepared[fit.cells] = targets, np.concatenate([d.t for d in targets], 1)
         for t, got in zip(names, readout_losses_many(fit, *prepared[fit.cells])):
             losses[t][SELF if t == source else source] = got
     scores, tournament = {}, {}
     for t, rows in losses.items():
-        names = sorted(s for s in rows if s != SELF)
-        if len(names) < 2:
+        sources = sorted(s for s in rows if s != SELF)
+        if len(sources) < 2:
             continue
-        scores[t] = _ahp(rows, names)
+        scores[t] = _ahp(rows, sources)
         if SELF in rows:
             tournament[t] = _ahp(rows, sorted(rows))
     return scores, tournament

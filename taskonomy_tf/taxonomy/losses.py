@@ -232,8 +232,9 @@ def tables_from_matrices(matrices: dict[str, tuple], meta: dict | None = None,
     for target in sorted(matrices):
         prior = (priors or {}).get(target)
         a, q, g = target_records(*matrices[target], target, prior)
-        if extra := completions(matrices[target][0], prior):
-            estimated[target] = [c[0] for c in extra]
+        trained = set(matrices[target][0])
+        if extra := [r.sources[0] for r in a if r.sources not in trained]:
+            estimated[target] = extra  # the completions target_records added
         aff += a
         quality += q
         gain += g
