@@ -113,18 +113,25 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
         return {}, {}
     losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
     names = sorted(dense)
-    prepared: dict[int, tuple] = {}  # per code size: the targets, side by side
-    buffer = None  # one source's features at a time, in memory touched once
+    # per code size: the targets, side by side with their rows in the folds'
+    # order, built once. Like one source's features at a time (``buffer``),
+    # they live in memory touched once: on machines whose first touch of
+    # fresh memory is slow (docs/performance.md) a new array per source cost
+    # more than the products that fill it.
+    prepared: dict[int, tuple] = {}
+    buffer = None
     for source, c in codes.items():
         buffer = features_buffer(c, out=buffer)
         fit = SourceFit(c, _groups(groups, c), out=buffer)
-        if fit.cells not in prepared:
+        if fit.cells not in prepared or not np.array_equal(prepared[fit.cells][0], fit.order):
             targets = []
             for name in names:
                 y, w, classes, loss = dense[name]
                 targets.append(DenseTarget(y, w, loss, classes, fit.cells))
-            prepared[fit.cells] = targets, np.concatenate([d.t for d in targets], 1)
-        for t, got in zip(names, readout_losses_many(fit, *prepared[fit.cells])):
+            stacked = np.concatenate([d.t for d in targets], 1)[fit.order]
+            prepared[fit.cells] = fit.order, targets, stacked
+        _, targets, stacked = prepared[fit.cells]
+        for t, got in zip(names, readout_losses_many(fit, targets, stacked)):
             losses[t][SELF if t == source else source] = got
     scores, tournament = {}, {}
     for t, rows in losses.items():

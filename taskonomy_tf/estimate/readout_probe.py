@@ -46,6 +46,7 @@ PENALTIES = RIDGE_GRID[1:]
 # per-pixel rules of the dense losses (``models.losses``): the name of the rule
 RULES = {"masked_l1": "l1", "masked_l2": "l2", "pixel_sparse_ce": "ce"}
 CE_FLOOR = 1e-4  # a ridge's class scores are clipped here before their log
+FEATURE_ROWS = 8192  # code cells whose neighbourhoods are projected at once
 
 
 class SourceFit:
@@ -71,12 +72,15 @@ class SourceFit:
         self.images, self.cells = len(codes), codes.shape[1]
         cells = self.cells * self.cells
         folds = group_folds(groups, folds, seed)
-        # cells reordered fold by fold, so that each fold is one contiguous block
+        self.folds = folds  # each held-out fold's images
+        # cells reordered fold by fold, so that each fold is one contiguous
+        # block: the images in fold order, each image's cells in place
         self.order = np.concatenate([(i[:, None] * cells + np.arange(cells)).ravel()
                                      for i in folds])
         ends = np.cumsum([len(i) * cells for i in folds])
         self.blocks = [slice(a, b) for a, b in zip(np.r_[0, ends[:-1]], ends)]
-        self.x = cell_features(codes, features, radius, seed, self.order, out)  # (N c c, D + 1)
+        self.x = cell_features(codes, features, radius, seed, np.concatenate(folds),
+                               out)  # (N c c, D + 1), rows in ``order``
         grams = [(self.x[b].T @ self.x[b]).astype(np.float64) for b in self.blocks]
         total = sum(grams)
         self.eig = [np.linalg.eigh(total - g) for g in grams]
@@ -115,23 +119,41 @@ class SourceFit:
                     errors[i, j] += tt - 2 * d @ linear + d @ quadratic @ d
         return errors, weights
 
-    def predict(self, t: np.ndarray, widths=None, penalties=PENALTIES) -> np.ndarray:
-        """Held-out predictions (N c c, q) of per-cell targets ``t`` (N c c,
-        q), each fold from the others, at the penalty whose held-out squared
-        error is least: per block of ``widths`` columns when several targets
-        are fitted side by side (one product for all of them; None: one
-        target)."""
-        t = np.asarray(t, np.float32)[self.order]
+    def predict(self, t: np.ndarray, widths=None, penalties=PENALTIES, ordered: bool = False,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """Held-out predictions (N c c, q) float32 of per-cell targets ``t``
+        (N c c, q), each fold from the others, at the penalty whose held-out
+        squared error is least: per block of ``widths`` columns when several
+        targets are fitted side by side (one product for all of them; None:
+        one target). ``ordered``: ``t``'s rows are in ``order`` already;
+        the predictions are in image order either way, written into ``out``
+        when given (that shape, float32)."""
+        if out is None or out.shape != np.shape(t) or out.dtype != np.float32:
+            out = np.empty(np.shape(t), np.float32)
+        for k, block in self.fold_predictions(t, widths, penalties, ordered):
+            out[self.order[self.blocks[k]]] = block
+        return out
+
+    def fold_predictions(self, t: np.ndarray, widths=None, penalties=PENALTIES,
+                         ordered: bool = False):
+        """``predict`` one held-out fold at a time: yields (k, the (n_k c c,
+        q) predictions of fold k's images ``folds[k]``, each image's cells
+        together), so that a caller can score each fold's images without
+        the whole (N c c, q) array in memory (on machines whose first touch
+        of fresh memory is slow, docs/performance.md, that costs more than
+        the products). ``ordered``: ``t``'s rows are in ``order`` already
+        (the same for every source fitted on these groups: reordered once)."""
+        t = np.asarray(t, np.float32)
+        if not ordered:
+            t = t[self.order]
         cols = _column_blocks(t.shape[1], widths)
         errors, weights = self.penalty_errors(t, widths, penalties)
         lam = np.empty(t.shape[1])
         for c, e in zip(cols, errors):
             lam[c] = penalties[int(np.argmin(e))]
-        out = np.empty(t.shape, np.float32)
         for k, ((ev, q), (rhs, scale)) in enumerate(zip(self.eig, weights)):
             w = q @ (rhs / (ev[:, None] + lam[None, :] * scale))
-            out[self.order[self.blocks[k]]] = self.x[self.blocks[k]] @ w.astype(np.float32)
-        return out
+            yield k, self.x[self.blocks[k]] @ w.astype(np.float32)
 
 
 def _column_blocks(q: int, widths) -> list[slice]:
@@ -152,31 +174,38 @@ def features_buffer(codes: np.ndarray, features: int = FEATURES,
 
 
 def cell_features(codes: np.ndarray, features: int = FEATURES, radius: int = RADIUS,
-                  seed: int = 0, order: np.ndarray | None = None,
+                  seed: int = 0, images: np.ndarray | None = None,
                   out: np.ndarray | None = None) -> np.ndarray:
     """(N, c, c, k) codes -> (N c c, features + 1) float32: each cell's
     (2 radius + 1)^2 neighbourhood (zeros beyond the border) of
-    channel-standardised codes, a random Gaussian projection and a ReLU,
-    and a constant column; rows in ``order`` when given; written into
-    ``out`` when given (that shape, float32)."""
+    channel-standardised codes (over all N images), a random Gaussian
+    projection and a ReLU, and a constant column; the images in the order
+    ``images`` (N indices) when given, each image's c c cells row-major;
+    written into ``out`` when given (that shape, float32)."""
     n, c, _, k = codes.shape
     flat = codes.reshape(-1, k)
     z = ((codes - flat.mean(0)) / (flat.std(0) + 1e-6)).astype(np.float32)
+    if images is not None:
+        z = z[images]
     padded = np.pad(z, ((0, 0), (radius, radius), (radius, radius), (0, 0)))
     side = 2 * radius + 1
-    parts = [padded[:, dy:dy + c, dx:dx + c] for dy in range(side) for dx in range(side)]
-    parts.append(np.ones((n, c, c, 1), np.float32))
-    hood = np.concatenate(parts, -1).reshape(n * c * c, -1)
-    if order is not None:
-        hood = hood[order]
     rng = np.random.default_rng(seed)
-    inputs = hood.shape[1] - 1
+    inputs = side * side * k
     # the projection and the bias in one product; the constant input passes through
     proj = np.zeros((inputs + 1, features + 1), np.float32)
     proj[:inputs, :features] = rng.standard_normal((inputs, features)) / np.sqrt(inputs)
     proj[inputs, :features] = rng.uniform(-1.0, 1.0, features)
     proj[inputs, features] = 1.0
-    out = np.matmul(hood, proj, out=out)
+    if out is None:
+        out = np.empty((n * c * c, features + 1), np.float32)
+    # the neighbourhoods a few images at a time (memory reused, not new per source)
+    step = max(1, FEATURE_ROWS // (c * c))
+    for a in range(0, n, step):
+        chunk = padded[a:a + step]
+        parts = [chunk[:, dy:dy + c, dx:dx + c] for dy in range(side) for dx in range(side)]
+        parts.append(np.ones((len(chunk), c, c, 1), np.float32))
+        hood = np.concatenate(parts, -1).reshape(len(chunk) * c * c, -1)
+        np.matmul(hood, proj, out=out[a * c * c:(a + len(chunk)) * c * c])
     return np.maximum(out, 0, out=out)
 
 
@@ -247,6 +276,15 @@ class DenseTarget:
     Args:
         y: (N, H, W, C) targets (class ids (N, H, W, 1) for ``pixel_sparse_ce``);
         w: (N, H, W) weights; loss: the target's loss (a key of ``RULES``).
+
+    Attributes:
+        t: (N c c, f f C) float32, what the ridge fits: each cell's fitted
+            targets less the prior, 0 where unlabelled.
+        fitted, w, y: the fitted targets (``cell_targets``) (N, P, C), the
+            weights (N, P) and, for ``ce``, the class ids (N, P, 1), with an
+            image's P = c c f f pixels cell by cell (its per-image loss is a
+            sum over its pixels, in any order: no image layout is rebuilt).
+        prior: (P, C) float32, ``pixel_prior`` in the same layout.
     """
 
     def __init__(self, y: np.ndarray, w: np.ndarray, loss: str, classes: int = 0,
@@ -256,28 +294,34 @@ class DenseTarget:
                              f"one of {', '.join(RULES)}")
         self.rule, self.cells = RULES[loss], cells
         self.channels = classes if self.rule == "ce" else np.shape(y)[-1]
-        self.image = from_cells(cell_targets(y, w, self.rule, classes, cells), len(y), cells,
-                                self.channels)
-        side = self.image.shape[1]
-        self.w, self.y = np.asarray(w)[:, :side, :side], np.asarray(y)[:, :side, :side]
+        n = len(y)
+        self.fitted = cell_targets(y, w, self.rule, classes, cells).reshape(n, -1, self.channels)
+        self.w = to_cells(np.asarray(w, np.float32)[..., None], cells).reshape(n, -1)
+        self.y = (to_cells(np.asarray(y)[..., :1], cells).reshape(n, -1, 1)
+                  if self.rule == "ce" else None)
         # the readout adds the target's best constant to its output, so it
         # learns only what varies around it: the probe fits that residual too.
         # The prior is the mean of all N images (each image's own share 1/N),
         # the same for every source.
-        self.prior = pixel_prior(self.image, self.w)
+        self.prior = pixel_prior(self.fitted, self.w)
         valid = self.w[..., None] > 0
-        self.t = to_cells(np.where(valid, self.image - self.prior, 0).astype(np.float32), cells)
+        self.t = (np.where(valid, self.fitted - self.prior, 0).astype(np.float32)
+                  .reshape(n * cells * cells, -1))
 
-    def losses(self, pred: np.ndarray) -> np.ndarray:
+    def losses(self, pred: np.ndarray, images: np.ndarray | None = None) -> np.ndarray:
         """(N,) per-image losses of per-cell predictions (N c c, f f C) of the
-        residual over ``prior``."""
-        full = from_cells(pred, len(self.y), self.cells, self.channels) + self.prior
-        return per_image_losses(self.image, full, self.w, self.rule, self.y)
+        residual over ``prior``; of the images ``images`` (n indices) only,
+        when given, from their (n c c, f f C) predictions."""
+        pick = slice(None) if images is None else images
+        fitted = self.fitted[pick]
+        full = pred.reshape(fitted.shape) + self.prior
+        return per_image_losses(fitted, full, self.w[pick], self.rule,
+                                None if self.y is None else self.y[pick])
 
 
 def pixel_prior(image: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(H, W, C) float32: each element's weighted mean over the (N, H, W, C)
-    fitted targets (weights (N, H, W)); 0 where no image labels it. The
+    """(..., C) float32: each element's weighted mean over the (N, ..., C)
+    fitted targets (weights (N, ...)); 0 where no image labels it. The
     readout adds its target's best constant (``models.constant``: the median
     for an L1 loss); the probe fits squared error, whose best constant is the
     mean (on the default run's seed 1 the median gave the same rankings)."""
@@ -294,18 +338,28 @@ def readout_losses(fit: SourceFit, target: DenseTarget) -> np.ndarray:
 
 
 def readout_losses_many(fit: SourceFit, targets: list[DenseTarget],
-                        stacked: np.ndarray | None = None) -> list[np.ndarray]:
+                        ordered: np.ndarray | None = None) -> list[np.ndarray]:
     """``readout_losses`` of several targets from one source, fitted side
     by side: one product of the features with all their columns, instead
     of a narrow product per target (docs/performance.md).
-    ``stacked``: their ``t`` concatenated along columns, when already built
-    (the same for every source with these cells)."""
+
+    Args:
+        ordered: their ``t`` side by side with the rows in ``fit.order``,
+            when already built (the same for every source fitted on the
+            same groups and cells).
+    """
     for target in targets:
-        if fit.cells != target.cells or fit.images != len(target.y):
+        if fit.cells != target.cells or fit.images != len(target.fitted):
             raise InputError(f"readout probe: codes of {fit.images} images x {fit.cells} "
-                             f"cells, a target prepared for {len(target.y)} x {target.cells}")
+                             f"cells, a target prepared for {len(target.fitted)} x "
+                             f"{target.cells}")
     widths = [t.t.shape[1] for t in targets]
-    if stacked is None:
-        stacked = np.concatenate([t.t for t in targets], 1)
-    pred = fit.predict(stacked, widths)
-    return [t.losses(pred[:, c]) for t, c in zip(targets, _column_blocks(len(pred[0]), widths))]
+    if ordered is None:
+        ordered = np.concatenate([t.t for t in targets], 1)[fit.order]
+    cols = _column_blocks(ordered.shape[1], widths)
+    losses = [np.empty(fit.images) for _ in targets]
+    for k, pred in fit.fold_predictions(ordered, widths, ordered=True):
+        images = fit.folds[k]  # each fold's images scored from its own predictions
+        for t, c, got in zip(targets, cols, losses):
+            got[images] = t.losses(pred[:, c], images)
+    return losses

@@ -73,21 +73,46 @@ class FeatureCache:
         """(N, h, w, 8) float32 codes of the split's first ``limit`` images
         (all when ``None``), in record order; with ``with_ids`` also their
         (N,) ids (``building/point/view``), stored beside the codes."""
-        path = self.root / f"{self.key(encoder_file, data, split, image_size, limit)}.npz"
-        if path.exists():
-            with np.load(path, allow_pickle=False) as z:
-                codes, ids = z["codes"].astype(np.float32), z["ids"].astype(str)
-            return (codes, ids) if with_ids else codes
-        codes, ids = encode(encoder_file, data, split, image_size, limit, batch_size)
+        codes, ids = self.features_many([encoder_file], data, split, image_size, limit,
+                                        batch_size)[0]
+        return (codes, ids) if with_ids else codes
+
+    def features_many(self, encoder_files, data, split: str, image_size: int,
+                      limit: int | None = None, batch_size: int = 64
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``features(..., with_ids=True)`` of several encoders, in their
+        order. The ones not cached yet are encoded together: one pass over
+        the split per input rule, every encoder of that rule on each batch
+        (``encode_many``), instead of one pass (reading, decoding and a
+        traced graph) per encoder."""
+        paths = [self.root / f"{self.key(f, data, split, image_size, limit)}.npz"
+                 for f in encoder_files]
+        got: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
+        missing: dict[str, dict[Path, str | os.PathLike]] = {}  # input rule -> path -> file
+        for f, path in zip(encoder_files, paths):
+            if path in got or any(path in m for m in missing.values()):
+                continue
+            if path.exists():
+                with np.load(path, allow_pickle=False) as z:
+                    got[path] = z["codes"].astype(np.float32), z["ids"].astype(str)
+            else:
+                missing.setdefault(source_spec(f).input, {})[path] = f
+        for files in missing.values():
+            many, ids = encode_many(list(files.values()), data, split, image_size, limit,
+                                    batch_size)
+            for path, codes in zip(files, many):
+                got[path] = self._store(path, codes, ids), ids
+        return [got[path] for path in paths]
+
+    def _store(self, path: Path, codes: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Writes one entry (whole or not at all); returns the codes as stored."""
         # float16 halves the disk (codes are ReLU outputs of a few units);
         # float32 when a code would overflow it
         stored = codes.astype(np.float16 if np.abs(codes).max() < 6e4 else np.float32)
         with atomic_path(path) as tmp:
             np.savez(tmp, codes=stored, ids=ids)
         self.computed += 1
-        codes = stored.astype(np.float32)
-        return (codes, ids) if with_ids else codes
-
+        return stored.astype(np.float32)
 
     def oracle(self, task: str, data, split: str, image_size: int, basis_split: str,
                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -173,33 +198,52 @@ def encode(encoder_file, data, split: str, image_size: int, limit: int | None = 
     (``data.make_inputs``) over a split's first ``limit`` records: (codes
     (N, h, w, 8) float32, ids (N,) str). Tiled inputs (B, T, S, S, 3) are
     encoded tile by tile and pooled (``targets.SOURCE_POOLING``)."""
+    codes, ids = encode_many([encoder_file], data, split, image_size, limit, batch_size)
+    return codes[0], ids
+
+
+def encode_many(encoder_files, data, split: str, image_size: int, limit: int | None = None,
+                batch_size: int = 64) -> tuple[list[np.ndarray], np.ndarray]:
+    """``encode`` of several encoders fed the same input rule, in one pass
+    over the split: ([codes (N, h, w, 8) float32 per encoder], ids (N,)).
+
+    Raises:
+        ValueError: encoders of different input rules (an internal error:
+            ``FeatureCache.features_many`` groups them).
+    """
     import keras
     import tensorflow as tf
 
     from taskonomy_tf.data.pipeline import make_inputs
     from taskonomy_tf.data.targets import SOURCE_POOLING
 
-    spec = source_spec(encoder_file)
-    encoder = keras.saving.load_model(encoder_file, safe_mode=True, compile=False)
-    images = make_inputs(data, spec, split=split, batch_size=batch_size, image_size=image_size)
+    specs = [source_spec(f) for f in encoder_files]
+    if len({s.input for s in specs}) != 1:
+        raise ValueError(f"encode_many: one input rule expected, got {[s.input for s in specs]}")
+    encoders = [keras.saving.load_model(f, safe_mode=True, compile=False)
+                for f in encoder_files]
+    images = make_inputs(data, specs[0], split=split, batch_size=batch_size,
+                         image_size=image_size)
     if limit:
         images = images.unbatch().take(limit).batch(batch_size)
 
-    # one traced graph for every batch (eager calls cost ~2x on CPU), and one
-    # pass over the images: codes and ids come from the same batches
-    @tf.function(reduce_retracing=True)
+    # one graph for every batch, the last and shorter one included (a
+    # signature with an open batch axis: traced once), and one pass over the
+    # images: every encoder's codes and the ids come from the same batches
+    @tf.function(input_signature=[images.element_spec[0]])
     def run(x):
         if x.shape.rank == 5:  # tiles: every tile through the one tower
             tiles = tf.reshape(x, (-1, *x.shape[2:]))
-            codes = encoder(tiles, training=False)
-            return tf.reshape(codes, (-1, x.shape[1], *codes.shape[1:]))
-        return encoder(x, training=False)
+            return [tf.reshape(c, (-1, x.shape[1], *c.shape[1:]))
+                    for c in (e(tiles, training=False) for e in encoders)]
+        return [e(x, training=False) for e in encoders]
 
-    codes, ids = [], []
+    codes, ids = [[] for _ in encoders], []
     for x, ident in images:
-        codes.append(np.asarray(run(x)))
+        for out, c in zip(codes, run(x)):
+            out.append(np.asarray(c))
         ids.append(id_strings(ident))
-    codes = np.concatenate(codes)
-    if codes.ndim == 5:
-        codes = SOURCE_POOLING.get(spec.input)(codes)
-    return codes.astype(np.float32), np.concatenate(ids)
+    stacked = [np.concatenate(c) for c in codes]
+    if stacked[0].ndim == 5:  # tile codes -> one code map
+        stacked = [SOURCE_POOLING.get(specs[0].input)(c) for c in stacked]
+    return [c.astype(np.float32) for c in stacked], np.concatenate(ids)

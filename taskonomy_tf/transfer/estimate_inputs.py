@@ -96,9 +96,10 @@ def gather(tasks, models: str | os.PathLike, data, split: str, n_images: int | N
     workdirs = model_workdirs(models, tasks)
     cache = FeatureCache(cache_dir)
     codes, ids = {}, None
-    for task, w in workdirs.items():
-        codes[task], task_ids = cache.features(Path(w) / "encoder.keras", data, split,
-                                               image_size, n_images, with_ids=True)
+    # the encoders of one input rule in one pass over the split
+    encoded = cache.features_many([Path(w) / "encoder.keras" for w in workdirs.values()], data,
+                                  split, image_size, n_images)
+    for task, (codes[task], task_ids) in zip(workdirs, encoded):
         if ids is not None and not np.array_equal(ids, task_ids):  # record order, every task
             raise AssertionError(f"{task}: encoded other records than {next(iter(codes))}")
         ids = task_ids

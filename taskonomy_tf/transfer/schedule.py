@@ -30,7 +30,7 @@ from taskonomy_tf.models.losses import INDEX_LABEL_LOSSES, PAIRWISE_LOSSES, SEGM
 from taskonomy_tf.procs import process_pool
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.loop import is_finished
-from taskonomy_tf.transfer.cache import FeatureCache
+from taskonomy_tf.transfer.cache import FeatureCache, source_spec
 from taskonomy_tf.transfer.grid import (
     RANDOM,
     Job,
@@ -366,11 +366,16 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     mine = part(first)
     cache = FeatureCache(out / "cache")
     if any(not job_done(out, j, key) for j in mine):
-        for source in tqdm([*tasks, *(sources or {}), RANDOM], desc="encode", unit="encoder",
-                           disable=not progress):
-            enc = workdirs[source] / "encoder.keras"
-            cache.features(enc, data, train_split, image_size, n_images)
-            cache.features(enc, data, test_split, image_size)
+        encoders = [workdirs[s] / "encoder.keras" for s in [*tasks, *(sources or {}), RANDOM]]
+        by_input: dict[str, list] = {}  # one pass over each split per input rule
+        for enc in encoders:
+            by_input.setdefault(source_spec(enc).input, []).append(enc)
+        with tqdm(total=len(encoders), desc="encode", unit="encoder",
+                  disable=not progress) as bar:
+            for group in by_input.values():
+                cache.features_many(group, data, train_split, image_size, n_images)
+                cache.features_many(group, data, test_split, image_size)
+                bar.update(len(group))
     run = dict(backend=backend, progress=progress, ray_address=ray_address, workers=workers,
                seeds=seeds, beam=beam, score=score, prefilter=prefilter, key=key,
                sources=sorted(sources or {}), oracle=oracle, **options)

@@ -181,7 +181,9 @@ def test_the_prior_is_the_per_pixel_mean_every_prediction_adds():
     w = (rng.random((n, side, side)) > 0.3).astype(np.float32)
     target = DenseTarget(y, w, "masked_l1", cells=4)
     got = target.losses(np.zeros_like(target.t))
-    z = target.image
+    valid = w[..., None] > 0  # the targets standardised per channel over the labelled pixels
+    centred = y - y[w > 0].mean(0)
+    z = np.where(valid, centred / np.sqrt(np.square(centred[w > 0]).mean(0)), 0.0)
     mean = np.array([[[z[:, a, b, k][w[:, a, b] > 0].mean() for k in range(2)]
                       for b in range(side)] for a in range(side)])
     for i in range(n):

@@ -96,6 +96,44 @@ def test_jigsaw_source_codes_every_tile_and_pools_them_into_place(split_records,
     np.testing.assert_array_equal(out[0, ..., 0], expected)
 
 
+def test_encoders_of_one_input_rule_share_a_pass_and_keep_their_own_codes(split_records, rgb,
+                                                                          tmp_path):
+    """``features_many`` encodes the encoders of one input rule together (one
+    pass over the split, one traced graph for every batch, the last and
+    shorter one included): each gets the codes its own input gives (two RGB
+    encoders that differ by a factor of 2, the noisy and the tiled inputs
+    beside them), in the order asked, the same as encoded alone, with the
+    split's ids; what is cached is loaded, not encoded again."""
+    one = _probe_encoder(tmp_path / "random", None, 3)
+    two = _probe_encoder(tmp_path / "edges", "edges", 3)  # an RGB-fed task, kernel of twos
+    model = keras.saving.load_model(two)
+    model.set_weights([2 * w for w in model.get_weights()])
+    model.save(two)
+    noisy = _probe_encoder(tmp_path / "denoising", "denoising", 3)
+    tiles = _probe_encoder(tmp_path / "jigsaw", "jigsaw", 3)
+    batch = next(b for b in range(3, len(rgb)) if len(rgb) % b)  # a short last batch
+    cache = FeatureCache(tmp_path / "many")
+    order = [one, noisy, two, tiles, one]  # rules interleaved, one encoder twice
+    got = cache.features_many(order, split_records, "test", SIZE, batch_size=batch)
+    assert cache.computed == 4
+    whole = _pool(2 * rgb - 1).sum(-1)  # what an RGB-fed probe encoder's channels hold
+    np.testing.assert_allclose(got[0][0][..., 0], whole, atol=0.02)
+    np.testing.assert_allclose(got[2][0][..., 0], 2 * whole, atol=0.04)
+    ids = make_dataset(split_records, "autoencoding", split="test", batch_size=64,
+                       image_size=SIZE, shuffle=False, augment=False, with_ids=True)
+    ids = [i.decode() for *_, b in ids for i in np.asarray(b)]
+    for k, enc in enumerate(order):
+        codes, code_ids = got[k]
+        alone = FeatureCache(tmp_path / f"alone{k}").features(enc, split_records, "test", SIZE,
+                                                               with_ids=True)
+        np.testing.assert_array_equal(codes, alone[0])
+        assert list(code_ids) == list(alone[1]) == ids
+    again = cache.features_many(order[::-1], split_records, "test", SIZE)
+    assert cache.computed == 4
+    for a, b in zip(again, got[::-1]):
+        np.testing.assert_array_equal(a[0], b[0])
+
+
 def test_multi_view_target_transfer_gives_one_loss_per_tuple(trained, split_records,
                                                             tmp_path):
     from taskonomy_tf.transfer.runner import run_candidates
