@@ -96,14 +96,19 @@ def test_jigsaw_source_codes_every_tile_and_pools_them_into_place(split_records,
     np.testing.assert_array_equal(out[0, ..., 0], expected)
 
 
-def test_encoders_of_one_input_rule_share_a_pass_and_keep_their_own_codes(split_records, rgb,
-                                                                          tmp_path):
+@pytest.mark.parametrize("graph_bytes", [1 << 30, 1], ids=["one graph", "a graph each"])
+def test_encoders_of_one_input_rule_share_a_pass_and_keep_their_own_codes(
+        split_records, rgb, tmp_path, monkeypatch, graph_bytes):
     """``features_many`` encodes the encoders of one input rule together (one
-    pass over the split, one traced graph for every batch, the last and
-    shorter one included): each gets the codes its own input gives (two RGB
-    encoders that differ by a factor of 2, the noisy and the tiled inputs
-    beside them), in the order asked, the same as encoded alone, with the
-    split's ids; what is cached is loaded, not encoded again."""
+    pass over the split, traced graphs for every batch, the last and shorter
+    one included; the encoders in one graph, or each in its own when their
+    activations exceed ``GRAPH_BYTES``): each gets the codes its own input
+    gives (two RGB encoders that differ by a factor of 2, the noisy and the
+    tiled inputs beside them), in the order asked, the same as encoded
+    alone, with the split's ids; what is cached is loaded, not encoded again."""
+    from taskonomy_tf.transfer import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "GRAPH_BYTES", graph_bytes)
     one = _probe_encoder(tmp_path / "random", None, 3)
     two = _probe_encoder(tmp_path / "edges", "edges", 3)  # an RGB-fed task, kernel of twos
     model = keras.saving.load_model(two)
@@ -132,6 +137,19 @@ def test_encoders_of_one_input_rule_share_a_pass_and_keep_their_own_codes(split_
     assert cache.computed == 4
     for a, b in zip(again, got[::-1]):
         np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_activation_bytes_count_every_layers_output():
+    """(8, 8, 3) in, a 4-channel convolution, a nested model with a 2-channel
+    one: 192 + 256 + 128 (the nested model's output) + 256 + 128 (its own
+    input and convolution) float32 values per image: an upper bound."""
+    from taskonomy_tf.transfer.cache import activation_bytes
+
+    inner_in = keras.Input((8, 8, 4))
+    inner = keras.Model(inner_in, keras.layers.Conv2D(2, 1)(inner_in))
+    x = keras.Input((8, 8, 3))
+    model = keras.Model(x, inner(keras.layers.Conv2D(4, 3, padding="same")(x)))
+    assert activation_bytes(model) == 4 * (192 + 256 + 128 + 256 + 128)
 
 
 def test_multi_view_target_transfer_gives_one_loss_per_tuple(trained, split_records,
