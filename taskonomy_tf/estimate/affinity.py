@@ -114,10 +114,9 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
     losses: dict[str, dict[str, np.ndarray]] = {t: {} for t in dense}
     names = sorted(dense)
     # per code size: the targets, side by side with their rows in the folds'
-    # order, built once. Like one source's features at a time (``buffer``),
-    # they live in memory touched once: on machines whose first touch of
-    # fresh memory is slow (docs/performance.md) a new array per source cost
-    # more than the products that fill it.
+    # order, built once for every source (the folds depend on the groups
+    # alone); one source's features at a time, in one buffer (``buffer``:
+    # on machines whose first touch of fresh memory is slow, docs/performance.md)
     prepared: dict[int, tuple] = {}
     buffer = None
     for source, c in codes.items():

@@ -119,17 +119,15 @@ class SourceFit:
                     errors[i, j] += tt - 2 * d @ linear + d @ quadratic @ d
         return errors, weights
 
-    def predict(self, t: np.ndarray, widths=None, penalties=PENALTIES, ordered: bool = False,
-                out: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, t: np.ndarray, widths=None, penalties=PENALTIES,
+                ordered: bool = False) -> np.ndarray:
         """Held-out predictions (N c c, q) float32 of per-cell targets ``t``
         (N c c, q), each fold from the others, at the penalty whose held-out
         squared error is least: per block of ``widths`` columns when several
         targets are fitted side by side (one product for all of them; None:
         one target). ``ordered``: ``t``'s rows are in ``order`` already;
-        the predictions are in image order either way, written into ``out``
-        when given (that shape, float32)."""
-        if out is None or out.shape != np.shape(t) or out.dtype != np.float32:
-            out = np.empty(np.shape(t), np.float32)
+        the predictions are in image order either way."""
+        out = np.empty(np.shape(t), np.float32)
         for k, block in self.fold_predictions(t, widths, penalties, ordered):
             out[self.order[self.blocks[k]]] = block
         return out
@@ -139,10 +137,9 @@ class SourceFit:
         """``predict`` one held-out fold at a time: yields (k, the (n_k c c,
         q) predictions of fold k's images ``folds[k]``, each image's cells
         together), so that a caller can score each fold's images without
-        the whole (N c c, q) array in memory (on machines whose first touch
-        of fresh memory is slow, docs/performance.md, that costs more than
-        the products). ``ordered``: ``t``'s rows are in ``order`` already
-        (the same for every source fitted on these groups: reordered once)."""
+        the whole (N c c, q) array in memory. ``ordered``: ``t``'s rows are
+        in ``order`` already (the same for every source fitted on these
+        groups: reordered once)."""
         t = np.asarray(t, np.float32)
         if not ordered:
             t = t[self.order]
@@ -309,9 +306,9 @@ class DenseTarget:
                   .reshape(n * cells * cells, -1))
 
     def losses(self, pred: np.ndarray, images: np.ndarray | None = None) -> np.ndarray:
-        """(N,) per-image losses of per-cell predictions (N c c, f f C) of the
-        residual over ``prior``; of the images ``images`` (n indices) only,
-        when given, from their (n c c, f f C) predictions."""
+        """(N,) float64 per-image losses of per-cell predictions (N c c, f f
+        C) of the residual over ``prior``; with ``images`` (n indices), the
+        (n,) losses of those images from their (n c c, f f C) predictions."""
         pick = slice(None) if images is None else images
         fitted = self.fitted[pick]
         full = pred.reshape(fitted.shape) + self.prior

@@ -260,3 +260,32 @@ def test_a_reused_feature_buffer_gives_the_fresh_fit():
     fresh = SourceFit(codes["b"], groups)
     assert np.array_equal(reused.predict(target.t), fresh.predict(target.t))
     assert features_buffer(codes["b"][:, :4, :4], out=buffer) is not buffer
+
+
+def test_fold_by_fold_scoring_equals_scoring_the_whole_prediction():
+    """``readout_losses`` scores each held-out fold's images from that
+    fold's predictions; the same losses come from the whole prediction
+    array (``predict``) scored at once, for each loss rule, targets side by
+    side with their rows put in the folds' order beforehand or not."""
+    from taskonomy_tf.estimate.readout_probe import readout_losses_many
+
+    rng = np.random.default_rng(10)
+    codes, y, w = _planted(rng)
+    w[3] = 0  # an image without labels
+    w[5, :7] = 0
+    groups = np.repeat(np.arange(12), 5)
+    fit = SourceFit(codes["b"], groups)
+    ids = rng.integers(0, 4, y.shape[:3] + (1,))
+    targets = [DenseTarget(y, w, "masked_l1", cells=8),
+               DenseTarget(y ** 2, w, "masked_l2", cells=8),
+               DenseTarget(ids, w, "pixel_sparse_ce", classes=4, cells=8)]
+    stacked = np.concatenate([t.t for t in targets], 1)
+    widths = [t.t.shape[1] for t in targets]
+    whole = fit.predict(stacked, widths)
+    cols = np.cumsum([0] + widths)
+    want = [t.losses(whole[:, a:b]) for t, a, b in zip(targets, cols[:-1], cols[1:])]
+    for got in (readout_losses_many(fit, targets),
+                readout_losses_many(fit, targets, stacked[fit.order])):
+        for g, v in zip(got, want):
+            np.testing.assert_allclose(g, v, rtol=1e-6, atol=1e-9)
+    assert want[0][3] == 0 and want[0].std() > 0
