@@ -189,20 +189,25 @@ def label_codes(task: str, data, split: str, image_size: int, basis_split: str,
 GRAPH_BYTES = 1 << 30  # our choice: the activations encoders sharing one graph may hold
 
 
-def activation_bytes(model) -> int:
+def activation_bytes(model) -> int | None:
     """An upper bound of a Keras model's float32 activations per input image,
     in bytes: every layer's output (nested models' layers included), as if
-    none were freed before the last was computed."""
+    none were freed before the last was computed; None when some layer has
+    no known output (a subclassed model inside a user's source, say)."""
+    import keras
+
     def values(m) -> int:
         total = 0
         for layer in m.layers:
-            outs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
-            total += sum(int(np.prod(o.shape[1:])) for o in outs)
+            total += sum(int(np.prod(o.shape[1:])) for o in keras.tree.flatten(layer.output))
             if hasattr(layer, "layers"):
                 total += values(layer)
         return total
 
-    return 4 * values(model)
+    try:
+        return 4 * values(model)
+    except (AttributeError, ValueError, TypeError):  # an output unknown or of no fixed size
+        return None
 
 
 def source_spec(encoder_file: str | os.PathLike) -> TaskSpec:
@@ -266,7 +271,8 @@ def encode_many(encoder_files, data, split: str, image_size: int, limit: int | N
     per_batch = batch_size * (shape[1] if shape.rank == 5 else 1)  # images through an encoder
     groups, used = [[]], 0
     for e in encoders:
-        need = activation_bytes(e) * per_batch
+        size = activation_bytes(e)
+        need = GRAPH_BYTES + 1 if size is None else size * per_batch  # unknown: alone
         if groups[-1] and used + need > GRAPH_BYTES:
             groups.append([])
             used = 0

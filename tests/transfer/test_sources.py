@@ -142,7 +142,8 @@ def test_encoders_of_one_input_rule_share_a_pass_and_keep_their_own_codes(
 def test_activation_bytes_count_every_layers_output():
     """(8, 8, 3) in, a 4-channel convolution, a nested model with a 2-channel
     one: 192 + 256 + 128 (the nested model's output) + 256 + 128 (its own
-    input and convolution) float32 values per image: an upper bound."""
+    input and convolution) float32 values per image: an upper bound. A
+    model with a layer of no known output, or of no fixed size: None."""
     from taskonomy_tf.transfer.cache import activation_bytes
 
     inner_in = keras.Input((8, 8, 4))
@@ -150,6 +151,18 @@ def test_activation_bytes_count_every_layers_output():
     x = keras.Input((8, 8, 3))
     model = keras.Model(x, inner(keras.layers.Conv2D(4, 3, padding="same")(x)))
     assert activation_bytes(model) == 4 * (192 + 256 + 128 + 256 + 128)
+
+    class Sub(keras.Model):  # a subclassed model's layers have no known outputs
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(2, 1)
+
+        def call(self, t):
+            return self.conv(t)
+
+    assert activation_bytes(keras.Model(x, Sub()(x))) is None  # unknown: encoded alone
+    open_size = keras.Input((None, None, 3))
+    assert activation_bytes(keras.Model(open_size, keras.layers.Conv2D(4, 3)(open_size))) is None
 
 
 def test_multi_view_target_transfer_gives_one_loss_per_tuple(trained, split_records,
