@@ -81,9 +81,6 @@ def main(argv=None) -> dict:
             return f"none ({exc})", None
         return sorted(solution.roots), solution.objective
 
-    def roots(table, budget):
-        return solve(table, budget)[0]
-
     def first_order_best(table, target):
         rows = [r for r in table.for_target(target)
                 if len(r.sources) == 1 and r.sources[0] not in fixed]
@@ -118,7 +115,7 @@ def main(argv=None) -> dict:
         aff = tables_from_matrices(restrict(matrices, keep, fixed), priors=priors)["affinities"]
         trained = sum(len([s for s in first[t] if t not in keep or s in keep[t]])
                       for t in matrices)
-        got = {b: roots(aff, b) for b in budgets}
+        got = {b: solve(aff, b)[0] for b in budgets}
         return {"hubs": hubs,
                 "unfiltered_targets": sorted(t for t in matrices if t not in keep),
                 "misses": {t: best[t] for t in matrices if t in keep and best[t] not in keep[t]},

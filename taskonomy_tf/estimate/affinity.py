@@ -122,15 +122,11 @@ def readout_table(codes: dict[str, np.ndarray], dense: dict[str, tuple], groups=
     for source, c in codes.items():
         buffer = features_buffer(c, out=buffer)
         fit = SourceFit(c, _groups(groups, c), out=buffer)
-        if fit.cells not in prepared or not np.array_equal(prepared[fit.cells][0], fit.order):
-            targets = []
-            for name in names:
-                y, w, classes, loss = dense[name]
-                targets.append(DenseTarget(y, w, loss, classes, fit.cells))
-            stacked = np.concatenate([d.t for d in targets], 1)[fit.order]
-            prepared[fit.cells] = fit.order, targets, stacked
-        _, targets, stacked = prepared[fit.cells]
-        for t, got in zip(names, readout_losses_many(fit, targets, stacked)):
+        if fit.cells not in prepared:
+            targets = [DenseTarget(y, w, loss, classes, fit.cells)
+                       for y, w, classes, loss in (dense[name] for name in names)]
+            prepared[fit.cells] = targets, np.concatenate([d.t for d in targets], 1)[fit.order]
+        for t, got in zip(names, readout_losses_many(fit, *prepared[fit.cells])):
             losses[t][SELF if t == source else source] = got
     scores, tournament = {}, {}
     for t, rows in losses.items():

@@ -46,7 +46,8 @@ PENALTIES = RIDGE_GRID[1:]
 # per-pixel rules of the dense losses (``models.losses``): the name of the rule
 RULES = {"masked_l1": "l1", "masked_l2": "l2", "pixel_sparse_ce": "ce"}
 CE_FLOOR = 1e-4  # a ridge's class scores are clipped here before their log
-FEATURE_ROWS = 8192  # code cells whose neighbourhoods are projected at once
+FEATURE_ROWS = 8192  # code cells projected at once (our choice: a few MB of
+# neighbourhoods, reused memory; the features do not depend on it)
 
 
 class SourceFit:

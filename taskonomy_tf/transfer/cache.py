@@ -88,20 +88,18 @@ class FeatureCache:
         paths = [self.root / f"{self.key(f, data, split, image_size, limit)}.npz"
                  for f in encoder_files]
         got: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
-        missing: dict[str, dict[Path, str | os.PathLike]] = {}  # input rule -> path -> file
-        for f, path in zip(encoder_files, paths):
-            if path in got or any(path in m for m in missing.values()):
-                continue
+        missing = {}  # path -> encoder file (one entry per distinct file content)
+        for path, f in dict(zip(paths, encoder_files)).items():
             if path.exists():
                 with np.load(path, allow_pickle=False) as z:
                     got[path] = z["codes"].astype(np.float32), z["ids"].astype(str)
             else:
-                missing.setdefault(source_spec(f).input, {})[path] = f
-        for files in missing.values():
-            many, ids = encode_many(list(files.values()), data, split, image_size, limit,
-                                    batch_size)
-            for path, codes in zip(files, many):
-                got[path] = self._store(path, codes, ids), ids
+                missing[path] = f
+        file_path = {f: path for path, f in missing.items()}
+        for files in by_input_rule(missing.values()).values():
+            many, ids = encode_many(files, data, split, image_size, limit, batch_size)
+            for f, codes in zip(files, many):
+                got[file_path[f]] = self._store(file_path[f], codes, ids), ids
         return [got[path] for path in paths]
 
     def _store(self, path: Path, codes: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -210,26 +208,28 @@ def activation_bytes(model) -> int | None:
         return None
 
 
+def by_input_rule(encoder_files) -> dict[str, list]:
+    """Encoder files grouped by the input rule their task feeds them
+    (``source_spec``), in their order: each group shares a pass over a split."""
+    groups: dict[str, list] = {}
+    for f in encoder_files:
+        groups.setdefault(source_spec(f).input, []).append(f)
+    return groups
+
+
 def source_spec(encoder_file: str | os.PathLike) -> TaskSpec:
     """The task whose input feeds an encoder: its workdir's task, or
     ``autoencoding`` (plain RGB) for an encoder trained on no task."""
     return get_task(saved_task(Path(encoder_file).parent) or "autoencoding")
 
 
-def encode(encoder_file, data, split: str, image_size: int, limit: int | None = None,
-           batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Runs a saved encoder (safe mode, inference) on its task's inputs
-    (``data.make_inputs``) over a split's first ``limit`` records: (codes
-    (N, h, w, 8) float32, ids (N,) str). Tiled inputs (B, T, S, S, 3) are
-    encoded tile by tile and pooled (``targets.SOURCE_POOLING``)."""
-    codes, ids = encode_many([encoder_file], data, split, image_size, limit, batch_size)
-    return codes[0], ids
-
-
 def encode_many(encoder_files, data, split: str, image_size: int, limit: int | None = None,
                 batch_size: int = 64) -> tuple[list[np.ndarray], np.ndarray]:
-    """``encode`` of several encoders fed the same input rule, in one pass
-    over the split: ([codes (N, h, w, 8) float32 per encoder], ids (N,)).
+    """Runs saved encoders fed the same input rule (safe mode, inference) on
+    their inputs (``data.make_inputs``) over a split's first ``limit``
+    records, in one pass: ([codes (N, h, w, 8) float32 per encoder], ids (N,)
+    str). Tiled inputs (B, T, S, S, 3) are encoded tile by tile and pooled
+    (``targets.SOURCE_POOLING``).
 
     Raises:
         ValueError: encoders of different input rules (an internal error:

@@ -30,7 +30,7 @@ from taskonomy_tf.models.losses import INDEX_LABEL_LOSSES, PAIRWISE_LOSSES, SEGM
 from taskonomy_tf.procs import process_pool
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.loop import is_finished
-from taskonomy_tf.transfer.cache import FeatureCache, source_spec
+from taskonomy_tf.transfer.cache import FeatureCache, by_input_rule
 from taskonomy_tf.transfer.grid import (
     RANDOM,
     Job,
@@ -367,12 +367,9 @@ def run_grid(tasks: list[str], models, data, out, max_order: int = 1, n_images: 
     cache = FeatureCache(out / "cache")
     if any(not job_done(out, j, key) for j in mine):
         encoders = [workdirs[s] / "encoder.keras" for s in [*tasks, *(sources or {}), RANDOM]]
-        by_input: dict[str, list] = {}  # one pass over each split per input rule
-        for enc in encoders:
-            by_input.setdefault(source_spec(enc).input, []).append(enc)
         with tqdm(total=len(encoders), desc="encode", unit="encoder",
                   disable=not progress) as bar:
-            for group in by_input.values():
+            for group in by_input_rule(encoders).values():  # one pass over a split per rule
                 cache.features_many(group, data, train_split, image_size, n_images)
                 cache.features_many(group, data, test_split, image_size)
                 bar.update(len(group))
