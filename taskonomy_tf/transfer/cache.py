@@ -184,28 +184,52 @@ def label_codes(task: str, data, split: str, image_size: int, basis_split: str,
     return codes, np.asarray(ids).astype(str)
 
 
-GRAPH_BYTES = 1 << 30  # our choice: the activations encoders sharing one graph may hold
+WEIGHT_BYTES = 1 << 30  # our choice: the encoders' weights one pass over a split holds
 
 
-def activation_bytes(model) -> int | None:
-    """An upper bound of a Keras model's float32 activations per input image,
-    in bytes: every layer's output (nested models' layers included), as if
-    none were freed before the last was computed; None when some layer has
-    no known output (a subclassed model inside a user's source, say)."""
-    import keras
+def weight_chunks(sizes) -> list[list[int]]:
+    """Indices of encoders whose weights take ``sizes`` bytes, in order, in
+    runs of at most ``WEIGHT_BYTES`` (one encoder per run at least): each
+    run is one pass over the split."""
+    chunks, used = [[]], 0
+    for i, size in enumerate(sizes):
+        if chunks[-1] and used + size > WEIGHT_BYTES:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(i)
+        used += size
+    return chunks
 
-    def values(m) -> int:
-        total = 0
-        for layer in m.layers:
-            total += sum(int(np.prod(o.shape[1:])) for o in keras.tree.flatten(layer.output))
-            if hasattr(layer, "layers"):
-                total += values(layer)
-        return total
 
-    try:
-        return 4 * values(model)
-    except (AttributeError, ValueError, TypeError):  # an output unknown or of no fixed size
-        return None
+def architecture_key(encoder_file: str | os.PathLike) -> str:
+    """The architecture a saved ``.keras`` model declares: its
+    ``config.json`` without the ids Keras gives objects shared between
+    layers (an initializer, a regulariser, a dtype policy: Python object
+    ids, different at every save, and present or not depending on how the
+    model was built; sharing them changes no weight and no output). Equal
+    keys: the same layers, names, shapes and settings, so one model's
+    weights load into the other (``encode_many``)."""
+    import zipfile
+
+    with zipfile.ZipFile(encoder_file) as z:
+        config = json.loads(z.read("config.json"))
+
+    def canonical(value):
+        if isinstance(value, dict):
+            return {k: canonical(v) for k, v in value.items() if k != "shared_object_id"}
+        if isinstance(value, list):
+            return [canonical(v) for v in value]
+        return value
+
+    return json.dumps(canonical(config), sort_keys=True)
+
+
+def by_architecture(encoder_files) -> dict[str, list[int]]:
+    """Indices of ``encoder_files`` grouped by ``architecture_key``, in order."""
+    groups: dict[str, list[int]] = {}
+    for i, f in enumerate(encoder_files):
+        groups.setdefault(architecture_key(f), []).append(i)
+    return groups
 
 
 def by_input_rule(encoder_files) -> dict[str, list]:
@@ -231,6 +255,13 @@ def encode_many(encoder_files, data, split: str, image_size: int, limit: int | N
     str). Tiled inputs (B, T, S, S, 3) are encoded tile by tile and pooled
     (``targets.SOURCE_POOLING``).
 
+    Encoders of one architecture (``architecture_key``: the networks of a
+    run's tasks) are built once and traced once: each batch runs through
+    that one graph with each encoder's weights in turn (``stateless_call``),
+    instead of a model deserialised and a graph traced per encoder. A pass
+    holds the weights of encoders up to ``WEIGHT_BYTES``; more take another
+    pass over the split.
+
     Raises:
         ValueError: encoders of different input rules (an internal error:
             ``FeatureCache.features_many`` groups them).
@@ -244,48 +275,52 @@ def encode_many(encoder_files, data, split: str, image_size: int, limit: int | N
     specs = [source_spec(f) for f in encoder_files]
     if len({s.input for s in specs}) != 1:
         raise ValueError(f"encode_many: one input rule expected, got {[s.input for s in specs]}")
-    encoders = [keras.saving.load_model(f, safe_mode=True, compile=False)
-                for f in encoder_files]
     images = make_inputs(data, specs[0], split=split, batch_size=batch_size,
                          image_size=image_size)
     if limit:
         images = images.unbatch().take(limit).batch(batch_size)
+    x_spec = images.element_spec[0]  # (B, S, S, C) or tiles (B, T, S, S, 3), B open
 
-    # one traced graph for every batch, the last and shorter one included (a
-    # signature with an open batch axis), and one pass over the images: every
-    # encoder's codes and the ids come from the same batches. Small encoders
-    # share a graph, whose independent branches TensorFlow runs side by side
-    # (1.4x faster for six 64 px encoders, bench/encode_pass.py), as long as
-    # their activations fit ``GRAPH_BYTES``; a large one runs alone.
-    def graph(members):
-        @tf.function(input_signature=[images.element_spec[0]])
-        def run(x):
-            if x.shape.rank == 5:  # tiles: every tile through the one tower
-                tiles = tf.reshape(x, (-1, *x.shape[2:]))
-                return [tf.reshape(c, (-1, x.shape[1], *c.shape[1:]))
-                        for c in (e(tiles, training=False) for e in members)]
-            return [e(x, training=False) for e in members]
+    def graph(model, weights):
+        """One traced graph of ``model`` for every batch (the last, shorter,
+        one included) and every encoder of its architecture: the weights
+        are arguments."""
+        signature = [[tf.TensorSpec(w.shape, w.dtype) for w in part] for part in weights]
+
+        @tf.function(input_signature=[*signature, x_spec])
+        def run(trainable, non_trainable, x):
+            tiles = x.shape.rank == 5  # every tile through the one tower
+            flat = tf.reshape(x, (-1, *x.shape[2:])) if tiles else x
+            code, _ = model.stateless_call(trainable, non_trainable, flat, training=False)
+            return tf.reshape(code, (-1, x.shape[1], *code.shape[1:])) if tiles else code
         return run
 
-    shape = images.element_spec[0].shape  # (B, S, S, C) or tiles (B, T, S, S, 3)
-    per_batch = batch_size * (shape[1] if shape.rank == 5 else 1)  # images through an encoder
-    groups, used = [[]], 0
-    for e in encoders:
-        size = activation_bytes(e)
-        need = GRAPH_BYTES + 1 if size is None else size * per_batch  # unknown: alone
-        if groups[-1] and used + need > GRAPH_BYTES:
-            groups.append([])
-            used = 0
-        groups[-1].append(e)
-        used += need
-    runs = [graph(g) for g in groups]
-    codes, ids = [[] for _ in encoders], []
-    for x, ident in images:
-        got = [c for run in runs for c in run(x)]
-        for out, c in zip(codes, got):
-            out.append(np.asarray(c))
-        ids.append(id_strings(ident))
+    models, of = [], {}  # one model per architecture; each encoder's architecture
+    for members in by_architecture(encoder_files).values():
+        of.update({i: len(models) for i in members})
+        models.append(keras.saving.load_model(encoder_files[members[0]], safe_mode=True,
+                                              compile=False))
+    runs: dict[int, object] = {}  # architecture -> its traced graph
+    sizes = [sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+                 for v in models[of[i]].weights) for i in range(len(encoder_files))]
+    codes: list[list[np.ndarray]] = [[] for _ in encoder_files]
+    ids = None
+    for chunk in weight_chunks(sizes):  # one pass over the split each
+        weights = {}
+        for i in chunk:  # weights only: the architecture is the one loaded
+            model = models[of[i]]
+            model.load_weights(encoder_files[i])
+            weights[i] = tuple([tf.constant(v.numpy()) for v in part] for part in
+                               (model.trainable_variables, model.non_trainable_variables))
+            if of[i] not in runs:
+                runs[of[i]] = graph(model, weights[i])
+        chunk_ids = []
+        for x, ident in images:
+            for i in chunk:
+                codes[i].append(np.asarray(runs[of[i]](*weights[i], x)))
+            chunk_ids.append(id_strings(ident))
+        ids = np.concatenate(chunk_ids) if ids is None else ids
     stacked = [np.concatenate(c) for c in codes]
     if stacked[0].ndim == 5:  # tile codes -> one code map
         stacked = [SOURCE_POOLING.get(specs[0].input)(c) for c in stacked]
-    return [c.astype(np.float32) for c in stacked], np.concatenate(ids)
+    return [c.astype(np.float32) for c in stacked], ids

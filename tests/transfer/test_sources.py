@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import keras
 import numpy as np
@@ -96,34 +97,45 @@ def test_jigsaw_source_codes_every_tile_and_pools_them_into_place(split_records,
     np.testing.assert_array_equal(out[0, ..., 0], expected)
 
 
-@pytest.mark.parametrize("graph_bytes", [1 << 30, 1], ids=["one graph", "a graph each"])
+@pytest.mark.parametrize("weight_bytes", [1 << 30, 1], ids=["one pass", "a pass each"])
 def test_encoders_of_one_input_rule_share_a_pass_and_keep_their_own_codes(
-        split_records, rgb, tmp_path, monkeypatch, graph_bytes):
+        split_records, rgb, tmp_path, monkeypatch, weight_bytes):
     """``features_many`` encodes the encoders of one input rule together (one
-    pass over the split, traced graphs for every batch, the last and shorter
-    one included; the encoders in one graph, or each in its own when their
-    activations exceed ``GRAPH_BYTES``): each gets the codes its own input
-    gives (two RGB encoders that differ by a factor of 2, the noisy and the
-    tiled inputs beside them), in the order asked, the same as encoded
-    alone, with the split's ids; what is cached is loaded, not encoded again."""
+    pass over the split, or one each when their weights exceed
+    ``WEIGHT_BYTES``; one traced graph per architecture for every batch, the
+    last and shorter one included, each encoder's weights passed in): each
+    gets the codes its own input and weights give (two RGB encoders of one
+    architecture that differ by a factor of 2, a third of another
+    architecture, the noisy and the tiled inputs beside them), in the order
+    asked, the same as encoded alone, with the split's ids; what is cached
+    is loaded, not encoded again."""
     from taskonomy_tf.transfer import cache as cache_module
 
-    monkeypatch.setattr(cache_module, "GRAPH_BYTES", graph_bytes)
+    monkeypatch.setattr(cache_module, "WEIGHT_BYTES", weight_bytes)
     one = _probe_encoder(tmp_path / "random", None, 3)
     two = _probe_encoder(tmp_path / "edges", "edges", 3)  # an RGB-fed task, kernel of twos
-    model = keras.saving.load_model(two)
+    model = keras.saving.load_model(one)  # ``one``'s architecture (its layer names too)
     model.set_weights([2 * w for w in model.get_weights()])
     model.save(two)
     noisy = _probe_encoder(tmp_path / "denoising", "denoising", 3)
     tiles = _probe_encoder(tmp_path / "jigsaw", "jigsaw", 3)
+    (tmp_path / "keypoints2d").mkdir()  # another RGB-fed task, another architecture
+    (tmp_path / "keypoints2d" / "config.json").write_text(json.dumps({"task": "keypoints2d"}))
+    x = keras.Input((SIZE, SIZE, 3))
+    pooled = keras.layers.Rescaling(3.0)(keras.layers.AveragePooling2D(POOL)(x))
+    keras.Model(x, keras.layers.Conv2D(8, 1, use_bias=False, kernel_initializer="ones")(pooled)
+                ).save(tmp_path / "keypoints2d" / "encoder.keras")
+    three = tmp_path / "keypoints2d" / "encoder.keras"
+    assert len(cache_module.by_architecture([one, two, three])) == 2
     batch = next(b for b in range(3, len(rgb)) if len(rgb) % b)  # a short last batch
     cache = FeatureCache(tmp_path / "many")
-    order = [one, noisy, two, tiles, one]  # rules interleaved, one encoder twice
+    order = [one, noisy, two, tiles, three, one]  # rules interleaved, one encoder twice
     got = cache.features_many(order, split_records, "test", SIZE, batch_size=batch)
-    assert cache.computed == 4
+    assert cache.computed == 5
     whole = _pool(2 * rgb - 1).sum(-1)  # what an RGB-fed probe encoder's channels hold
     np.testing.assert_allclose(got[0][0][..., 0], whole, atol=0.02)
     np.testing.assert_allclose(got[2][0][..., 0], 2 * whole, atol=0.04)
+    np.testing.assert_allclose(got[4][0][..., 0], 3 * whole, atol=0.06)
     ids = make_dataset(split_records, "autoencoding", split="test", batch_size=64,
                        image_size=SIZE, shuffle=False, augment=False, with_ids=True)
     ids = [i.decode() for *_, b in ids for i in np.asarray(b)]
@@ -134,35 +146,38 @@ def test_encoders_of_one_input_rule_share_a_pass_and_keep_their_own_codes(
         np.testing.assert_array_equal(codes, alone[0])
         assert list(code_ids) == list(alone[1]) == ids
     again = cache.features_many(order[::-1], split_records, "test", SIZE)
-    assert cache.computed == 4
+    assert cache.computed == 5
     for a, b in zip(again, got[::-1]):
         np.testing.assert_array_equal(a[0], b[0])
 
 
-def test_activation_bytes_count_every_layers_output():
-    """(8, 8, 3) in, a 4-channel convolution, a nested model with a 2-channel
-    one: 192 + 256 + 128 (the nested model's output) + 256 + 128 (its own
-    input and convolution) float32 values per image: an upper bound. A
-    model with a layer of no known output, or of no fixed size: None."""
-    from taskonomy_tf.transfer.cache import activation_bytes
+def test_architecture_key_ignores_weights_and_the_ids_of_shared_objects(tmp_path):
+    """Two saves of one architecture (a regulariser shared by two layers,
+    which Keras saves with its Python object id) with other weights, and a
+    copy loaded and saved again: one key, though their config files differ;
+    another width: another key."""
+    from taskonomy_tf.transfer.cache import architecture_key
 
-    inner_in = keras.Input((8, 8, 4))
-    inner = keras.Model(inner_in, keras.layers.Conv2D(2, 1)(inner_in))
-    x = keras.Input((8, 8, 3))
-    model = keras.Model(x, inner(keras.layers.Conv2D(4, 3, padding="same")(x)))
-    assert activation_bytes(model) == 4 * (192 + 256 + 128 + 256 + 128)
+    def build(width, seed):
+        shared = keras.regularizers.L2(1e-4)
+        x = keras.Input((8, 8, 3), name="image")
+        h = keras.layers.Conv2D(width, 3, kernel_regularizer=shared, name="conv")(x)
+        model = keras.Model(x, keras.layers.Conv2D(2, 1, kernel_regularizer=shared,
+                                                   name="out")(h), name="encoder")
+        rng = np.random.default_rng(seed)
+        model.set_weights([rng.normal(size=w.shape) for w in model.get_weights()])
+        path = tmp_path / f"m{width}-{seed}.keras"
+        model.save(path)
+        return path, model  # the model kept alive: its objects' ids stay distinct
 
-    class Sub(keras.Model):  # a subclassed model's layers have no known outputs
-        def __init__(self):
-            super().__init__()
-            self.conv = keras.layers.Conv2D(2, 1)
-
-        def call(self, t):
-            return self.conv(t)
-
-    assert activation_bytes(keras.Model(x, Sub()(x))) is None  # unknown: encoded alone
-    open_size = keras.Input((None, None, 3))
-    assert activation_bytes(keras.Model(open_size, keras.layers.Conv2D(4, 3)(open_size))) is None
+    built = [build(4, 0), build(4, 1), build(5, 0)]
+    (a, _), (b, _), (c, _) = built
+    again = tmp_path / "again.keras"
+    keras.saving.load_model(a).save(again)
+    raw = [zipfile.ZipFile(p).read("config.json") for p in (a, b, again)]
+    assert b"shared_object_id" in raw[0] and raw[0] != raw[1] and raw[0] != raw[2]
+    assert architecture_key(a) == architecture_key(b) == architecture_key(again)
+    assert architecture_key(a) != architecture_key(c)
 
 
 def test_multi_view_target_transfer_gives_one_loss_per_tuple(trained, split_records,
