@@ -296,10 +296,12 @@ def encode_many(encoder_files, data, split: str, image_size: int, limit: int | N
         return run
 
     models, of = [], {}  # one model per architecture; each encoder's architecture
+    holds = []  # per architecture: the encoder whose weights its model holds now
     for members in by_architecture(encoder_files).values():
         of.update({i: len(models) for i in members})
         models.append(keras.saving.load_model(encoder_files[members[0]], safe_mode=True,
                                               compile=False))
+        holds.append(members[0])
     runs: dict[int, object] = {}  # architecture -> its traced graph
     sizes = [sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
                  for v in models[of[i]].weights) for i in range(len(encoder_files))]
@@ -309,7 +311,9 @@ def encode_many(encoder_files, data, split: str, image_size: int, limit: int | N
         weights = {}
         for i in chunk:  # weights only: the architecture is the one loaded
             model = models[of[i]]
-            model.load_weights(encoder_files[i])
+            if holds[of[i]] != i:
+                model.load_weights(encoder_files[i])
+                holds[of[i]] = i
             weights[i] = tuple([tf.constant(v.numpy()) for v in part] for part in
                                (model.trainable_variables, model.non_trainable_variables))
             if of[i] not in runs:
