@@ -323,7 +323,10 @@ def encode_many(encoder_files, data, split: str, image_size: int, limit: int | N
             for i in chunk:
                 codes[i].append(np.asarray(runs[of[i]](*weights[i], x)))
             chunk_ids.append(id_strings(ident))
-        ids = np.concatenate(chunk_ids) if ids is None else ids
+        chunk_ids = np.concatenate(chunk_ids)
+        if ids is not None and not np.array_equal(ids, chunk_ids):  # passes read alike
+            raise AssertionError(f"encode_many: a second pass over {split!r} read other records")
+        ids = chunk_ids
     stacked = [np.concatenate(c) for c in codes]
     if stacked[0].ndim == 5:  # tile codes -> one code map
         stacked = [SOURCE_POOLING.get(specs[0].input)(c) for c in stacked]
