@@ -120,16 +120,14 @@ class SourceFit:
                     errors[i, j] += tt - 2 * d @ linear + d @ quadratic @ d
         return errors, weights
 
-    def predict(self, t: np.ndarray, widths=None, penalties=PENALTIES,
-                ordered: bool = False) -> np.ndarray:
+    def predict(self, t: np.ndarray, widths=None, penalties=PENALTIES) -> np.ndarray:
         """Held-out predictions (N c c, q) float32 of per-cell targets ``t``
         (N c c, q), each fold from the others, at the penalty whose held-out
         squared error is least: per block of ``widths`` columns when several
         targets are fitted side by side (one product for all of them; None:
-        one target). ``ordered``: ``t``'s rows are in ``order`` already;
-        the predictions are in image order either way."""
+        one target)."""
         out = np.empty(np.shape(t), np.float32)
-        for k, block in self.fold_predictions(t, widths, penalties, ordered):
+        for k, block in self.fold_predictions(t, widths, penalties):
             out[self.order[self.blocks[k]]] = block
         return out
 

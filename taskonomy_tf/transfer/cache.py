@@ -61,10 +61,13 @@ class FeatureCache:
         self.computed = 0
 
     def key(self, encoder_file: str | os.PathLike, data, split: str, image_size: int,
-            limit: int | None = None) -> str:
+            limit: int | None = None, fingerprint: str | None = None) -> str:
+        """The entry's name; ``fingerprint``: ``data_fingerprint(data, split)``
+        when the caller has it already (one per split, not per encoder: without
+        a manifest it hashes every shard)."""
         parts = [sha256_file(Path(encoder_file)), source_spec(encoder_file).input,
-                 data_fingerprint(data, split), split, str(image_size), str(limit),
-                 str(FORMAT_VERSION)]
+                 fingerprint or data_fingerprint(data, split), split, str(image_size),
+                 str(limit), str(FORMAT_VERSION)]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
     def features(self, encoder_file, data, split: str, image_size: int,
@@ -85,7 +88,8 @@ class FeatureCache:
         the split per input rule, every encoder of that rule on each batch
         (``encode_many``), instead of one pass (reading, decoding and a
         traced graph) per encoder."""
-        paths = [self.root / f"{self.key(f, data, split, image_size, limit)}.npz"
+        fingerprint = data_fingerprint(data, split)
+        paths = [self.root / f"{self.key(f, data, split, image_size, limit, fingerprint)}.npz"
                  for f in encoder_files]
         got: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
         missing = {}  # path -> encoder file (one entry per distinct file content)
