@@ -119,7 +119,7 @@ def main() -> None:
     small = ReadoutArrays(train.codes[:32, :1], train.y[:32], train.w[:32])
     train_readouts(spec, heads[:1], sources[:1], small, small, a.image_size, prior, [0],
                    steps=2, **opts)  # warm-up: the process's first kernels
-    scored = readout._score
+    scored = readout.score_heads
     timing = {}
 
     def timed_score(*args, **kwargs):
@@ -128,12 +128,12 @@ def main() -> None:
         timing["score"] = time.perf_counter() - start
         return result
 
-    readout._score = timed_score
+    readout.score_heads = timed_score
     start = time.perf_counter()
     points = train_readouts(spec, heads, sources, train, test, a.image_size, prior, [0],
                             steps=a.steps, **opts)
     total = time.perf_counter() - start
-    readout._score = scored
+    readout.score_heads = scored
     fit, score, whole = whole_map(a.target, heads, sources, train, test, a.image_size, prior,
                                   a.steps)
     points_fit = total - timing["score"]

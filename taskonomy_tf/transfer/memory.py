@@ -21,12 +21,12 @@ from taskonomy_tf.models.losses import INDEX_LABEL_LOSSES, PAIRWISE_LOSSES, SEGM
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.taxonomy.table import PIXELS
 from taskonomy_tf.transfer.readout import (
-    SCORE_BYTES,
     ReadoutArrays,
     fc_parameters,
     point_count,
     uses_points,
 )
+from taskonomy_tf.transfer.scoring import SCORE_BYTES
 
 GB = 2**30
 # What one program costs whatever its heads: its traced functions, the
@@ -68,9 +68,9 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
 def arrays_bytes(train: ReadoutArrays, test: ReadoutArrays) -> int:
     """Memory (bytes) a readout job holds whatever its heads: the training
     arrays three times (the arrays, their packed targets, the ``tf.constant``
-    copies the batches are gathered from), the test arrays twice (the
-    arrays and one batch's repeated copies, bounded by ``SCORE_BYTES``) and
-    a program's own cost (``PROGRAM_BYTES``)."""
+    copies the batches are gathered from), the test arrays, one scoring
+    batch (its predictions and the graph's copies of them, bounded by
+    ``SCORE_BYTES``) and a program's own cost (``PROGRAM_BYTES``)."""
     def size(a: ReadoutArrays) -> int:
         return sum(x.nbytes for x in (a.codes, a.y, a.w, a.images) if x is not None)
 

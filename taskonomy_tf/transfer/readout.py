@@ -31,15 +31,13 @@ from taskonomy_tf.models.losses import (
     LOSSES,
     POINT_LOSSES,
     SEGMENT_PIXELS,
-    fixed_pixels,
     masked_row_means,
 )
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.taxonomy.table import PIXELS
 from taskonomy_tf.transfer.adam import FusedAdam
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
-
-SCORE_BYTES = 256 * 2**20  # bounds a scoring batch's predictions (its copies: a few times this)
+from taskonomy_tf.transfer.scoring import score_heads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,46 +428,5 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     ds = tf.data.Dataset.from_tensor_slices(order).enumerate()
     ds = ds.map(tf.autograph.experimental.do_not_convert(gather)).prefetch(2)  # graph code
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    return _score(model, spec, heads, sources, test, image_size, replicates, pixels)
-
-
-def _score(model, spec: TaskSpec, heads: list[Head], sources: list[str], test: ReadoutArrays,
-           image_size: int, replicates: int, pixels: bool) -> np.ndarray:
-    """(H, N_test) float64: every head's loss on every test image, in
-    batches whose predictions take at most ``SCORE_BYTES`` (64 images for
-    most targets); a sampling loss on its fixed pixels (``fixed_pixels``,
-    as ``per_image_losses`` scores a whole map)."""
-    from taskonomy_tf.training.evaluate import per_image_losses, per_image_point_losses
-
-    points = uses_points(spec)
-    shape = spec.output_shape(image_size)
-    fixed = None
-    if points:
-        fixed = np.asarray(fixed_pixels(shape[0] * shape[1]))
-        shape = (len(fixed), shape[-1])
-    per_image = 4 * len(heads) * int(np.prod(shape))
-    step = int(np.clip(SCORE_BYTES // per_image, 1, 64))
-    losses = []
-    for start in range(0, len(test.y), step):
-        sl = slice(start, start + step)
-        feed = {"codes": np.repeat(test.codes[sl, None], replicates, 1)} if sources else {}
-        if pixels:
-            feed["images"] = np.repeat(test.images[sl, None], replicates, 1)
-        b = len(test.y[sl])
-        if points:
-            feed["points"] = np.broadcast_to(fixed[None, :, None],
-                                             (b, len(fixed), len(heads))).astype(np.int32)
-        pred = np.asarray(model.predict_on_batch(feed))  # (b, ..., H, C)
-        pred = np.moveaxis(pred, -2, 1)  # (b, H, ..., C)
-        h = pred.shape[1]
-        pred = pred.reshape(b * h, *pred.shape[2:])
-        if points:
-            y = np.asarray(test.y[sl]).reshape(b, -1, test.y.shape[-1])[:, fixed]
-            w = np.asarray(test.w[sl]).reshape(b, -1).sum(1)
-            y, w = np.repeat(y, h, 0), np.repeat(w, h, 0)
-            losses.append(per_image_point_losses(spec, y, pred, w).reshape(b, h))
-            continue
-        y = np.repeat(test.y[sl, None], h, 1).reshape(b * h, *test.y.shape[1:])
-        w = np.repeat(test.w[sl, None], h, 1).reshape(b * h, *test.w.shape[1:])
-        losses.append(per_image_losses(spec, y, pred, w).reshape(b, h))
-    return np.concatenate(losses).T
+    return score_heads(model, spec, len(heads), test, image_size, replicates,
+                       sources=bool(sources), pixels=pixels, points=points)

@@ -102,7 +102,7 @@ def test_point_scores_are_the_whole_maps_per_image_losses():
     """Test images are scored on the metric's fixed pixels: the point
     readouts' scores equal ``per_image_losses`` of the whole maps."""
     from taskonomy_tf.training.evaluate import per_image_losses
-    from taskonomy_tf.transfer.readout import _score
+    from taskonomy_tf.transfer.scoring import score_heads
 
     rng = np.random.default_rng(2)
     spec, heads, point, full, codes, _ = _setup(rng)
@@ -113,7 +113,8 @@ def test_point_scores_are_the_whole_maps_per_image_losses():
     w = (rng.uniform(size=(n, SIZE, SIZE)) > 0.5).astype("float32")
     w[3] = 0  # nothing valid: 0, as per_image_losses gives it
     test = ReadoutArrays(test_codes, y, w)
-    scores = _score(point, spec, heads, ["a", "b"], test, SIZE, replicates=2, pixels=False)
+    scores = score_heads(point, spec, len(heads), test, SIZE, replicates=2, sources=True,
+                         pixels=False, points=True)
     whole = np.asarray(full({"codes": np.repeat(test_codes[:, None], 2, 1)}))
     expected = np.stack([per_image_losses(spec, y, whole[..., h, :], w)
                          for h in range(len(heads))])

@@ -122,7 +122,8 @@ def test_the_budget_counts_the_job_arrays_before_the_heads():
     import numpy as np
 
     from taskonomy_tf.transfer.memory import PROGRAM_BYTES, arrays_bytes, heads_per_program
-    from taskonomy_tf.transfer.readout import SCORE_BYTES, ReadoutArrays
+    from taskonomy_tf.transfer.readout import ReadoutArrays
+    from taskonomy_tf.transfer.scoring import SCORE_BYTES
 
     def arrays(n):
         return ReadoutArrays(np.zeros((n, 1, 4, 4, 8), np.float32),
@@ -138,14 +139,14 @@ def test_the_budget_counts_the_job_arrays_before_the_heads():
 BUDGETED = r"""
 import json, sys
 import numpy as np
-from taskonomy_tf.transfer import memory, readout
+from taskonomy_tf.transfer import memory, scoring
 from taskonomy_tf.transfer.readout import ReadoutArrays, plan_heads, train_readouts
 
 limit_file, budgeted = sys.argv[1], sys.argv[2] == "1"
 memory.cgroup_limit.__defaults__ = ((limit_file,),)  # the container's limit, as read
 # a scoring batch of these 8 test images is far below the 256 MiB reserved
 # for it; a smaller bound keeps the budget about the heads
-memory.SCORE_BYTES = readout.SCORE_BYTES = 16 * 2**20
+memory.SCORE_BYTES = scoring.SCORE_BYTES = 16 * 2**20
 
 
 def status(key):

@@ -1,0 +1,113 @@
+"""Every head of a target's fused readouts scored on every test image.
+
+The score of a head on an image is the target's own loss (``TaskSpec.loss``,
+masked as in training) on that image, the number ``training.evaluate``'s
+``per_image_losses`` gives a lone network. Here the predictions of all H
+heads for a batch of images and their per-image losses come from one traced
+call: the images' targets and weights are paired with each head's
+predictions inside the graph that makes them, instead of the predictions
+being copied out, moved and reshaped on the host and the targets copied
+once per head (``bench/readout_scoring.py`` has what that saves).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from taskonomy_tf.models.losses import (
+    LOSSES,
+    POINT_LOSSES,
+    SEGMENT_PIXELS,
+    fixed_pixels,
+    masked_row_means,
+)
+from taskonomy_tf.tasks import TaskSpec
+
+# bounds one scoring batch's predictions, (images, H, ...) float32 (the
+# graph's intermediates take a few times this)
+SCORE_BYTES = 256 * 2**20
+MAX_BATCH = 64  # images per scoring call
+
+
+def batch_images(spec: TaskSpec, heads: int, image_size: int) -> int:
+    """Images per scoring call: at most ``MAX_BATCH``, the H heads'
+    predictions of a batch within ``SCORE_BYTES``."""
+    shape = spec.output_shape(image_size)
+    if spec.is_dense and spec.loss in POINT_LOSSES:  # scored on fixed_pixels
+        shape = (min(SEGMENT_PIXELS, shape[0] * shape[1]), shape[-1])
+    return int(np.clip(SCORE_BYTES // (4 * heads * int(np.prod(shape))), 1, MAX_BATCH))
+
+
+def score_heads(model, spec: TaskSpec, heads: int, test, image_size: int, replicates: int,
+                sources: bool, pixels: bool, points: bool) -> np.ndarray:
+    """Each head's loss on each test image.
+
+    Args:
+        model: the fused readouts (``readout.build_readouts``): inputs
+            ``codes`` (B, R, K V, c, c, 8), ``images`` (B, R, ...) and, with
+            ``points``, ``points`` (B, P, H) int32; output (B, ..., H, C).
+        spec: the target.
+        heads: H, the model's heads.
+        test: ``readout.ReadoutArrays`` of the N test images.
+        image_size: the side of the images, pixels.
+        replicates: R; every replicate reads the same test images.
+        sources, pixels: whether the model reads codes and images.
+        points: whether the heads predict at sampled pixels only (a
+            sampling loss): they are scored on ``fixed_pixels``, as
+            ``per_image_losses`` scores a whole map.
+
+    Returns:
+        (H, N) float64.
+    """
+    fn = _scorer(model, spec, heads, replicates, image_size, sources, pixels, points)
+    step = batch_images(spec, heads, image_size)
+    out = []
+    for start in range(0, len(test.y), step):
+        sl = slice(start, start + step)
+        feed = {}
+        if sources:
+            feed["codes"] = test.codes[sl]
+        if pixels:
+            feed["images"] = test.images[sl]
+        out.append(np.asarray(fn(feed, np.asarray(test.y[sl], np.float32),
+                                 np.asarray(test.w[sl], np.float32))))
+    return np.concatenate(out).T.astype(np.float64)
+
+
+def _scorer(model, spec: TaskSpec, heads: int, replicates: int, image_size: int,
+            sources: bool, pixels: bool, points: bool):
+    """The traced scoring call of one model: ``(feed, y, w) -> (B, H)``
+    float32, the batch left open (the last one is short)."""
+    shape = spec.output_shape(image_size)
+    fixed = tf.constant(np.asarray(fixed_pixels(shape[0] * shape[1]))) if points else None
+    fn = POINT_LOSSES[spec.loss] if points else LOSSES.get(spec.loss)
+
+    @tf.function(reduce_retracing=True)
+    def score(feed, y, w):
+        b = tf.shape(y)[0]
+        inputs = {k: tf.repeat(v[:, None], replicates, 1) for k, v in feed.items()}
+        if points:
+            inputs["points"] = tf.broadcast_to(fixed[None, :, None], (b, len(fixed), heads))
+        pred = tf.cast(model(inputs, training=False), tf.float32)  # (B, ..., H, C)
+        rank = pred.shape.rank
+        pred = tf.transpose(pred, [0, rank - 2, *range(1, rank - 2), rank - 1])
+        pred = tf.reshape(pred, tf.concat([[-1], tf.shape(pred)[2:]], 0))  # (B H, ..., C)
+        if points:  # labels at the fixed pixels; an image's weight: its valid pixels
+            y = tf.gather(tf.reshape(y, (b, -1, y.shape[-1])), fixed, axis=1)
+            valid = tf.reduce_sum(tf.reshape(w, (b, -1)), 1, keepdims=True)  # (B, 1)
+            values = tf.cast(fn(_per_head(y, heads), pred), tf.float32)
+            return tf.where(valid > 0, tf.reshape(values, (b, heads)), 0.0)
+        values = tf.cast(fn(_per_head(y, heads), pred, None), tf.float32)
+        w = _per_head(w, heads)
+        if w.shape.rank == values.shape.rank + 1:
+            w = tf.squeeze(w, -1)
+        return tf.reshape(masked_row_means(values, tf.broadcast_to(w, tf.shape(values))),
+                          (b, heads))
+
+    return score
+
+
+def _per_head(x, heads: int):
+    """(B, ...) -> (B H, ...): each image's rows once per head, head-minor."""
+    return tf.repeat(x, heads, axis=0)
