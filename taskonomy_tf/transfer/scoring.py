@@ -60,7 +60,7 @@ def score_heads(model, spec: TaskSpec, heads: int, test, image_size: int, replic
     Returns:
         (H, N) float64.
     """
-    fn = _scorer(model, spec, heads, replicates, image_size, sources, pixels, points)
+    fn = _scorer(model, spec, heads, replicates, image_size, points)
     step = batch_images(spec, heads, image_size)
     out = []
     for start in range(0, len(test.y), step):
@@ -76,7 +76,7 @@ def score_heads(model, spec: TaskSpec, heads: int, test, image_size: int, replic
 
 
 def _scorer(model, spec: TaskSpec, heads: int, replicates: int, image_size: int,
-            sources: bool, pixels: bool, points: bool):
+            points: bool):
     """The traced scoring call of one model: ``(feed, y, w) -> (B, H)``
     float32, the batch left open (the last one is short)."""
     shape = spec.output_shape(image_size)
@@ -94,7 +94,7 @@ def _scorer(model, spec: TaskSpec, heads: int, replicates: int, image_size: int,
         pred = tf.transpose(pred, [0, rank - 2, *range(1, rank - 2), rank - 1])
         pred = tf.reshape(pred, tf.concat([[-1], tf.shape(pred)[2:]], 0))  # (B H, ..., C)
         if points:  # labels at the fixed pixels; an image's weight: its valid pixels
-            y = tf.gather(tf.reshape(y, (b, -1, y.shape[-1])), fixed, axis=1)
+            y = tf.gather(tf.reshape(y, (b, -1, tf.shape(y)[-1])), fixed, axis=1)
             valid = tf.reduce_sum(tf.reshape(w, (b, -1)), 1, keepdims=True)  # (B, 1)
             values = tf.cast(fn(_per_head(y, heads), pred), tf.float32)
             return tf.where(valid > 0, tf.reshape(values, (b, heads)), 0.0)
