@@ -13,7 +13,6 @@ once per head (``bench/readout_scoring.py`` has what that saves).
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from taskonomy_tf.models.losses import (
     LOSSES,
@@ -78,10 +77,17 @@ def score_heads(model, spec: TaskSpec, heads: int, test, image_size: int, replic
 def _scorer(model, spec: TaskSpec, heads: int, replicates: int, image_size: int,
             points: bool):
     """The traced scoring call of one model: ``(feed, y, w) -> (B, H)``
-    float32, the batch left open (the last one is short)."""
+    float32, the batch left open (the last one is short). TensorFlow is
+    imported here, not with the module: the readouts' model code, which
+    imports this module, also runs under the JAX backend."""
+    import tensorflow as tf
+
     shape = spec.output_shape(image_size)
     fixed = tf.constant(np.asarray(fixed_pixels(shape[0] * shape[1]))) if points else None
     fn = POINT_LOSSES[spec.loss] if points else LOSSES.get(spec.loss)
+
+    def per_head(x):  # (B, ...) -> (B H, ...): each image's rows once per head
+        return tf.repeat(x, heads, axis=0)
 
     @tf.function(reduce_retracing=True)
     def score(feed, y, w):
@@ -96,10 +102,10 @@ def _scorer(model, spec: TaskSpec, heads: int, replicates: int, image_size: int,
         if points:  # labels at the fixed pixels; an image's weight: its valid pixels
             y = tf.gather(tf.reshape(y, (b, -1, tf.shape(y)[-1])), fixed, axis=1)
             valid = tf.reduce_sum(tf.reshape(w, (b, -1)), 1, keepdims=True)  # (B, 1)
-            values = tf.cast(fn(_per_head(y, heads), pred), tf.float32)
+            values = tf.cast(fn(per_head(y), pred), tf.float32)
             return tf.where(valid > 0, tf.reshape(values, (b, heads)), 0.0)
-        values = tf.cast(fn(_per_head(y, heads), pred, None), tf.float32)
-        w = _per_head(w, heads)
+        values = tf.cast(fn(per_head(y), pred, None), tf.float32)
+        w = per_head(w)
         if w.shape.rank == values.shape.rank + 1:
             w = tf.squeeze(w, -1)
         return tf.reshape(masked_row_means(values, tf.broadcast_to(w, tf.shape(values))),
@@ -107,7 +113,3 @@ def _scorer(model, spec: TaskSpec, heads: int, replicates: int, image_size: int,
 
     return score
 
-
-def _per_head(x, heads: int):
-    """(B, ...) -> (B H, ...): each image's rows once per head, head-minor."""
-    return tf.repeat(x, heads, axis=0)
