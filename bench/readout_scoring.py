@@ -45,7 +45,7 @@ def host(model, spec, heads, test, image_size, points):
     for start in range(0, len(test.y), step):
         sl = slice(start, start + step)
         b = len(test.y[sl])
-        feed = {"codes": np.repeat(test.codes[sl, None], 1, 1)}
+        feed = {"codes": test.codes[sl, None]}  # one replicate
         if points:
             feed["points"] = np.broadcast_to(fixed[None, :, None],
                                              (b, len(fixed), heads)).astype(np.int32)
