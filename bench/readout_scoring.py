@@ -82,9 +82,8 @@ def main() -> None:
         ReadoutArrays,
         build_readouts,
         plan_heads,
-        uses_points,
     )
-    from taskonomy_tf.transfer.scoring import score_heads
+    from taskonomy_tf.transfer.scoring import score_heads, uses_points
 
     rng = np.random.default_rng(0)
     side = a.image_size // code_stride(a.image_size)
@@ -117,7 +116,7 @@ def main() -> None:
                     before = host(model, spec, a.heads, test, a.image_size, points)
                 else:
                     now = score_heads(model, spec, a.heads, test, a.image_size, 1,
-                                      sources=True, pixels=False, points=points)
+                                      sources=True, pixels=False)
                 times[name].append(time.perf_counter() - start)
                 if name == "graph":  # the same model's scores the other way
                     before = host(model, spec, a.heads, test, a.image_size, points)

@@ -20,13 +20,8 @@ from taskonomy_tf.models.encoders import REPRESENTATION_CHANNELS, code_stride
 from taskonomy_tf.models.losses import INDEX_LABEL_LOSSES, PAIRWISE_LOSSES, SEGMENT_PIXELS
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.taxonomy.table import PIXELS
-from taskonomy_tf.transfer.readout import (
-    ReadoutArrays,
-    fc_parameters,
-    point_count,
-    uses_points,
-)
-from taskonomy_tf.transfer.scoring import SCORE_BYTES
+from taskonomy_tf.transfer.readout import ReadoutArrays, fc_parameters
+from taskonomy_tf.transfer.scoring import SCORE_BYTES, point_count, uses_points
 
 GB = 2**30
 # What one program costs whatever its heads: its traced functions, the
@@ -44,7 +39,7 @@ def head_step_bytes(target: str | TaskSpec, image_size: int, batch_size: int) ->
     pixel shuffle, their gradients and the optimizer's work, the scoring's
     copies). A target whose loss samples pixels (the segmentation metric)
     is predicted at its P = ``SEGMENT_PIXELS`` pixels only
-    (``readout.uses_points``): about 5 float32 copies of each pixel's
+    (``scoring.uses_points``): about 5 float32 copies of each pixel's
     prediction and features (C + w values, w the decoder's width: the
     features, their slots in ``models.group_matmul`` and the gradients)
     and 3 of the (P, P) pair matrices per image (the loss's derivative kept

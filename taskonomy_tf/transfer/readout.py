@@ -30,14 +30,13 @@ from taskonomy_tf.models.layers import OutputPrior, xla_cluster
 from taskonomy_tf.models.losses import (
     LOSSES,
     POINT_LOSSES,
-    SEGMENT_PIXELS,
     masked_row_means,
 )
 from taskonomy_tf.tasks import TaskSpec, get_task
 from taskonomy_tf.taxonomy.table import PIXELS
 from taskonomy_tf.transfer.adam import FusedAdam
 from taskonomy_tf.transfer.fused import gather_heads, pixels_front, readout_block
-from taskonomy_tf.transfer.scoring import score_heads
+from taskonomy_tf.transfer.scoring import point_count, score_heads, uses_points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,19 +171,6 @@ def _take_last(index: list[int]):
     """t (..., H) -> (..., len(index)): the columns ``index`` of the last axis."""
     index = np.asarray(index, np.int32)
     return lambda t: ops.take(t, ops.convert_to_tensor(index), axis=-1)
-
-
-def uses_points(spec: TaskSpec) -> bool:
-    """Whether ``spec``'s readouts predict at sampled pixels only (a dense
-    target whose loss samples them: ``POINT_LOSSES``)."""
-    return spec.is_dense and spec.loss in POINT_LOSSES
-
-
-def point_count(spec: TaskSpec, image_size: int) -> int:
-    """Pixels a sampling loss reads per image: ``SEGMENT_PIXELS``, or the
-    whole map when it is smaller."""
-    side = spec.output_shape(image_size)[0]
-    return min(SEGMENT_PIXELS, side * side)
 
 
 @saving.register_keras_serializable(package="taskonomy_tf")
@@ -429,4 +415,4 @@ def train_readouts(target: str | TaskSpec, heads: list[Head], sources: list[str]
     ds = ds.map(tf.autograph.experimental.do_not_convert(gather)).prefetch(2)  # graph code
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return score_heads(model, spec, len(heads), test, image_size, replicates,
-                       sources=bool(sources), pixels=pixels, points=points)
+                       sources=bool(sources), pixels=pixels)

@@ -44,7 +44,8 @@ from taskonomy_tf.transfer.grid import (
     write_losses_table,
 )
 from taskonomy_tf.transfer.memory import memory_budget
-from taskonomy_tf.transfer.readout import fc_parameters, uses_points
+from taskonomy_tf.transfer.readout import fc_parameters
+from taskonomy_tf.transfer.scoring import uses_points
 
 BACKENDS = ("local", "ray")
 

@@ -29,17 +29,30 @@ SCORE_BYTES = 256 * 2**20
 MAX_BATCH = 64  # images per scoring call
 
 
+def uses_points(spec: TaskSpec) -> bool:
+    """Whether ``spec``'s readouts predict at sampled pixels only (a dense
+    target whose loss samples them: ``POINT_LOSSES``)."""
+    return spec.is_dense and spec.loss in POINT_LOSSES
+
+
+def point_count(spec: TaskSpec, image_size: int) -> int:
+    """Pixels a sampling loss reads per image: ``SEGMENT_PIXELS``, or the
+    whole map when it is smaller."""
+    side = spec.output_shape(image_size)[0]
+    return min(SEGMENT_PIXELS, side * side)
+
+
 def batch_images(spec: TaskSpec, heads: int, image_size: int) -> int:
     """Images per scoring call: at most ``MAX_BATCH``, the H heads'
     predictions of a batch within ``SCORE_BYTES``."""
     shape = spec.output_shape(image_size)
-    if spec.is_dense and spec.loss in POINT_LOSSES:  # scored on fixed_pixels
-        shape = (min(SEGMENT_PIXELS, shape[0] * shape[1]), shape[-1])
+    if uses_points(spec):  # scored on fixed_pixels
+        shape = (point_count(spec, image_size), shape[-1])
     return int(np.clip(SCORE_BYTES // (4 * heads * int(np.prod(shape))), 1, MAX_BATCH))
 
 
 def score_heads(model, spec: TaskSpec, heads: int, test, image_size: int, replicates: int,
-                sources: bool, pixels: bool, points: bool) -> np.ndarray:
+                sources: bool, pixels: bool) -> np.ndarray:
     """Each head's loss on each test image.
 
     Args:
@@ -52,14 +65,14 @@ def score_heads(model, spec: TaskSpec, heads: int, test, image_size: int, replic
         image_size: the side of the images, pixels.
         replicates: R; every replicate reads the same test images.
         sources, pixels: whether the model reads codes and images.
-        points: whether the heads predict at sampled pixels only (a
-            sampling loss): they are scored on ``fixed_pixels``, as
-            ``per_image_losses`` scores a whole map.
+
+    Heads that predict at sampled pixels only (``uses_points``) are scored
+    on ``fixed_pixels``, as ``per_image_losses`` scores a whole map.
 
     Returns:
         (H, N) float64.
     """
-    fn = _scorer(model, spec, heads, replicates, image_size, points)
+    fn = _scorer(model, spec, heads, replicates, image_size, uses_points(spec))
     step = batch_images(spec, heads, image_size)
     out = []
     for start in range(0, len(test.y), step):

@@ -13,8 +13,8 @@ from taskonomy_tf.transfer.readout import (
     ReadoutArrays,
     build_readouts,
     plan_heads,
-    point_count,
 )
+from taskonomy_tf.transfer.scoring import point_count
 
 SIZE = 32
 TARGET = "segment_unsup2d"
@@ -114,7 +114,7 @@ def test_point_scores_are_the_whole_maps_per_image_losses():
     w[3] = 0  # nothing valid: 0, as per_image_losses gives it
     test = ReadoutArrays(test_codes, y, w)
     scores = score_heads(point, spec, len(heads), test, SIZE, replicates=2, sources=True,
-                         pixels=False, points=True)
+                         pixels=False)
     whole = np.asarray(full({"codes": np.repeat(test_codes[:, None], 2, 1)}))
     expected = np.stack([per_image_losses(spec, y, whole[..., h, :], w)
                          for h in range(len(heads))])

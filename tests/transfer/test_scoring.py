@@ -57,7 +57,7 @@ def test_every_heads_scores_are_its_own_per_image_losses(target, monkeypatch):
             layer.kernel.assign(0.3 * rng.normal(size=layer.kernel.shape))
     monkeypatch.setattr(scoring, "MAX_BATCH", 3)
     scores = scoring.score_heads(model, spec, len(heads), test, SIZE, replicates=2,
-                                 sources=True, pixels=True, points=False)
+                                 sources=True, pixels=True)
 
     feed = {"codes": np.repeat(test.codes[:, None], 2, 1),
             "images": np.repeat(test.images[:, None], 2, 1)}
