@@ -134,6 +134,16 @@ def write_text_atomic(path: str | os.PathLike, text: str, durable: bool = True) 
     write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
+def open_csv(path: str | os.PathLike, error: type[Exception], what: str = ""):
+    """``path`` opened for ``csv`` reading (text, ``newline=""``); a file that
+    cannot be opened raises ``error`` with one line: the path, ``what`` it
+    was meant to be (if given) and the system's reason."""
+    try:
+        return open(path, newline="")
+    except OSError as exc:
+        raise error(f"{path}: cannot read{' ' + what if what else ''} ({exc.strerror})") from None
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> None:
     """Writes ``obj`` as indented JSON (one trailing newline) through ``atomic_path``."""
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=sort_keys) + "\n")

@@ -35,7 +35,7 @@ import numpy as np
 from taskonomy_tf.data import schema
 from taskonomy_tf.data.card import SPLITS, Card, Label, domain_spec, load_card
 from taskonomy_tf.errors import UserError
-from taskonomy_tf.fileio import atomic_path, sha256_file, write_json_atomic
+from taskonomy_tf.fileio import atomic_path, open_csv, sha256_file, write_json_atomic
 
 DENSE_EXTENSIONS = {".png": "png", ".npy": "tensor"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -70,11 +70,7 @@ def read_rows(card: Card, folder: Path) -> tuple[list[Row], Card]:
         CardError: the first bad row, naming its line and column.
     """
     path = folder / card.samples
-    try:
-        f = open(path, newline="")
-    except OSError as exc:
-        raise CardError(f"{path}: cannot read the samples file ({exc.strerror})") from None
-    with f:
+    with open_csv(path, CardError, "the samples file") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         need = ["id", "split", card.image, *([card.group] if card.group else []),

@@ -18,6 +18,7 @@ import math
 import os
 import time
 
+from taskonomy_tf.fileio import open_csv
 from taskonomy_tf.taxonomy.bip import _STATUS, TaxonomyError, _run
 
 
@@ -48,11 +49,7 @@ class GroupingSolution:
 
 def read_candidates(path: str | os.PathLike) -> Candidates:
     """Reads the CSV; raises ``TaxonomyError`` with one line naming the bad cell."""
-    try:
-        f = open(path, newline="")
-    except OSError as exc:
-        raise TaxonomyError(f"{path}: cannot read ({exc.strerror})") from None
-    with f:
+    with open_csv(path, TaxonomyError) as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         if "cost" not in header:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from taskonomy_tf.fileio import atomic_path
+from taskonomy_tf.fileio import atomic_path, open_csv
 from taskonomy_tf.taxonomy.ahp import ahp, ahp_incomplete, ratio_matrix, win_rates
 from taskonomy_tf.taxonomy.table import (
     CONSTANT,
@@ -72,11 +72,7 @@ def read_losses(path: str | os.PathLike) -> dict[str, dict[tuple[str, ...], dict
         TableError: missing columns, a bad number, or a repeated row (one line).
     """
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
-    try:
-        f = open(path, newline="")
-    except OSError as exc:
-        raise TableError(f"{path}: cannot read ({exc.strerror})") from None
-    with f:
+    with open_csv(path, TableError) as f:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

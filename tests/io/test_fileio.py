@@ -11,6 +11,7 @@ import pytest
 
 from taskonomy_tf.fileio import (
     atomic_path,
+    open_csv,
     remove_stale_temporaries,
     sha256_file,
     temporary_name,
@@ -72,6 +73,25 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
     return names
+
+
+class _BadTable(ValueError):
+    pass
+
+
+def test_open_csv_reads_quoted_newlines_and_names_an_unreadable_file(tmp_path):
+    import csv
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'a,b\r\n1,"two\r\nlines"\r\n')
+    with open_csv(path, _BadTable) as f:
+        assert list(csv.reader(f)) == [["a", "b"], ["1", "two\r\nlines"]]
+    with pytest.raises(_BadTable) as err:
+        open_csv(tmp_path / "none.csv", _BadTable, "the samples file")
+    assert str(err.value) == f"{tmp_path / 'none.csv'}: cannot read the samples file " \
+        "(No such file or directory)"
+    with pytest.raises(_BadTable, match=r": cannot read \(Is a directory\)$"):
+        open_csv(tmp_path, _BadTable)
 
 
 def test_no_import_cycle_between_the_packages():
