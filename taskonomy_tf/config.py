@@ -64,6 +64,18 @@ class NetworksConfig:
             fraction of its floor's (the lower of the best constant
             prediction's and the untrained network's) has not learnt its
             task: the pipeline stops (``allow_weak``: a warning instead).
+        validations: how many times the pipeline validates a network, evenly
+            over its steps (0: once, after the last step). The network kept
+            is the validated state with the lowest validation loss, the
+            latest of those within 1% of it (``training.callbacks.kept_epoch``):
+            a network that starts to overfit a small dataset is kept from
+            before it did, and ``steps`` is a budget, not a prescription.
+        patience: stop training after this many validations in a row with
+            no state within 1% of the best (0: train every step).
+        max_seconds: a time budget per network, seconds: training stops at
+            the first validation past it (``None``: no budget). A stop by
+            time depends on the machine, so two runs may differ; the report
+            says when it happened.
         seeds: sets of task networks the pipeline trains, each with its own
             seed and its own transfer grid; the bootstrap resamples them
             with the readouts, so intervals and stability shares cover
@@ -83,6 +95,9 @@ class NetworksConfig:
     steps_per_execution: int = 10
     max_constant_ratio: float = 0.9
     allow_weak: bool = False
+    validations: int = 8
+    patience: int = 3
+    max_seconds: float | None = None
     seeds: int = 1
 
 

@@ -111,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
 def _summary(task: str, result: dict) -> None:
     constant = result.get("constant", {}).get("val_loss")
     final = result.get("final", {}).get("val_loss")
+    kept = result.get("final", {}).get("step", result["steps"])
+    when = (f"after {kept} steps" if kept == result["steps"] else
+            f"kept at step {kept} of {result['steps']} (the lowest validation loss)")
     if constant is not None and final is not None:
-        print(f"{task}: validation loss {final:.4f} after {result['steps']} steps; the best "
+        print(f"{task}: validation loss {final:.4f} {when}; the best "
               f"constant prediction scores {constant:.4f} (ratio {final / constant:.2f}, "
               "below 1 = better than the constant)")
 

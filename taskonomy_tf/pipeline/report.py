@@ -38,6 +38,27 @@ def _transfer_name(key: str, display_name) -> str:
 PAPER_CONTRASTS = {"3d->3d / 2d->3d": 4.63, "2d->2d / 3d->2d": 37.6}
 
 
+def _network_budget(n) -> str:
+    """How long each network trained, in words (``networks`` section)."""
+    if not n.validations:
+        return f"{n.steps} steps each"
+    budget = f", or {n.max_seconds:g} s" if n.max_seconds is not None else ""
+    stop = f", stopped after {n.patience} without a better one" if n.patience else ""
+    return (f"up to {n.steps} steps each{budget}, validated {n.validations} times{stop}, the "
+            "state with the lowest validation loss kept")
+
+
+def _steps(v: dict) -> str:
+    """The steps column: the kept state's step, and the steps trained when
+    training went on past it (``kept of trained``), with why it stopped
+    early (the validation loss, or the time budget)."""
+    kept, trained = v.get("kept_step"), v.get("steps")
+    if kept is None or kept == trained:
+        return _fmt(trained)
+    why = {"patience": ", stopped: validation loss", "time": ", stopped: time budget"}
+    return f"{kept} of {trained}{why.get(v.get('stopped'), '')}"
+
+
 def _network_blocks(cfg, res, display_name) -> list[tuple]:
     metrics = res["train"]["metrics"]
     wins = res.get("taxonomy", {}).get("network_win_rates") or {}
@@ -48,7 +69,7 @@ def _network_blocks(cfg, res, display_name) -> list[tuple]:
 
     rows = [[display_name(t), _fmt(v["constant_val_loss"]), _fmt(v.get("untrained_val_loss")),
              _fmt(v["val_loss"]), _fmt(v.get("ratio_to_floor", v["ratio_to_constant"]), 2),
-             pct(t, "constant"), pct(t, "random"), _fmt(v["steps"])]
+             pct(t, "constant"), pct(t, "random"), _steps(v)]
             for t, v in metrics.items()]
     weak = res["train"].get("weak") or {}
     text = ("Each network's validation loss (the task's own loss, per image, on 'val') beside "
@@ -59,7 +80,8 @@ def _network_blocks(cfg, res, display_name) -> list[tuple]:
             "below 1 for the network to carry information about its task; the run stops above "
             f"{cfg.networks.max_constant_ratio:g}. Beside it, the paper's Table 1 measure: the "
             "share of test images on which the network beats the constant prediction, and the "
-            "readout of the untrained (random) encoder.")
+            "readout of the untrained (random) encoder. Steps: those of the state kept (the one "
+            "with the lowest validation loss, ties within 1% to the later), of those trained.")
     out = [("h2", "Do the task networks learn their tasks?"), ("p", text),
            ("table", ["task", "constant guess", "untrained", "network", "ratio to floor",
                       "wins vs constant", "wins vs random", "steps"], rows)]
@@ -193,7 +215,7 @@ def _blocks(ctx) -> list[tuple]:
          ("p", f"Data: {res['data']['source']}. Tasks ({len(ctx.tasks)}): "
                f"{', '.join(display_name(t) for t in ctx.tasks)}. Networks at "
                f"{cfg.data.image_size} px, "
-               f"{cfg.networks.steps} steps each; transfers: {images} images of the "
+               f"{_network_budget(cfg.networks)}; transfers: {images} images of the "
                f"{res['transfers']['transfer_split']!r} split, {cfg.transfers.steps} steps, "
                f"{cfg.transfers.seeds} replicate seeds per candidate (losses averaged over "
                f"them), evaluated image by image on 'test'; max order {cfg.transfers.max_order}; "

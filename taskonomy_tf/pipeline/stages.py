@@ -136,10 +136,13 @@ def stage_train(ctx: Context) -> dict:
     every: dict[str, list[dict]] = {t: [] for t in ctx.tasks}
     jobs = [(folder, seed, task) for folder, _, seed in sets for task in ctx.tasks]
     for folder, seed, task in tqdm(jobs, desc="train", unit="network", disable=not ctx.progress):
-        # validated once at the end, resumable half way, no TensorBoard: about 4 s
-        # less per network than the command's per-epoch defaults
-        tc = TrainConfig.from_experiment(cfg, task, steps_per_epoch=-(-cfg.networks.steps // 2),
-                                         validation_freq=0, tensorboard=False, verbose=0)
+        # validated networks.validations times (an epoch each; kept: the best
+        # state), or once at the end and resumable half way; no TensorBoard
+        n = cfg.networks.validations
+        tc = TrainConfig.from_experiment(cfg, task, steps_per_epoch=-(-cfg.networks.steps
+                                                                      // (n or 2)),
+                                         validation_freq=int(n > 0), tensorboard=False,
+                                         verbose=0)
         tc = dataclasses.replace(tc, seed=seed,
                                  data=dataclasses.replace(cfg.data, path=str(ctx.data)))
         train_and_evaluate(tc, ctx.out / folder / task, resume=True)
@@ -174,7 +177,8 @@ def _network_metrics(workdir: Path) -> dict:
             "ratio_to_constant": ratios.get("ratio_to_constant"),
             "floor": ratios.get("floor"),
             "ratio_to_floor": ratios.get("ratio_to_floor"),
-            "steps": m["epochs"][-1]["step"] if m.get("epochs") else None}
+            "steps": m["epochs"][-1]["step"] if m.get("epochs") else None,
+            "kept_step": final.get("step"), "stopped": final.get("stopped")}
 
 
 def stage_transfers(ctx: Context) -> dict:

@@ -62,3 +62,58 @@ class MetricsJson(keras.callbacks.Callback):
                                "seconds": round(time.perf_counter() - self.t0, 2),
                                **{k: float(v) for k, v in (logs or {}).items()}})
         self.write(data)
+
+
+# Validation losses within this fraction of the lowest count as ties, and a
+# tie goes to the later, longer-trained state: a loss that moves by less than
+# the validation split's own sampling noise should not pick an earlier one.
+TIE = 0.01
+
+
+def kept_epoch(epochs: list[dict], tie: float = TIE) -> dict | None:
+    """The entry of ``epochs`` (``metrics.json``'s list, in order) whose
+    weights a run keeps: the latest whose ``val_loss`` is within ``tie`` (a
+    fraction) of the lowest; ``None`` when no epoch was validated."""
+    scored = [e for e in epochs if math.isfinite(e.get("val_loss", math.nan))]
+    if not scored:
+        return None
+    best = min(e["val_loss"] for e in scored)
+    return [e for e in scored if e["val_loss"] - best <= tie * abs(best)][-1]
+
+
+class EarlyStop(keras.callbacks.Callback):
+    """Stops training on the validation loss or a time budget.
+
+    After each epoch it reads the validation history from ``metrics.json``
+    (so it must come after ``MetricsJson``; a resumed run counts the epochs
+    before the resume) and stops once ``patience`` validated epochs in a row
+    came after the state ``kept_epoch`` keeps (0: never), or once this call
+    has trained for ``max_seconds`` (``None``: no budget). ``reason`` is then
+    ``"patience"`` or ``"time"``.
+    """
+
+    def __init__(self, metrics: Path, patience: int = 0, max_seconds: float | None = None):
+        super().__init__()
+        self.metrics, self.patience, self.max_seconds = Path(metrics), patience, max_seconds
+        self.reason: str | None = None
+        self.t0 = time.perf_counter()
+
+    def on_train_begin(self, logs=None):
+        self.t0, self.reason = time.perf_counter(), None
+
+    def stopped_by_loss(self, epochs: list[dict]) -> bool:
+        """Whether ``epochs`` (``metrics.json``'s) end ``patience`` validated
+        epochs after the kept one: a run resumed from such a backup trains
+        no more."""
+        kept = kept_epoch(epochs)
+        return bool(self.patience) and kept is not None and sum(
+            e["epoch"] > kept["epoch"] and "val_loss" in e for e in epochs) >= self.patience
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped_by_loss(json.loads(self.metrics.read_text())["epochs"]):
+            self.reason = "patience"
+        if (self.reason is None and self.max_seconds is not None
+                and time.perf_counter() - self.t0 >= self.max_seconds):
+            self.reason = "time"
+        if self.reason is not None:
+            self.model.stop_training = True

@@ -1,6 +1,7 @@
 """``train_and_evaluate``: one task network, from records to a saved model.
 
-The workdir receives ``config.json``, ``checkpoints/`` (weights per epoch),
+The workdir receives ``config.json``, ``checkpoints/`` (weights per epoch; once
+finished, only the kept state's: see ``EarlyStop`` and ``kept_epoch``),
 ``backup/`` (the resumable state while a run is unfinished), ``logs/``
 (TensorBoard), ``metrics.json`` (per epoch; the constant baseline and the
 final network, both as mean per-image validation loss, and their ratio),
@@ -34,7 +35,13 @@ from taskonomy_tf.errors import InputError
 from taskonomy_tf.fileio import atomic_path, remove_stale_temporaries, write_json_atomic
 from taskonomy_tf.models import build_task_model, compile_task_model, get_encoder
 from taskonomy_tf.tasks import get_task
-from taskonomy_tf.training.callbacks import MetricsJson, NanGuard, TrainingError
+from taskonomy_tf.training.callbacks import (
+    EarlyStop,
+    MetricsJson,
+    NanGuard,
+    TrainingError,
+    kept_epoch,
+)
 from taskonomy_tf.training.config import TrainConfig
 from taskonomy_tf.training.evaluate import constant_loss, fit_constant, mean_loss
 from taskonomy_tf.training.multiworker import fit_multi_worker
@@ -157,6 +164,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.networks.precision)
     strategy = resolve_strategy(config.networks.strategy, config.devices)
+    _check_stopping(config, strategy)
     train_split, val_split = _splits(data)
     n_train = _split_size(data, train_split)
     per_epoch, epochs, execution, total = step_plan(config, n_train)
@@ -214,10 +222,12 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             keras.callbacks.BackupAndRestore(str(out / "backup"), save_freq="epoch",
                                              delete_checkpoint=False),
             keras.callbacks.ModelCheckpoint(
-                str(out / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
+                str(out / "checkpoints" / CHECKPOINT),
                 save_weights_only=True),
             *([keras.callbacks.TensorBoard(str(out / "logs"))] if config.tensorboard else []),
             metrics_cb,
+            stop := EarlyStop(out / "metrics.json", config.networks.patience,
+                              config.networks.max_seconds),
             StopAtStep(total),  # the last epoch may end early: exactly `total` steps
         ]
         (out / "checkpoints").mkdir(exist_ok=True)
@@ -226,7 +236,11 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                         validation_steps=config.validation_steps,
                         validation_freq=max(1, config.validation_freq), callbacks=callbacks,
                         verbose=config.verbose)
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        done = json.loads((out / "metrics.json").read_text())["epochs"]
+        resumed_stopped = stop.stopped_by_loss(done)  # after the epoch that stopped it
+        if resumed_stopped:
+            stop.reason = "patience"
+        elif isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             fit_multi_worker(model, strategy, train, **fit_args)  # Keras' fit fails there
         else:
             with warnings.catch_warnings():
@@ -234,22 +248,54 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                 # end (of unknown length to Keras) is reported as "ran out of data"
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
                 model.fit(train, shuffle=False, **fit_args)
+        steps = done[-1]["step"] if resumed_stopped else int(model.optimizer.iterations.numpy())
+        kept = _restore_kept(model, out)
         if val is not None:
             data_ = json.loads((out / "metrics.json").read_text())
             final = mean_loss(spec, model, val)
-            data_["final"] = {"val_loss": final, **floor_ratios(data_, final)}
+            data_["final"] = {"val_loss": final, **floor_ratios(data_, final),
+                              "step": kept["step"] if kept else steps, "steps_trained": steps,
+                              "stopped": stop.reason or "steps"}
             metrics_cb.write(data_)
-        steps = int(model.optimizer.iterations.numpy())
         _save_atomic(get_encoder(model), out / "encoder.keras")
         _save_atomic(model, out / "model.keras")
         write_json_atomic(out / DONE, {"steps": steps})
         shutil.rmtree(out / "backup", ignore_errors=True)
+        for f in (out / "checkpoints").glob("epoch-*.weights.h5"):
+            if kept is not None and f.name != CHECKPOINT.format(epoch=kept["epoch"]):
+                f.unlink()  # model.keras holds the kept state; the others are 14 MB each
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
     if not chief:
         shutil.rmtree(out, ignore_errors=True)
         return {"steps": steps}
     return finished_result(workdir)
+
+
+def _restore_kept(model: keras.Model, out: Path) -> dict | None:
+    """Loads the weights of the epoch ``kept_epoch`` keeps, if it is not the
+    last; returns that epoch's ``metrics.json`` entry (``None``: nothing was
+    validated, the last state is kept)."""
+    epochs = json.loads((out / "metrics.json").read_text())["epochs"]
+    kept = kept_epoch(epochs)
+    if kept is not None and kept["epoch"] != epochs[-1]["epoch"]:
+        model.load_weights(out / "checkpoints" / CHECKPOINT.format(epoch=kept["epoch"]))
+    return kept
+
+
+def _check_stopping(config: TrainConfig, strategy) -> None:
+    """One-line errors for stopping settings that cannot work."""
+    n = config.networks
+    if n.validations < 0 or n.patience < 0:
+        raise InputError(f"networks.validations and networks.patience must be 0 or more, got "
+                         f"{n.validations} and {n.patience}")
+    if n.max_seconds is not None:
+        if not n.max_seconds > 0:
+            raise InputError(f"networks.max_seconds must be above 0 (or None), got "
+                             f"{n.max_seconds}")
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise InputError("networks.max_seconds does not work with the multi_worker "
+                             "strategy: each worker's clock would stop it at another step")
 
 
 def floor_ratios(metrics: dict, val_loss: float) -> dict:
@@ -272,6 +318,7 @@ def floor_ratios(metrics: dict, val_loss: float) -> dict:
 
 
 DONE = "done.json"
+CHECKPOINT = "epoch-{epoch:03d}.weights.h5"  # epochs count from 1, as Keras' file names do
 LABEL_STATS = "label_stats.json"
 
 

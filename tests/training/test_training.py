@@ -382,10 +382,11 @@ def test_cache_auto_streams_what_does_not_fit():
 
 
 def test_the_same_steps_give_the_same_network_whatever_the_epochs(split_records, tmp_path):
-    """The train command (one pass per epoch, validated per epoch) and the
-    pipeline (two epochs, validated at the end) train an experiment's
-    networks.steps exactly, into the same weights; steps round up to whole
-    executions only."""
+    """The train command (one pass per epoch, validated per epoch) and a run
+    of two epochs validated at the end (the pipeline's with
+    networks.validations=0) train an experiment's networks.steps exactly,
+    into the same weights (here the command keeps its last state); steps
+    round up to whole executions only."""
     from taskonomy_tf.training.loop import step_plan
 
     base = dict(task="edges", data=str(split_records), image_size=32, batch_size=2, steps=7,
@@ -457,3 +458,85 @@ def test_the_floor_is_one_an_untrained_network_does_not_beat(split_records, tmp_
                                                            rel=1e-4)
     assert edges["final"]["ratio_to_floor"] == pytest.approx(edges["final"]["ratio_to_constant"],
                                                              rel=1e-4)
+
+
+def test_kept_epoch_takes_the_latest_within_the_tie_of_the_lowest():
+    from taskonomy_tf.training.callbacks import kept_epoch
+
+    def epochs(*losses):
+        return [{"epoch": i + 1, **({} if v is None else {"val_loss": v})}
+                for i, v in enumerate(losses)]
+
+    assert kept_epoch(epochs(1.0, 0.5, 0.504, 0.7))["epoch"] == 3  # 0.8% above: a tie
+    assert kept_epoch(epochs(1.0, 0.5, 0.506, 0.7))["epoch"] == 2  # 1.2% above: worse
+    assert kept_epoch(epochs(0.9, None, 0.8, float("nan")))["epoch"] == 3  # not validated
+    assert kept_epoch(epochs(None, None)) is None
+    assert kept_epoch(epochs(-2.0, -1.99), tie=0.01)["epoch"] == 2  # a negative loss
+
+
+def test_a_network_that_overfits_is_kept_from_before_it_did(tmp_path, monkeypatch):
+    """On a small planted training split (72 images) a class network
+    memorises its images and its validation loss turns up. The network kept
+    is then the validated state with the lowest validation loss (ties within
+    1% to the later), training stops ``patience`` validations after it, only
+    its checkpoint is left, and it is bitwise the network trained for exactly
+    that many steps (a constant learning rate, so the shorter run takes the
+    same path)."""
+    from taskonomy_tf.synth.planted import PlantedConfig, write_planted
+    from taskonomy_tf.training.callbacks import TIE
+    from tfrecords_tools.card import card_records
+
+    monkeypatch.setenv("TASKONOMY_TF_CACHE", str(tmp_path / "cache"))
+    write_planted(tmp_path / "card", PlantedConfig(samples=96, size=32, families=("wave",),
+                                                   seed=1))
+    records = card_records(tmp_path / "card", progress=False)
+    base = dict(task="wave_one", data=str(records), image_size=32, batch_size=8, steps=200,
+                steps_per_execution=5, schedule="constant", patience=2, verbose=0,
+                cache=False, tensorboard=False)
+    result = train_and_evaluate(TrainConfig.of(**base, steps_per_epoch=10), tmp_path / "a")
+    losses = [e["val_loss"] for e in result["epochs"]]
+    best = min(losses)
+    kept = max(i for i, v in enumerate(losses) if v <= best * (1 + TIE))
+    assert 0 < kept < len(losses) - 2 and len(losses) - 1 - kept == 2  # stopped by patience
+    assert losses[-1] > best * 1.05  # it did overfit: the choice matters
+    final = result["final"]
+    assert final["step"] == 10 * (kept + 1) and final["stopped"] == "patience"
+    assert final["steps_trained"] == result["steps"] == 10 * len(losses) < 200
+    assert final["ratio_to_floor"] < 1
+    assert [p.name for p in (tmp_path / "a" / "checkpoints").iterdir()] == [
+        f"epoch-{kept + 1:03d}.weights.h5"]
+
+    short = TrainConfig.of(**{**base, "steps": final["step"]}, validation_freq=0)
+    train_and_evaluate(short, tmp_path / "b")
+
+    class CrashAfterTheLastEpoch(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            raise KeyboardInterrupt("simulated crash before the final saves")
+
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(TrainConfig.of(**base, steps_per_epoch=10), tmp_path / "c",
+                           callbacks=[CrashAfterTheLastEpoch()])
+    resumed = train_and_evaluate(TrainConfig.of(**base, steps_per_epoch=10), tmp_path / "c",
+                                 resume=True)  # trains no more: the backup is past the stop
+    def steps_and_losses(r):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
+
+    assert resumed["final"] == final and steps_and_losses(resumed) == steps_and_losses(result)
+    a, b, c = (keras.saving.load_model(tmp_path / d / "model.keras", safe_mode=True,
+                                       compile=False) for d in ("a", "b", "c"))
+    for x, y, z in zip(a.get_weights(), b.get_weights(), c.get_weights(), strict=True):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, z)
+
+
+def test_a_time_budget_stops_at_the_first_validation_past_it(split_records, tmp_path, capsys):
+    result = train_and_evaluate(config(split_records, steps=8, steps_per_epoch=2,
+                                       max_seconds=1e-6, tensorboard=False), tmp_path / "a")
+    assert result["steps"] == 2 and [e["step"] for e in result["epochs"]] == [2]
+    assert result["final"]["stopped"] == "time" and result["final"]["step"] == 2
+    for bad, words in (("max_seconds=0", "networks.max_seconds must be above 0"),
+                       ("validations=-1", "networks.validations and networks.patience")):
+        assert main(["--task", "edges", "--data", str(split_records), "--workdir",
+                     str(tmp_path / "b"), "--set", bad, "verbose=0"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1
