@@ -4,7 +4,8 @@
 
 The embedded synthetic dataset (3,000 views of 300 rooms, 96 px), 6 tasks
 (2D edges, 2D keypoints, autoencoding, z-depth, normals, reshading), small
-networks at 64 px (460 steps of 32), first-order transfers with 3 readout
+networks at 64 px (up to 460 steps of 32, validated 8 times, the best state
+kept), first-order transfers with 3 readout
 seeds (150 steps of 16 on the 480 ``val`` images), 100 bootstrap resamples.
 
 Run time: about 6 minutes on a 2-core x86_64 CPU machine with oneDNN, about 16

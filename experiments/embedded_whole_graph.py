@@ -6,7 +6,8 @@
 Every catalog task the embedded data supplies (``--tasks all``: all 25 task
 networks, the 22 targets and the source-only colorization, in-painting and
 jigsaw; the untrained ``random`` encoder is the grid's baseline), at the
-default run's settings: small networks at 64 px (460 steps of 32), first-order
+default run's settings: small networks at 64 px (up to 460 steps of 32, the best of
+8 validations kept), first-order
 transfers into every target, the four multi-view ones included, from every
 other task, ``random`` and ``pixels``, 3 readout seeds of 150 steps on the 480
 ``val`` images. Networks that do not beat their constant prediction clearly
