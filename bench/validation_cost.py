@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import subprocess
@@ -27,12 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from taskonomy_tf.config import NetworksConfig
+from taskonomy_tf.pipeline.stages import validation_plan
+
 
 def train_once(task: str, steps: int, validations: int, seed: int, workdir: Path) -> dict:
-    per_epoch = math.ceil(steps / (validations or 2))  # as pipeline.stages.stage_train
+    plan = validation_plan(NetworksConfig(steps=steps, validations=validations))
     cmd = [sys.executable, "-m", "taskonomy_tf.train", "--task", task, "--workdir", str(workdir),
-           "--steps", str(steps), "--seed", str(seed), "--set", f"steps_per_epoch={per_epoch}",
-           f"validation_freq={int(validations > 0)}", "tensorboard=false", "verbose=0"]
+           "--steps", str(steps), "--seed", str(seed), "--set",
+           *(f"{k}={v}" for k, v in plan.items()), "tensorboard=false", "verbose=0"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     wall = time.perf_counter() - t0

@@ -60,6 +60,8 @@ def _steps(v: dict) -> str:
 
 
 def _network_blocks(cfg, res, display_name) -> list[tuple]:
+    from taskonomy_tf.training.callbacks import TIE  # Keras: imported when a report is built
+
     metrics = res["train"]["metrics"]
     wins = res.get("taxonomy", {}).get("network_win_rates") or {}
 
@@ -81,7 +83,8 @@ def _network_blocks(cfg, res, display_name) -> list[tuple]:
             f"{cfg.networks.max_constant_ratio:g}. Beside it, the paper's Table 1 measure: the "
             "share of test images on which the network beats the constant prediction, and the "
             "readout of the untrained (random) encoder. Steps: those of the state kept (the one "
-            "with the lowest validation loss, ties within 1% to the later), of those trained.")
+            f"with the lowest validation loss, ties within {TIE:.0%} to the later), of those "
+            "trained.")
     out = [("h2", "Do the task networks learn their tasks?"), ("p", text),
            ("table", ["task", "constant guess", "untrained", "network", "ratio to floor",
                       "wins vs constant", "wins vs random", "steps"], rows)]

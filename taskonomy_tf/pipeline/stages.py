@@ -121,6 +121,15 @@ def network_sets(ctx: Context) -> list[tuple[str, str, int]]:
         (f"models.{k}", f"transfers.{k}", 1_000_000 + 1_000 * seed + k) for k in range(1, n)]
 
 
+def validation_plan(networks) -> dict:
+    """The pipeline's epochs of a network (``networks``: the experiment's
+    section): ``networks.validations`` epochs, each validated (the best state
+    kept), or with 0 two epochs (resumable half way) validated once at the
+    end. Returns ``TrainConfig`` fields: ``steps_per_epoch``, ``validation_freq``."""
+    n = networks.validations
+    return {"steps_per_epoch": -(-networks.steps // (n or 2)), "validation_freq": int(n > 0)}
+
+
 def stage_train(ctx: Context) -> dict:
     """One network per task under ``models/<task>`` (per set of networks:
     ``network_sets``), each compared with its floor on ``val``: the lower of
@@ -136,13 +145,8 @@ def stage_train(ctx: Context) -> dict:
     every: dict[str, list[dict]] = {t: [] for t in ctx.tasks}
     jobs = [(folder, seed, task) for folder, _, seed in sets for task in ctx.tasks]
     for folder, seed, task in tqdm(jobs, desc="train", unit="network", disable=not ctx.progress):
-        # validated networks.validations times (an epoch each; kept: the best
-        # state), or once at the end and resumable half way; no TensorBoard
-        n = cfg.networks.validations
-        tc = TrainConfig.from_experiment(cfg, task, steps_per_epoch=-(-cfg.networks.steps
-                                                                      // (n or 2)),
-                                         validation_freq=int(n > 0), tensorboard=False,
-                                         verbose=0)
+        tc = TrainConfig.from_experiment(cfg, task, **validation_plan(cfg.networks),
+                                         tensorboard=False, verbose=0)
         tc = dataclasses.replace(tc, seed=seed,
                                  data=dataclasses.replace(cfg.data, path=str(ctx.data)))
         train_and_evaluate(tc, ctx.out / folder / task, resume=True)

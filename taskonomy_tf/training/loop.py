@@ -249,21 +249,22 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
                 model.fit(train, shuffle=False, **fit_args)
         steps = done[-1]["step"] if resumed_stopped else int(model.optimizer.iterations.numpy())
-        kept = _restore_kept(model, out)
+        record = json.loads((out / "metrics.json").read_text())  # with the epochs fit added
+        kept = _restore_kept(model, out, record["epochs"])
         if val is not None:
-            data_ = json.loads((out / "metrics.json").read_text())
             final = mean_loss(spec, model, val)
-            data_["final"] = {"val_loss": final, **floor_ratios(data_, final),
-                              "step": kept["step"] if kept else steps, "steps_trained": steps,
-                              "stopped": stop.reason or "steps"}
-            metrics_cb.write(data_)
+            record["final"] = {"val_loss": final, **floor_ratios(record, final),
+                               "step": kept["step"] if kept else steps, "steps_trained": steps,
+                               "stopped": stop.reason or "steps"}
+            metrics_cb.write(record)
         _save_atomic(get_encoder(model), out / "encoder.keras")
         _save_atomic(model, out / "model.keras")
         write_json_atomic(out / DONE, {"steps": steps})
         shutil.rmtree(out / "backup", ignore_errors=True)
-        for f in (out / "checkpoints").glob("epoch-*.weights.h5"):
-            if kept is not None and f.name != CHECKPOINT.format(epoch=kept["epoch"]):
-                f.unlink()  # model.keras holds the kept state; the others are 14 MB each
+        if kept is not None:  # model.keras holds the kept state; the others are 14 MB each
+            for f in (out / "checkpoints").glob("epoch-*.weights.h5"):
+                if f.name != CHECKPOINT.format(epoch=kept["epoch"]):
+                    f.unlink()
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
     if not chief:
@@ -272,11 +273,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
     return finished_result(workdir)
 
 
-def _restore_kept(model: keras.Model, out: Path) -> dict | None:
-    """Loads the weights of the epoch ``kept_epoch`` keeps, if it is not the
-    last; returns that epoch's ``metrics.json`` entry (``None``: nothing was
-    validated, the last state is kept)."""
-    epochs = json.loads((out / "metrics.json").read_text())["epochs"]
+def _restore_kept(model: keras.Model, out: Path, epochs: list[dict]) -> dict | None:
+    """Loads the weights of the epoch ``kept_epoch`` keeps among ``epochs``
+    (``metrics.json``'s), if it is not the last; returns that epoch's entry
+    (``None``: nothing was validated, the last state is kept)."""
     kept = kept_epoch(epochs)
     if kept is not None and kept["epoch"] != epochs[-1]["epoch"]:
         model.load_weights(out / "checkpoints" / CHECKPOINT.format(epoch=kept["epoch"]))
