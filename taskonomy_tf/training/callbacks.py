@@ -1,4 +1,6 @@
-"""Callbacks of a training run: NaN guard and per-epoch metrics as JSON."""
+"""Callbacks of a training run: NaN guard, per-epoch metrics as JSON, the
+kept state and early stopping, and validation draws that leave training's
+alone."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ import keras
 
 from taskonomy_tf.errors import UserError
 from taskonomy_tf.fileio import write_json_atomic
+
+# The generator state a sampling loss draws from while validating (any pair
+# of integers is a valid state of ``keras.random.SeedGenerator``).
+VALIDATION_DRAW = (2018, 0)
 
 
 class TrainingError(UserError, RuntimeError):
@@ -117,3 +123,38 @@ class EarlyStop(keras.callbacks.Callback):
             self.reason = "time"
         if self.reason is not None:
             self.model.stop_training = True
+
+
+class FixedValidationDraw(keras.callbacks.Callback):
+    """Validation draws the pixels of a sampling loss (``models.losses``,
+    the segmentation metric) from one fixed generator state, and training's
+    draws continue where they were.
+
+    Without it each validation advanced the loss's generator, so a network
+    validated eight times trained on other pixels than the same network
+    validated once, and each validation scored other pixels. With it the
+    training path does not depend on how often it is validated, and every
+    validation scores the same pixels of the same images (the validation
+    split is read in order), so epochs compare on one sample. Losses without
+    a ``seed_generator`` are left alone.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._saved: list = []
+
+    def _generators(self) -> list:
+        loss = self.model.loss
+        losses = loss.values() if isinstance(loss, dict) else [loss]
+        return [g for g in (getattr(f, "seed_generator", None) for f in losses)
+                if isinstance(g, keras.random.SeedGenerator)]
+
+    def on_test_begin(self, logs=None):
+        self._saved = [(g, g.state.numpy()) for g in self._generators()]
+        for g, _ in self._saved:
+            g.state.assign(VALIDATION_DRAW)
+
+    def on_test_end(self, logs=None):
+        for g, state in self._saved:
+            g.state.assign(state)
+        self._saved = []

@@ -37,6 +37,7 @@ from taskonomy_tf.models import build_task_model, compile_task_model, get_encode
 from taskonomy_tf.tasks import get_task
 from taskonomy_tf.training.callbacks import (
     EarlyStop,
+    FixedValidationDraw,
     MetricsJson,
     NanGuard,
     TrainingError,
@@ -215,6 +216,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike,
             metrics_cb.write(record)
         callbacks = [
             NanGuard(str(out / "checkpoints")),
+            FixedValidationDraw(),
             *(callbacks or []),
             # backed up at each epoch's end: Keras resumes at an epoch boundary,
             # so a mid-epoch backup would repeat that epoch's steps on resume

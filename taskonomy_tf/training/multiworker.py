@@ -142,10 +142,12 @@ def fit_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy, train
         logs = {"loss": total / max(done, 1)}
         if validation_data is not None and (epoch + 1) % max(1, validation_freq) == 0:
             losses = []
+            callbacks.on_test_begin()
             for i, b in enumerate(distributed(validation_data)):
                 if validation_steps is not None and i >= validation_steps:
                     break
                 losses.append(float(eval_batch(b)))
+            callbacks.on_test_end()
             logs["val_loss"] = float(np.mean(losses)) if losses else float("nan")
             history.setdefault("val_loss", []).append(logs["val_loss"])
         history["loss"].append(logs["loss"])

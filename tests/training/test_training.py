@@ -405,6 +405,23 @@ def test_the_same_steps_give_the_same_network_whatever_the_epochs(split_records,
         np.testing.assert_array_equal(a, b)
 
 
+def test_validating_does_not_move_a_sampling_loss_training(split_records, tmp_path):
+    """The segmentation metric samples its pixels from a generator. A run
+    validated after every epoch and one validated only at its end train on
+    the same draws (the same training loss in the last epoch, bitwise), and
+    their last validations, of the same weights, score the same pixels."""
+    runs = {}
+    for name, freq in (("every", 1), ("end", 2)):
+        train_and_evaluate(config(split_records, task="segment_unsup2d", steps=8,
+                                  steps_per_epoch=4, validation_freq=freq, tensorboard=False),
+                           tmp_path / name)
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())["epochs"]
+    every, end = runs["every"], runs["end"]
+    assert "val_loss" in every[0] and "val_loss" not in end[0]
+    assert every[1]["loss"] == end[1]["loss"]
+    assert every[1]["val_loss"] == end[1]["val_loss"]
+
+
 def test_the_transfer_command_reads_the_experiments_split():
     import contextlib
     import io
