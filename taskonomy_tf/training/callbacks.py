@@ -14,8 +14,9 @@ import keras
 from taskonomy_tf.errors import UserError
 from taskonomy_tf.fileio import write_json_atomic
 
-# The generator state a sampling loss draws from while validating (any pair
-# of integers is a valid state of ``keras.random.SeedGenerator``).
+# The generator state a sampling loss draws from while validating: an
+# arbitrary fixed pair (the paper's year), as any pair of integers is a valid
+# ``keras.random.SeedGenerator`` state; only its being fixed matters.
 VALIDATION_DRAW = (2018, 0)
 
 
