@@ -327,6 +327,37 @@ def test_the_multi_worker_loop_equals_fit(tmp_path):
 
 
 
+def test_the_multi_worker_loop_validates_a_sampling_loss_as_fit_does():
+    """With a loss that samples pixels (24 x 24 maps, more than the 300 it
+    draws), validated after each epoch: the multi-worker loop tells the
+    callbacks about its validation as ``fit`` does, so ``FixedValidationDraw``
+    keeps training's draws and both loops log the same losses."""
+    import tensorflow as tf
+
+    from taskonomy_tf.models.losses import TaskLoss
+    from taskonomy_tf.training.callbacks import FixedValidationDraw
+    from taskonomy_tf.training.multiworker import fit_multi_worker
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(12, 24, 24, 3)).astype("float32")
+    y = rng.integers(0, 4, size=(12, 24, 24, 1)).astype("int32")
+    data = tf.data.Dataset.from_tensor_slices((x, {"t": y})).batch(4)
+
+    def run(fit):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((24, 24, 3))
+        model = keras.Model(inp, {"t": keras.layers.Conv2D(4, 3, padding="same", name="t")(inp)})
+        model.compile(keras.optimizers.Adam(1e-2), loss={"t": TaskLoss("segment_metric", seed=3)})
+        return fit(model, dict(epochs=3, steps_per_epoch=3, validation_data=data.take(2),
+                               callbacks=[FixedValidationDraw()]))
+
+    ours = run(lambda m, kw: fit_multi_worker(m, tf.distribute.get_strategy(),
+                                              data.repeat(), **kw))
+    keras_ = run(lambda m, kw: m.fit(data.repeat(), verbose=0, shuffle=False, **kw).history)
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(ours[key], keras_[key], rtol=1e-5)
+
+
 def test_mixed_float16_trains_with_loss_scaling(split_records, tmp_path):
     """float16 needs loss scaling: Keras wraps the optimizer when the policy
     is mixed_float16; the run trains, its variables stay float32 and its
