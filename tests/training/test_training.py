@@ -326,7 +326,6 @@ def test_the_multi_worker_loop_equals_fit(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-
 def test_the_multi_worker_loop_validates_a_sampling_loss_as_fit_does():
     """With a loss that samples pixels (24 x 24 maps, more than the 300 it
     draws), validated after each epoch: the multi-worker loop tells the
