@@ -83,7 +83,8 @@ def estimate_taxonomy(ctx) -> dict:
     """The taxonomy stage: the budget sweep and the dictionary at the budget,
     on the estimates as first-order affinities."""
     from taskonomy_tf.estimate.affinity import taxonomy_affinities
-    from taskonomy_tf.pipeline.stages import _write, published_agreement
+    from taskonomy_tf.pipeline.context import write_json
+    from taskonomy_tf.pipeline.stages import published_agreement
     from taskonomy_tf.taxonomy import load_table, solve_taxonomy, sweep
 
     estimate = load_table(ctx.out / ctx.results["transfers"]["estimate"])
@@ -94,8 +95,8 @@ def estimate_taxonomy(ctx) -> dict:
     if tournament:
         aff.save(ctx.out / path)
     budgets = [float(b) for b in range(1, len(ctx.tasks) + 1)]
-    _write(folder / "sweep.json", sweep(aff, budgets, max_order=1))
-    _write(folder / "taxonomy.json", solve_taxonomy(aff, ctx.budget, 1).to_dict())
+    write_json(folder / "sweep.json", sweep(aff, budgets, max_order=1))
+    write_json(folder / "taxonomy.json", solve_taxonomy(aff, ctx.budget, 1).to_dict())
     out = {"mode": "estimate", "affinities": path, "tournament": tournament,
            "sweep": "taxonomy/sweep.json", "taxonomy": "taxonomy/taxonomy.json"}
     agreement = published_agreement(ctx, aff, 1)
@@ -111,7 +112,7 @@ def estimate_figures(ctx) -> dict:
     matplotlib.use("Agg")
 
     from taskonomy_tf import viz
-    from taskonomy_tf.pipeline.stages import save_figures
+    from taskonomy_tf.pipeline.figures import save_figures
     from taskonomy_tf.taxonomy import load_table
 
     tax = ctx.results["taxonomy"]

@@ -11,47 +11,17 @@ import dataclasses
 import json
 from pathlib import Path
 
-from taskonomy_tf.config import ExperimentConfig
 from taskonomy_tf.data.available import ALL  # light: the catalog only
 from taskonomy_tf.data.card import is_card
 from taskonomy_tf.errors import InputError, UserError
-from taskonomy_tf.taxonomy.table import BASELINES, CONSTANT, RANDOM  # numbers only: light
-
-
-@dataclasses.dataclass
-class Context:
-    config: ExperimentConfig
-    out: Path
-    progress: bool = True
-    results: dict = dataclasses.field(default_factory=dict)  # stage -> its returned dict
-
-    @property
-    def data(self) -> Path:
-        return Path(self.results["data"]["records"])
-
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        """The run's tasks: the configuration's, or with ``all`` every task
-        the data supplies (resolved by the data stage)."""
-        return tuple(self.results.get("data", {}).get("tasks") or self.config.tasks)
-
-    @property
-    def budget(self) -> float:
-        """The reported taxonomy's budget: the configuration's, or a third
-        of the tasks (at least 1)."""
-        b = self.config.taxonomy.budget
-        return b if b is not None else max(1, round(len(self.tasks) / 3))
-
-
-TRANSFER_MODES = ("train", "estimate")
-
-
-def _estimating(ctx: Context) -> bool:
-    """Whether the run estimates its affinities (``transfers.mode``)."""
-    mode = ctx.config.transfers.mode
-    if mode not in TRANSFER_MODES:
-        raise InputError(f"transfers.mode {mode!r}: expected one of {', '.join(TRANSFER_MODES)}")
-    return mode == "estimate"
+from taskonomy_tf.pipeline.context import Context, estimating, write_json
+from taskonomy_tf.pipeline.figures import stage_figures
+from taskonomy_tf.pipeline.measures import (
+    loss_ratios,
+    network_win_rates,
+    oracle_agreement,
+    random_checks,
+)
 
 
 def _has_split(records: Path, split: str) -> bool:
@@ -196,7 +166,7 @@ def stage_transfers(ctx: Context) -> dict:
     # transfers train on images the task networks never saw, as the paper's
     # did (its "val" split, reference section 4), when the data has them
     train_split = transfer_split(ctx.data, cfg.transfers.split)
-    if _estimating(ctx):
+    if estimating(ctx):
         from taskonomy_tf.pipeline.estimate_mode import estimate_transfers
 
         return estimate_transfers(ctx, train_split)
@@ -269,24 +239,6 @@ def prefilter_priors(ctx: Context) -> dict[str, dict[str, float]] | None:
     return estimate.meta.get("tournament") or None
 
 
-def random_checks(aff) -> dict[str, list[str]]:
-    """target -> trained first-order sources whose affinity is not above the
-    untrained (random) encoder's (a completed pre-filter's estimated pairs
-    are not trained: left out)."""
-    out = {}
-    estimated = aff.meta.get("estimated") or {}
-    for t in aff.targets:
-        random = aff.get((RANDOM,), t)
-        if random is None:
-            continue
-        below = sorted(r.sources[0] for r in aff.for_target(t)
-                       if r.order == 1 and r.sources[0] not in BASELINES and r.value <= random
-                       and r.sources[0] not in estimated.get(t, ()))
-        if below:
-            out[t] = below
-    return out
-
-
 def stage_taxonomy(ctx: Context) -> dict:
     """Win rates and AHP -> tables; the budget sweep; the dictionary at the
     budget; the bootstrap over test images and readout replicates."""
@@ -295,7 +247,7 @@ def stage_taxonomy(ctx: Context) -> dict:
     from taskonomy_tf.taxonomy.compare import cluster_means
     from taskonomy_tf.taxonomy.losses import loss_matrices, tables_from_matrices
 
-    if _estimating(ctx):
+    if estimating(ctx):
         from taskonomy_tf.pipeline.estimate_mode import estimate_taxonomy
 
         return estimate_taxonomy(ctx)
@@ -315,19 +267,19 @@ def stage_taxonomy(ctx: Context) -> dict:
     # chooses it (build_instance's default)
     rows = sweep(aff, budgets, max_order=cfg.transfers.max_order, wins_task=tables["wins_vs_task"],
                  wins_pixels=tables["wins_vs_pixels"])
-    _write(folder / "sweep.json", rows)
+    write_json(folder / "sweep.json", rows)
     solution = solve_taxonomy(aff, ctx.budget, cfg.transfers.max_order)
-    _write(folder / "taxonomy.json", solution.to_dict())
+    write_json(folder / "taxonomy.json", solution.to_dict())
     boot = bootstrap(matrices, [ctx.budget], cfg.transfers.max_order,
                      resamples=cfg.taxonomy.resamples,
                      confidence=cfg.taxonomy.confidence, seed=cfg.seed, priors=priors)
-    _write(folder / "bootstrap.json", boot.to_json())
+    write_json(folder / "bootstrap.json", boot.to_json())
     out = {"random_not_beaten": random_checks(aff),
            "tables": {k: f"taxonomy/{k}.json" for k in tables}, "sweep": "taxonomy/sweep.json",
            "taxonomy": "taxonomy/taxonomy.json", "bootstrap": "taxonomy/bootstrap.json",
            "cluster_means": {f"{a}->{b}": v for (a, b), v in cluster_means(aff).items()},
            "contrasts": boot.contrasts,
-           "mean_loss_ratio": _loss_ratios(matrices),
+           "mean_loss_ratio": loss_ratios(matrices),
            "network_win_rates": network_win_rates(matrices),
            **({"estimated": aff.meta["estimated"]} if aff.meta.get("estimated") else {}),
            **({"oracle": oracle_agreement(matrices)} if cfg.transfers.oracle else {})}
@@ -370,135 +322,14 @@ def published_agreement(ctx: Context, aff, max_order: int) -> str | None:
         return None
     if weak:
         agreement["left_out"] = {t: weak[t] for t in sorted(weak)}
-    _write(ctx.out / "taxonomy" / "agreement.json", agreement)
+    write_json(ctx.out / "taxonomy" / "agreement.json", agreement)
     return "taxonomy/agreement.json"
-
-
-def oracle_agreement(matrices) -> dict:
-    """target -> how the sources rank by their networks' codes against by
-    their true labels (``oracle:<task>`` readouts): the Spearman of the two
-    orders of mean test loss, and each source's loss through its network
-    over its loss through its labels (near 1: the network carries what the
-    label carries into this target; above 1: it carries less)."""
-    import numpy as np
-
-    from taskonomy_tf.taxonomy.table import ORACLE
-    from taskonomy_tf.taxonomy.yardsticks import spearman
-
-    out = {}
-    for t, (candidates, _, _, m) in matrices.items():
-        mean = {"+".join(c): float(m[i].mean()) for i, c in enumerate(candidates)}
-        pairs = [s for s in mean if ORACLE + s in mean]
-        if len(pairs) < 2:
-            continue
-        net = np.array([mean[s] for s in pairs])
-        lab = np.array([mean[ORACLE + s] for s in pairs])
-        out[t] = {"spearman": spearman(net, lab),
-                  "network_over_labels": {s: mean[s] / max(mean[ORACLE + s], 1e-12)
-                                          for s in pairs}}
-    return out
-
-
-def network_win_rates(matrices) -> dict:
-    """target -> the share of test images on which its own network (``self``)
-    has a lower loss than the constant prediction and than the untrained
-    encoder's readout (``random``, averaged over its replicates), ties half:
-    the paper's Table 1 measure of whether a network learnt its task."""
-    import numpy as np
-
-    out = {}
-    for t, (candidates, _, _, m) in matrices.items():
-        losses = {"+".join(c): m[i].mean(0) for i, c in enumerate(candidates)}
-        if "self" not in losses:
-            continue
-        own = losses["self"]
-        out[t] = {ref: float(np.mean((own < losses[ref]) + 0.5 * (own == losses[ref])))
-                  for ref in (CONSTANT, RANDOM) if ref in losses}
-    return out
-
-
-def _loss_ratios(matrices) -> dict:
-    """target -> candidate -> mean test loss / the constant candidate's (below 1:
-    better than the best constant prediction)."""
-    out = {}
-    for t, (candidates, _, _, m) in matrices.items():
-        means = {"+".join(c): float(m[i].mean()) for i, c in enumerate(candidates)}
-        if "constant" in means and means["constant"] > 0:
-            out[t] = {k: v / means["constant"] for k, v in means.items()}
-    return out
-
-
-def stage_figures(ctx: Context) -> dict:
-    """The heatmaps, the taxonomy graph, the budget curves and one tournament."""
-    if _estimating(ctx):
-        from taskonomy_tf.pipeline.estimate_mode import estimate_figures
-
-        return estimate_figures(ctx)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import numpy as np
-
-    from taskonomy_tf import viz
-    from taskonomy_tf.taxonomy import load_table
-    from taskonomy_tf.taxonomy.losses import loss_matrix, read_losses
-    from taskonomy_tf.transfer.grid import targets_of
-
-    tax = ctx.results["taxonomy"]
-    tables = {k: load_table(ctx.out / v) for k, v in tax["tables"].items()}
-    rows = json.loads((ctx.out / tax["sweep"]).read_text())
-    solution = json.loads((ctx.out / tax["taxonomy"]).read_text())
-    losses = read_losses(ctx.out / ctx.results["transfers"]["losses"])
-    target = targets_of(ctx.tasks)[-1]
-    names, _, _, m = loss_matrix(losses[target], target)
-    boot = json.loads((ctx.out / tax["bootstrap"]).read_text())
-    intervals = {(tuple(a["sources"]), a["target"]): (a["low"], a["high"])
-                 for a in boot["affinity"]}
-    figures = {
-        "heatmap": viz.heatmap(tables["affinities"], tables["wins_vs_task"]),
-        "heatmap_intervals": viz.heatmap(
-            tables["affinities"], intervals=intervals,
-            title=f"Affinities with {boot['confidence']:.0%} bootstrap intervals "
-                  f"({boot['resamples']} resamples of the test images and "
-                  f"{boot.get('replicates', 1)} readout replicates)"),
-        "heatmap_clustered": viz.heatmap(tables["affinities"], order="hierarchical",
-                                         dendrogram=True),
-        "graph": viz.taxonomy_graph(solution["choice"], tables["wins_vs_pixels"],
-                                    tables["wins_vs_task"],
-                                    title=f"Taxonomy at budget {ctx.budget:g}"),
-        "budget": viz.budget_curves(rows),
-        f"winrates_{target}": viz.winrate_matrix({n: np.asarray(r).mean(0)
-                                                  for n, r in zip(names, m)}, target),
-    }
-    return save_figures(ctx, figures)
-
-
-def save_figures(ctx: Context, figures: dict) -> dict:
-    """Each matplotlib figure written (atomically) to ``figures/<name>.png``
-    and closed; the stage's result: name -> path."""
-    import matplotlib.pyplot as plt
-
-    from taskonomy_tf.fileio import atomic_path
-
-    paths = {}
-    for name, fig in figures.items():
-        with atomic_path(ctx.out / "figures" / f"{name}.png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        paths[name] = f"figures/{name}.png"
-    return {"figures": paths}
 
 
 def stage_report(ctx: Context) -> dict:
     from taskonomy_tf.pipeline.report import write_report
 
     return write_report(ctx)
-
-
-def _write(path: Path, obj) -> None:
-    from taskonomy_tf.fileio import write_json_atomic
-
-    write_json_atomic(path, obj, sort_keys=False)  # keeps shares sorted by size
 
 
 STAGES = (("data", stage_data), ("train", stage_train), ("transfers", stage_transfers),

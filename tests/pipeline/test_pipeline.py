@@ -141,7 +141,7 @@ def test_transfer_grid_all_takes_the_trained_networks(models, split_records, cap
 def test_network_win_rates_count_images_and_ties():
     import numpy as np
 
-    from taskonomy_tf.pipeline.stages import network_win_rates
+    from taskonomy_tf.pipeline.measures import network_win_rates
 
     candidates = [("constant",), ("random",), ("self",)]
     m = np.array([[[1.0, 1.0, 1.0, 1.0]] * 2,            # constant (repeated replicate)
@@ -154,7 +154,7 @@ def test_network_win_rates_count_images_and_ties():
 def test_oracle_agreement_by_hand():
     import numpy as np
 
-    from taskonomy_tf.pipeline.stages import oracle_agreement
+    from taskonomy_tf.pipeline.measures import oracle_agreement
 
     candidates = [("a",), ("b",), ("c",), ("oracle:a",), ("oracle:b",), ("oracle:c",)]
     means = [1.0, 2.0, 3.0, 0.5, 1.0, 6.0]  # networks a < b < c, labels a < b < c

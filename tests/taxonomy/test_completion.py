@@ -127,7 +127,7 @@ def test_no_completion_without_a_shared_candidate_or_without_a_prior():
 
 
 def test_estimated_pairs_are_not_reported_as_trained_sources_below_random():
-    from taskonomy_tf.pipeline.stages import random_checks
+    from taskonomy_tf.pipeline.measures import random_checks
     from taskonomy_tf.taxonomy.table import Transfer, TransferTable
 
     records = [Transfer((s,), "t", v) for s, v in
