@@ -88,11 +88,20 @@ def _fixation(rng, room: Room) -> tuple[np.ndarray, np.ndarray]:
             return o + t0 * d, hit.normal[0]
 
 
+# Places drawn per call of ``_camera``, and calls before a point is given up
+# on. Rooms are at least 3 m across, so with the 1-6 m band a place is
+# always found; the bound turns a setting with no such place into an error
+# instead of an endless loop.
+CAMERA_DISTANCE = (1.0, 6.0)  # metres from the fixation point
+CAMERA_DRAWS = 100
+CAMERA_CALLS = 50
+
+
 def _camera(rng, room: Room, point: np.ndarray) -> np.ndarray | None:
-    for _ in range(100):
+    for _ in range(CAMERA_DRAWS):
         loc = _free_point(rng, room, CAMERA_HEIGHT)
         dist = np.linalg.norm(point - loc)
-        if not 1.0 <= dist <= 6.0:
+        if not CAMERA_DISTANCE[0] <= dist <= CAMERA_DISTANCE[1]:
             continue
         d = (point - loc) / dist
         hit = cast(loc, d[None], room)
@@ -159,9 +168,13 @@ def render_point(cfg: SynthConfig, b: int, p: int, out: str) -> int:
     rng = np.random.default_rng([cfg.seed, b, p, 2])
     written = 0
     for v in range(cfg.views):
-        loc = None
-        while loc is None:
-            loc = _camera(rng, room, point)
+        loc = next((c for c in (_camera(rng, room, point) for _ in range(CAMERA_CALLS))
+                    if c is not None), None)
+        if loc is None:
+            raise RuntimeError(
+                f"building {b} point {p}: no camera place {CAMERA_DISTANCE[0]:g}-"
+                f"{CAMERA_DISTANCE[1]:g} m from the fixation point that sees it in "
+                f"{CAMERA_CALLS * CAMERA_DRAWS} draws")
         rot = look_at(loc, point)
         fov = float(rng.uniform(*FOV_RANGE))
         files, _ = render(room, loc, rot, fov, cfg.size, rng, corners)

@@ -219,3 +219,17 @@ def test_the_labels_are_not_one_box_and_one_filter_read_twice(tmp_path):
     two = np.zeros((10, 10, 3), np.uint8)
     two[:, :3] = 7  # 30 pixels of one normal, 70 of another
     assert normal_top_share(two, k=1) == 0.7 and normal_top_share(two) == 1.0
+
+
+def test_a_point_no_camera_can_see_is_an_error_not_an_endless_loop(tmp_path, monkeypatch):
+    import importlib
+
+    gen = importlib.import_module("taskonomy_tf.synth.generate")
+    calls = []
+    real = gen._camera
+    monkeypatch.setattr(gen, "_camera", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(gen, "CAMERA_DISTANCE", (50.0, 60.0))  # no room is that large
+    with pytest.raises(RuntimeError, match="building 1 point 2: no camera place 50-60 m"):
+        gen.render_point(CFG, 1, 2, str(tmp_path))
+    assert len(calls) == gen.CAMERA_CALLS
+    assert not [f for f in tmp_path.rglob("*") if f.is_file()]  # nothing half-written
