@@ -2,7 +2,9 @@
 of what it made (paths relative to the output folder, and a few numbers)
 for ``stages/<name>.json`` and the report. Every stage is itself
 resumable: training resumes from its backups, the transfer grid skips
-finished jobs, and files are written atomically.
+finished jobs, and files are written atomically. The run's context is in
+``context.py``, the taxonomy stage's measures in ``measures.py`` and the
+figures stage in ``figures.py``.
 """
 
 from __future__ import annotations
