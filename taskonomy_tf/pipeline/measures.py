@@ -5,7 +5,12 @@ replicates, images))) or from the affinity table."""
 
 from __future__ import annotations
 
-from taskonomy_tf.taxonomy.table import BASELINES, CONSTANT, RANDOM  # numbers only: light
+from taskonomy_tf.taxonomy.table import BASELINES, CONSTANT, RANDOM, SELF  # numbers only: light
+
+
+def _by_name(candidates, rows) -> dict:
+    """candidate name ("a" or "a+b") -> its entry of ``rows`` (one per candidate)."""
+    return {"+".join(c): r for c, r in zip(candidates, rows)}
 
 
 def random_checks(aff) -> dict[str, list[str]]:
@@ -39,7 +44,7 @@ def oracle_agreement(matrices) -> dict:
 
     out = {}
     for t, (candidates, _, _, m) in matrices.items():
-        mean = {"+".join(c): float(m[i].mean()) for i, c in enumerate(candidates)}
+        mean = _by_name(candidates, [float(r.mean()) for r in m])
         pairs = [s for s in mean if ORACLE + s in mean]
         if len(pairs) < 2:
             continue
@@ -60,10 +65,10 @@ def network_win_rates(matrices) -> dict:
 
     out = {}
     for t, (candidates, _, _, m) in matrices.items():
-        losses = {"+".join(c): m[i].mean(0) for i, c in enumerate(candidates)}
-        if "self" not in losses:
+        losses = _by_name(candidates, [r.mean(0) for r in m])
+        if SELF not in losses:
             continue
-        own = losses["self"]
+        own = losses[SELF]
         out[t] = {ref: float(np.mean((own < losses[ref]) + 0.5 * (own == losses[ref])))
                   for ref in (CONSTANT, RANDOM) if ref in losses}
     return out
@@ -74,7 +79,7 @@ def loss_ratios(matrices) -> dict:
     better than the best constant prediction)."""
     out = {}
     for t, (candidates, _, _, m) in matrices.items():
-        means = {"+".join(c): float(m[i].mean()) for i, c in enumerate(candidates)}
-        if "constant" in means and means["constant"] > 0:
-            out[t] = {k: v / means["constant"] for k, v in means.items()}
+        means = _by_name(candidates, [float(r.mean()) for r in m])
+        if means.get(CONSTANT, 0) > 0:
+            out[t] = {k: v / means[CONSTANT] for k, v in means.items()}
     return out

@@ -172,9 +172,11 @@ def render_point(cfg: SynthConfig, b: int, p: int, out: str) -> int:
     rng = np.random.default_rng([cfg.seed, b, p, 2])
     written = 0
     for v in range(cfg.views):
-        loc = next((c for c in (_camera(rng, room, point) for _ in range(CAMERA_CALLS))
-                    if c is not None), None)
-        if loc is None:
+        for _ in range(CAMERA_CALLS):
+            loc = _camera(rng, room, point)
+            if loc is not None:
+                break
+        else:
             raise RuntimeError(
                 f"building {b} point {p}: no camera place {CAMERA_DISTANCE[0]:g}-"
                 f"{CAMERA_DISTANCE[1]:g} m from the fixation point that sees it in "
